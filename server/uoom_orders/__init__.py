@@ -1,0 +1,1 @@
+"""Order status service: async gRPC, CQRS over PostgreSQL, Kafka and DynamoDB."""

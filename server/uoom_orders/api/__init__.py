@@ -1,0 +1,1 @@
+"""gRPC entry point: servicer, error mapping, server."""

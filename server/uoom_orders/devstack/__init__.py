@@ -1,0 +1,1 @@
+"""Local stack launcher: real PostgreSQL, Kafka-protocol and DynamoDB-protocol servers on loopback."""

@@ -1,0 +1,1 @@
+"""Domain model: orders, lifecycle, validation, events. Pure: no I/O."""

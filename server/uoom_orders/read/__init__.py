@@ -1,0 +1,1 @@
+"""Read side: the tiers that answer status reads."""

@@ -1,0 +1,1 @@
+"""Write model on PostgreSQL: migrations, unit of work, repository, outbox."""

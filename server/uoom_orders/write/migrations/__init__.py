@@ -1,0 +1,1 @@
+"""Versioned SQL migrations of the write model, applied in file-name order."""
