@@ -12,7 +12,7 @@ _MIGRATION_LOCK_KEY = 0x756F6F6D  # "uoom"
 
 def _migration_files() -> list[tuple[str, str]]:
     folder = resources.files("uoom_orders.write.migrations")
-    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name.removesuffix(".sql"), p.read_text(encoding="utf-8")) for p in files]
 
 

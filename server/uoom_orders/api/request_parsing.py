@@ -1,0 +1,177 @@
+"""Requests to commands and queries: every field checked, every violation reported at once."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from uuid import UUID
+
+from google.protobuf.message import Message
+from uoom.orders.v1 import order_pb2, order_service_pb2
+
+from uoom_orders import wire
+from uoom_orders.domain import validation as rules
+from uoom_orders.domain.commands import CreateOrder, UpdateOrderStatus
+from uoom_orders.domain.order import DeliveryLocation, OrderItem, OrderStatus
+from uoom_orders.domain.validation import Violations
+from uoom_orders.read.ports import ListQuery, ListScope
+
+
+def _fingerprint(request: Message) -> bytes:
+    """The request's content without its request_id: a retry must match it exactly."""
+    copy = type(request)()
+    copy.CopyFrom(request)
+    copy.ClearField("request_id")
+    return hashlib.sha256(copy.SerializeToString(deterministic=True)).digest()
+
+
+def _optional_time(
+    message: Message, field: str, violations: Violations, now: datetime
+) -> datetime | None:
+    if not message.HasField(field):
+        return None
+    try:
+        value = wire.from_timestamp(getattr(message, field))
+    except (ValueError, OverflowError):
+        violations.add(field, "not a valid timestamp")
+        return None
+    return violations.future_time(field, value, now)
+
+
+def create_order(request: order_service_pb2.CreateOrderRequest) -> CreateOrder:
+    v = Violations()
+    now = datetime.now(UTC)
+    request_id = v.uuid("request_id", request.request_id)
+    customer_id = v.uuid("customer_id", request.customer_id)
+    restaurant_id = v.uuid("restaurant_id", request.restaurant_id)
+    channel_id = v.channel("channel_id", request.channel_id)
+    items, currency = _items(request.items, v)
+    location = _location(request, v)
+    eta = _optional_time(request, "estimated_delivery_time", v, now)
+    v.raise_if_any()
+    assert request_id and customer_id and restaurant_id and location
+    return CreateOrder(
+        request_id=request_id,
+        fingerprint=_fingerprint(request),
+        customer_id=customer_id,
+        restaurant_id=restaurant_id,
+        channel_id=channel_id,
+        currency_code=currency,
+        items=items,
+        delivery_location=location,
+        estimated_delivery_time=eta,
+    )
+
+
+def _items(
+    items: Sequence[order_pb2.OrderItem], v: Violations
+) -> tuple[tuple[OrderItem, ...], str]:
+    sequence = list(items)
+    if not sequence:
+        v.add("items", "at least one item is required")
+        return (), ""
+    if len(sequence) > rules.MAX_ITEMS:
+        v.add("items", f"at most {rules.MAX_ITEMS} items, got {len(sequence)}")
+        return (), ""
+    currency = sequence[0].unit_price.currency_code
+    parsed = []
+    for n, item in enumerate(sequence):
+        at = f"items[{n}]"
+        item_id = v.text(f"{at}.item_id", item.item_id, max_len=100)
+        name = v.text(f"{at}.name", item.name, max_len=200)
+        quantity = v.int_range(f"{at}.quantity", item.quantity, 1, rules.MAX_QUANTITY)
+        if not item.HasField("unit_price"):
+            v.add(f"{at}.unit_price", "required")
+            continue
+        v.currency(f"{at}.unit_price.currency_code", item.unit_price.currency_code)
+        if item.unit_price.currency_code != currency:
+            v.add(
+                f"{at}.unit_price.currency_code",
+                f"every item must be in one currency: {currency!r} (items[0]), "
+                f"got {item.unit_price.currency_code!r}",
+            )
+        price = v.int_range(
+            f"{at}.unit_price.amount_minor",
+            item.unit_price.amount_minor,
+            0,
+            rules.MAX_UNIT_PRICE_MINOR,
+        )
+        parsed.append(OrderItem(item_id, name, quantity, price))
+    return tuple(parsed), currency
+
+
+def _location(
+    request: order_service_pb2.CreateOrderRequest, v: Violations
+) -> DeliveryLocation | None:
+    if not request.HasField("delivery_location"):
+        v.add("delivery_location", "required")
+        return None
+    loc = request.delivery_location
+    return DeliveryLocation(
+        latitude=v.coordinate("delivery_location.latitude", loc.latitude, 90),
+        longitude=v.coordinate("delivery_location.longitude", loc.longitude, 180),
+        address=v.text("delivery_location.address", loc.address, max_len=500),
+        city=v.text("delivery_location.city", loc.city, max_len=200),
+        postal_code=v.text("delivery_location.postal_code", loc.postal_code, max_len=20),
+    )
+
+
+def update_order_status(request: order_service_pb2.UpdateOrderStatusRequest) -> UpdateOrderStatus:
+    v = Violations()
+    request_id = v.uuid("request_id", request.request_id)
+    order_id = v.uuid("order_id", request.order_id)
+    status = wire.status_from_proto(request.status)
+    if status is None:
+        v.add("status", "required: one of " + ", ".join(f"ORDER_STATUS_{s}" for s in OrderStatus))
+    if request.expected_version < 0:
+        v.add("expected_version", f"must not be negative, got {request.expected_version}")
+    eta = _optional_time(request, "estimated_delivery_time", v, datetime.now(UTC))
+    v.raise_if_any()
+    assert request_id and order_id and status
+    return UpdateOrderStatus(
+        request_id=request_id,
+        fingerprint=_fingerprint(request),
+        order_id=order_id,
+        status=status,
+        expected_version=request.expected_version or None,
+        estimated_delivery_time=eta,
+    )
+
+
+def order_id_and_min_version(order_id: str, min_version: int) -> tuple[UUID, int]:
+    v = Violations()
+    parsed = v.uuid("order_id", order_id)
+    if min_version < 0:
+        v.add("min_version", f"must not be negative, got {min_version}")
+    v.raise_if_any()
+    assert parsed is not None
+    return parsed, min_version
+
+
+def batch_ids(order_ids: Sequence[str]) -> list[UUID]:
+    v = Violations()
+    raw = list(order_ids)
+    if not raw:
+        v.add("order_ids", "at least one order id is required")
+    elif len(raw) > rules.MAX_BATCH_IDS:
+        v.add("order_ids", f"at most {rules.MAX_BATCH_IDS} ids, got {len(raw)}")
+    parsed = [v.uuid(f"order_ids[{n}]", value) for n, value in enumerate(raw)] if not v else []
+    v.raise_if_any()
+    return [p for p in parsed if p is not None]
+
+
+def list_query(
+    scope: ListScope, owner_field: str, owner_id: str, page_size: int, status_filter: int
+) -> ListQuery:
+    v = Violations()
+    owner = v.uuid(owner_field, owner_id)
+    size = v.page_size("page_size", page_size)
+    status = None
+    if status_filter:
+        status = wire.status_from_proto(status_filter)
+        if status is None:
+            v.add("status_filter", f"unknown status {status_filter}")
+    v.raise_if_any()
+    assert owner is not None
+    return ListQuery(scope=scope, owner_id=owner, status=status, limit=size, after=None)

@@ -1,0 +1,168 @@
+"""The gRPC servicer: requests to commands and queries, results to responses. Nothing else."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from uoom.orders.v1 import order_service_pb2 as pb
+from uoom.orders.v1 import order_service_pb2_grpc
+
+from uoom_orders import wire
+from uoom_orders.api import request_parsing
+from uoom_orders.api.status_mapping import status_for
+from uoom_orders.application import handlers
+from uoom_orders.application.handlers import TraceContext, UnitOfWorkFactory
+from uoom_orders.application.queries import OrderQueries
+from uoom_orders.read.ports import ListScope
+
+SERVED_BY = "x-served-by"
+
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+Handler = Callable[["OrderServicer", Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]
+
+
+def _answer_errors(method: Handler[Req, Resp]) -> Handler[Req, Resp]:
+    """Any error becomes a status from the mapping table; nothing escapes as a stack trace."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def guarded(
+        self: OrderServicer, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
+    ) -> Resp:
+        try:
+            return await method(self, request, context)
+        except Exception as error:
+            await context.abort_with_status(status_for(error, name))
+            raise  # unreachable: abort_with_status raises
+
+    return guarded
+
+
+class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
+    def __init__(
+        self,
+        new_uow: UnitOfWorkFactory,
+        queries: OrderQueries,
+        trace_context: TraceContext = dict,
+    ) -> None:
+        self._new_uow = new_uow
+        self._queries = queries
+        self._trace_context = trace_context
+
+    def _served_by(self, context: grpc.aio.ServicerContext[Req, Resp]) -> None:
+        context.set_trailing_metadata(((SERVED_BY, self._queries.tier),))
+
+    @_answer_errors
+    async def CreateOrder(
+        self,
+        request: pb.CreateOrderRequest,
+        context: grpc.aio.ServicerContext[pb.CreateOrderRequest, pb.CreateOrderResponse],
+    ) -> pb.CreateOrderResponse:
+        order = await handlers.create_order(
+            request_parsing.create_order(request),
+            self._new_uow,
+            trace_context=self._trace_context,
+        )
+        return pb.CreateOrderResponse(order=wire.order_to_proto(order))
+
+    @_answer_errors
+    async def UpdateOrderStatus(
+        self,
+        request: pb.UpdateOrderStatusRequest,
+        context: grpc.aio.ServicerContext[
+            pb.UpdateOrderStatusRequest, pb.UpdateOrderStatusResponse
+        ],
+    ) -> pb.UpdateOrderStatusResponse:
+        order = await handlers.update_order_status(
+            request_parsing.update_order_status(request),
+            self._new_uow,
+            trace_context=self._trace_context,
+        )
+        return pb.UpdateOrderStatusResponse(order=wire.order_to_proto(order))
+
+    @_answer_errors
+    async def GetOrderStatus(
+        self,
+        request: pb.GetOrderStatusRequest,
+        context: grpc.aio.ServicerContext[pb.GetOrderStatusRequest, pb.GetOrderStatusResponse],
+    ) -> pb.GetOrderStatusResponse:
+        order_id, min_version = request_parsing.order_id_and_min_version(
+            request.order_id, request.min_version
+        )
+        summary = await self._queries.get_status(order_id, min_version)
+        self._served_by(context)
+        return pb.GetOrderStatusResponse(order=summary)
+
+    @_answer_errors
+    async def BatchGetOrderStatus(
+        self,
+        request: pb.BatchGetOrderStatusRequest,
+        context: grpc.aio.ServicerContext[
+            pb.BatchGetOrderStatusRequest, pb.BatchGetOrderStatusResponse
+        ],
+    ) -> pb.BatchGetOrderStatusResponse:
+        result = await self._queries.batch_get_status(request_parsing.batch_ids(request.order_ids))
+        self._served_by(context)
+        return pb.BatchGetOrderStatusResponse(
+            orders=result.orders, missing_order_ids=[str(i) for i in result.missing]
+        )
+
+    @_answer_errors
+    async def GetOrderDetails(
+        self,
+        request: pb.GetOrderDetailsRequest,
+        context: grpc.aio.ServicerContext[pb.GetOrderDetailsRequest, pb.GetOrderDetailsResponse],
+    ) -> pb.GetOrderDetailsResponse:
+        order_id, min_version = request_parsing.order_id_and_min_version(
+            request.order_id, request.min_version
+        )
+        order = await self._queries.get_details(order_id, min_version)
+        self._served_by(context)
+        return pb.GetOrderDetailsResponse(order=order)
+
+    @_answer_errors
+    async def ListOrdersByCustomer(
+        self,
+        request: pb.ListOrdersByCustomerRequest,
+        context: grpc.aio.ServicerContext[
+            pb.ListOrdersByCustomerRequest, pb.ListOrdersByCustomerResponse
+        ],
+    ) -> pb.ListOrdersByCustomerResponse:
+        query = request_parsing.list_query(
+            ListScope.CUSTOMER,
+            "customer_id",
+            request.customer_id,
+            request.page_size,
+            request.status_filter,
+        )
+        page = await self._queries.list_orders(query, request.page_token)
+        self._served_by(context)
+        return pb.ListOrdersByCustomerResponse(
+            orders=page.orders, next_page_token=page.next_page_token
+        )
+
+    @_answer_errors
+    async def ListOrdersByRestaurant(
+        self,
+        request: pb.ListOrdersByRestaurantRequest,
+        context: grpc.aio.ServicerContext[
+            pb.ListOrdersByRestaurantRequest, pb.ListOrdersByRestaurantResponse
+        ],
+    ) -> pb.ListOrdersByRestaurantResponse:
+        query = request_parsing.list_query(
+            ListScope.RESTAURANT,
+            "restaurant_id",
+            request.restaurant_id,
+            request.page_size,
+            request.status_filter,
+        )
+        page = await self._queries.list_orders(query, request.page_token)
+        self._served_by(context)
+        return pb.ListOrdersByRestaurantResponse(
+            orders=page.orders, next_page_token=page.next_page_token
+        )

@@ -1,0 +1,93 @@
+"""Read queries: validated requests in, read-model messages out, with the tier that served."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC
+from uuid import UUID
+
+from uoom.orders.v1 import order_pb2
+
+from uoom_orders.domain.errors import FieldViolation, InvalidInput, OrderNotFound, VersionNotReached
+from uoom_orders.read.page_token import InvalidPageToken, PageTokenCodec
+from uoom_orders.read.ports import ListQuery, OrderReadStore, PageCursor
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    orders: list[order_pb2.OrderSummary]
+    missing: list[UUID]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    orders: list[order_pb2.OrderSummary]
+    next_page_token: str
+
+
+def _check_found(order_id: UUID, version: int | None, min_version: int) -> None:
+    if version is None:
+        raise OrderNotFound(
+            f"order {order_id} does not exist", metadata={"order_id": str(order_id)}
+        )
+    if version < min_version:
+        raise VersionNotReached(
+            f"order {order_id} is at version {version}, below min_version {min_version}",
+            metadata={"order_id": str(order_id), "current_version": str(version)},
+        )
+
+
+class OrderQueries:
+    """Answers the read RPCs from a read store (one tier, or a chain of them)."""
+
+    def __init__(self, store: OrderReadStore, page_tokens: PageTokenCodec) -> None:
+        self._store = store
+        self._tokens = page_tokens
+
+    @property
+    def tier(self) -> str:
+        return self._store.name
+
+    async def get_status(self, order_id: UUID, min_version: int = 0) -> order_pb2.OrderSummary:
+        summary = await self._store.get_summary(order_id)
+        _check_found(order_id, None if summary is None else summary.version, min_version)
+        assert summary is not None
+        return summary
+
+    async def get_details(self, order_id: UUID, min_version: int = 0) -> order_pb2.Order:
+        order = await self._store.get_order(order_id)
+        _check_found(order_id, None if order is None else order.version, min_version)
+        assert order is not None
+        return order
+
+    async def batch_get_status(self, order_ids: Sequence[UUID]) -> BatchResult:
+        """Found orders and missing ids, each in order of first appearance, each once."""
+        unique = list(dict.fromkeys(order_ids))
+        found = await self._store.get_summaries(unique)
+        return BatchResult(
+            orders=[found[i] for i in unique if i in found],
+            missing=[i for i in unique if i not in found],
+        )
+
+    async def list_orders(self, query: ListQuery, page_token: str) -> Page:
+        """One page, newest first; `query.after` is taken from `page_token`."""
+        if page_token:
+            try:
+                query = replace(query, after=self._tokens.decode(query, page_token))
+            except InvalidPageToken as error:
+                raise InvalidInput(
+                    f"invalid page_token: {error}",
+                    violations=(FieldViolation("page_token", str(error)),),
+                ) from error
+        # One more than asked tells whether another page exists, so the last page is never empty.
+        rows = await self._store.list_summaries(replace(query, limit=query.limit + 1))
+        page, more = rows[: query.limit], len(rows) > query.limit
+        token = ""
+        if more:
+            last = page[-1]
+            token = self._tokens.encode(
+                query,
+                PageCursor(last.updated_at.ToDatetime(tzinfo=UTC), UUID(last.order_id)),
+            )
+        return Page(orders=page, next_page_token=token)

@@ -1,0 +1,166 @@
+"""Configuration from environment variables; a bad value stops the start and names the variable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlparse
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    grpc_host: str = "0.0.0.0"
+    grpc_port: int = 50051
+    db_pool_min_size: int = 2
+    db_pool_max_size: int = 20
+    shutdown_grace_seconds: float = 10.0
+    # Empty means: a random key per process (tokens then do not survive restarts or replicas).
+    page_token_secret: bytes = b""
+    log_level: str = "INFO"
+    aws_region: str = "us-east-1"
+    dynamodb_endpoint: str | None = None
+    dynamodb_table_prefix: str = "uoom-dev-"
+    dynamodb_max_retries: int = 3
+    dynamodb_timeout_ms: int = 5000
+    dax_endpoint: str | None = None
+    order_cache_ttl_hours: int = 72
+    kafka_bootstrap_servers: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Reads the variables; raises ConfigError naming the first bad one."""
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        settings = cls(
+            database_url=reader.get("DATABASE_URL", _postgres_url),
+            grpc_host=reader.get("GRPC_HOST", str, cls.grpc_host),
+            grpc_port=reader.get("GRPC_PORT", _int_between(0, 65535), cls.grpc_port),
+            db_pool_min_size=reader.get(
+                "DB_POOL_MIN_SIZE", _int_between(0, 1000), cls.db_pool_min_size
+            ),
+            db_pool_max_size=reader.get(
+                "DB_POOL_MAX_SIZE", _int_between(1, 1000), cls.db_pool_max_size
+            ),
+            shutdown_grace_seconds=reader.get(
+                "SHUTDOWN_GRACE_SECONDS", _positive_float, cls.shutdown_grace_seconds
+            ),
+            page_token_secret=reader.get("PAGE_TOKEN_SECRET", _secret, b""),
+            log_level=reader.get("LOG_LEVEL", _log_level, cls.log_level),
+            aws_region=reader.get("AWS_REGION", _non_empty, cls.aws_region),
+            dynamodb_endpoint=reader.get("DYNAMODB_ENDPOINT", _http_url, None),
+            dynamodb_table_prefix=reader.get(
+                "DYNAMODB_TABLE_PREFIX", _table_prefix, cls.dynamodb_table_prefix
+            ),
+            dynamodb_max_retries=reader.get(
+                "DYNAMODB_MAX_RETRIES", _int_between(0, 20), cls.dynamodb_max_retries
+            ),
+            dynamodb_timeout_ms=reader.get(
+                "DYNAMODB_TIMEOUT", _int_between(1, 600_000), cls.dynamodb_timeout_ms
+            ),
+            dax_endpoint=reader.get("DAX_ENDPOINT", _dax_url, None),
+            order_cache_ttl_hours=reader.get(
+                "ORDER_CACHE_TTL_HOURS", _int_between(1, 24 * 365), cls.order_cache_ttl_hours
+            ),
+            kafka_bootstrap_servers=reader.get("KAFKA_BOOTSTRAP_SERVERS", _host_ports, None),
+        )
+        if settings.db_pool_min_size > settings.db_pool_max_size:
+            raise ConfigError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        return settings
+
+
+class _Reader:
+    _MISSING: object = object()
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def get(self, name: str, parse: Callable[[str], T], default: T | object = _MISSING) -> T:
+        raw = self._env.get(name, "").strip()
+        if not raw:
+            if default is self._MISSING:
+                raise ConfigError(f"{name} is required")
+            return default  # type: ignore[return-value]
+        try:
+            return parse(raw)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"{name}={raw[:80]!r} is invalid: {error}") from error
+
+
+def _non_empty(raw: str) -> str:
+    return raw
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _postgres_url(raw: str) -> str:
+    if urlparse(raw).scheme not in ("postgres", "postgresql"):
+        raise ValueError("expected postgresql://user@host:port/database")
+    return raw
+
+
+def _http_url(raw: str) -> str:
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError("expected http(s)://host:port")
+    return raw
+
+
+def _dax_url(raw: str) -> str:
+    # The reference writes a bare host:port; amazon-dax-client wants dax:// or daxs://.
+    if "://" not in raw:
+        raw = f"dax://{raw}"
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("dax", "daxs") or not parsed.hostname:
+        raise ValueError("expected dax://host:8111 or daxs://host:9111")
+    return raw
+
+
+def _host_ports(raw: str) -> str:
+    for part in raw.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError("expected host:port[,host:port...]")
+    return raw
+
+
+def _table_prefix(raw: str) -> str:
+    if not all(c.isalnum() or c in "-_." for c in raw) or len(raw) > 200:
+        raise ValueError("letters, digits, '-', '_' and '.' only")
+    return raw
+
+
+def _secret(raw: str) -> bytes:
+    if len(raw) < 16:
+        raise ValueError("must be at least 16 characters")
+    return raw.encode()
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return level

@@ -1,0 +1,68 @@
+"""Errors the domain and the application raise; api/status_mapping.py maps each to a gRPC code."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One invalid field; `field` is the request field's path, e.g. `items[2].quantity`."""
+
+    field: str
+    description: str
+
+
+@dataclass
+class OrderServiceError(Exception):
+    """Base of the errors a caller can cause; `reason` is an UPPER_SNAKE ErrorInfo reason."""
+
+    message: str
+    reason: str = "ORDER_SERVICE_ERROR"
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class InvalidInput(OrderServiceError):
+    reason: str = "INVALID_ARGUMENT"
+    violations: Sequence[FieldViolation] = ()
+
+
+@dataclass
+class OrderNotFound(OrderServiceError):
+    reason: str = "ORDER_NOT_FOUND"
+
+
+@dataclass
+class IllegalTransition(OrderServiceError):
+    reason: str = "ILLEGAL_STATUS_TRANSITION"
+
+
+@dataclass
+class VersionConflict(OrderServiceError):
+    reason: str = "VERSION_MISMATCH"
+
+
+@dataclass
+class VersionNotReached(OrderServiceError):
+    """The caller asked for a version the order has not reached (min_version)."""
+
+    reason: str = "VERSION_NOT_REACHED"
+
+
+@dataclass
+class RequestIdReused(OrderServiceError):
+    """A request_id came back with a different request than the first time."""
+
+    reason: str = "REQUEST_ID_REUSED"
+
+
+@dataclass
+class StoreUnavailable(OrderServiceError):
+    """A store the request needs cannot be reached; the caller may retry."""
+
+    reason: str = "STORE_UNAVAILABLE"

@@ -1,0 +1,134 @@
+"""The read path's last tier: PostgreSQL, the source of truth."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+import asyncpg
+from uoom.orders.v1 import order_pb2
+
+from uoom_orders import wire
+from uoom_orders.domain.order import OrderStatus
+from uoom_orders.read.ports import ListQuery, ListScope
+
+_SUMMARY_COLUMNS = """
+    o.order_id, o.status, o.customer_id, o.restaurant_id, o.channel_id, o.currency_code,
+    o.total_minor, o.estimated_delivery_time, o.tracking_code, o.created_at, o.updated_at,
+    o.version
+"""
+
+
+class PostgresOrderReadStore:
+    """Reads orders straight from the write model, keyset-paginated on (updated_at, order_id)."""
+
+    name = "postgres"
+
+    _GET_SUMMARY = f"SELECT {_SUMMARY_COLUMNS} FROM orders o WHERE o.order_id = $1"
+    _GET_SUMMARIES = f"SELECT {_SUMMARY_COLUMNS} FROM orders o WHERE o.order_id = ANY($1::uuid[])"
+    # One round trip: the order's columns repeat on each item row.
+    _GET_ORDER = f"""
+        SELECT {_SUMMARY_COLUMNS}, o.delivery_latitude, o.delivery_longitude,
+            o.delivery_address, o.delivery_city, o.delivery_postal_code,
+            i.item_id, i.name, i.quantity, i.unit_price_minor, i.total_minor AS item_total
+        FROM orders o LEFT JOIN order_items i ON i.order_id = o.order_id
+        WHERE o.order_id = $1
+        ORDER BY i.line_no
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._list_sql = {scope: self._list_statement(scope) for scope in ListScope}
+
+    @staticmethod
+    def _list_statement(scope: ListScope) -> str:
+        owner = {ListScope.CUSTOMER: "customer_id", ListScope.RESTAURANT: "restaurant_id"}[scope]
+        # The row comparison walks the (owner, updated_at DESC, order_id DESC) index.
+        return f"""
+            SELECT {_SUMMARY_COLUMNS} FROM orders o
+            WHERE o.{owner} = $1
+              AND ($2::text IS NULL OR o.status = $2)
+              AND ($3::timestamptz IS NULL OR (o.updated_at, o.order_id) < ($3, $4::uuid))
+            ORDER BY o.updated_at DESC, o.order_id DESC
+            LIMIT $5
+        """
+
+    async def get_summary(self, order_id: UUID) -> order_pb2.OrderSummary | None:
+        row = await self._pool.fetchrow(self._GET_SUMMARY, order_id)
+        return None if row is None else summary_from_row(row)
+
+    async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
+        rows = await self._pool.fetch(self._GET_SUMMARIES, list(order_ids))
+        return {row["order_id"]: summary_from_row(row) for row in rows}
+
+    async def get_order(self, order_id: UUID) -> order_pb2.Order | None:
+        rows = await self._pool.fetch(self._GET_ORDER, order_id)
+        if not rows:
+            return None
+        first = rows[0]
+        summary = summary_from_row(first)
+        order = order_pb2.Order(
+            order_id=summary.order_id,
+            status=summary.status,
+            customer_id=summary.customer_id,
+            restaurant_id=summary.restaurant_id,
+            channel_id=summary.channel_id,
+            total=summary.total,
+            tracking_code=summary.tracking_code,
+            created_at=summary.created_at,
+            updated_at=summary.updated_at,
+            version=summary.version,
+            delivery_location=order_pb2.DeliveryLocation(
+                latitude=first["delivery_latitude"],
+                longitude=first["delivery_longitude"],
+                address=first["delivery_address"],
+                city=first["delivery_city"],
+                postal_code=first["delivery_postal_code"],
+            ),
+        )
+        if summary.HasField("estimated_delivery_time"):
+            order.estimated_delivery_time.CopyFrom(summary.estimated_delivery_time)
+        currency = first["currency_code"]
+        for row in rows:
+            if row["item_id"] is None:
+                continue
+            order.items.append(
+                order_pb2.OrderItem(
+                    item_id=row["item_id"],
+                    name=row["name"],
+                    quantity=row["quantity"],
+                    unit_price=wire.money(currency, row["unit_price_minor"]),
+                    total_price=wire.money(currency, row["item_total"]),
+                )
+            )
+        return order
+
+    async def list_summaries(self, query: ListQuery) -> list[order_pb2.OrderSummary]:
+        after = query.after
+        rows = await self._pool.fetch(
+            self._list_sql[query.scope],
+            query.owner_id,
+            None if query.status is None else query.status.value,
+            None if after is None else after.updated_at,
+            None if after is None else after.order_id,
+            query.limit,
+        )
+        return [summary_from_row(row) for row in rows]
+
+
+def summary_from_row(row: asyncpg.Record) -> order_pb2.OrderSummary:
+    summary = order_pb2.OrderSummary(
+        order_id=str(row["order_id"]),
+        status=wire.status_to_proto(OrderStatus(row["status"])),
+        customer_id=str(row["customer_id"]),
+        restaurant_id=str(row["restaurant_id"]),
+        channel_id=row["channel_id"],
+        total=wire.money(row["currency_code"], row["total_minor"]),
+        tracking_code=row["tracking_code"],
+        created_at=wire.timestamp(row["created_at"]),
+        updated_at=wire.timestamp(row["updated_at"]),
+        version=row["version"],
+    )
+    if row["estimated_delivery_time"] is not None:
+        summary.estimated_delivery_time.CopyFrom(wire.timestamp(row["estimated_delivery_time"]))
+    return summary

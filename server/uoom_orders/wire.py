@@ -1,0 +1,181 @@
+"""The contract's wire format: domain objects to and from the generated protobuf messages.
+
+Shared by the API (responses), the outbox (event payloads) and the projector (decoding).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from uoom.orders.v1 import order_events_pb2, order_pb2
+
+from uoom_orders.domain.events import OrderEvent, OrderEventType
+from uoom_orders.domain.order import DeliveryLocation, Order, OrderItem, OrderStatus
+
+_STATUS_TO_PROTO: dict[OrderStatus, order_pb2.OrderStatus.ValueType] = {
+    status: order_pb2.OrderStatus.Value(f"ORDER_STATUS_{status.value}") for status in OrderStatus
+}
+_STATUS_FROM_PROTO: dict[int, OrderStatus] = {
+    number: status for status, number in _STATUS_TO_PROTO.items()
+}
+
+_EVENT_TYPE_TO_PROTO: dict[OrderEventType, order_events_pb2.OrderEventType.ValueType] = {
+    OrderEventType.CREATED: order_events_pb2.ORDER_EVENT_TYPE_CREATED,
+    OrderEventType.STATUS_CHANGED: order_events_pb2.ORDER_EVENT_TYPE_STATUS_CHANGED,
+}
+_EVENT_TYPE_FROM_PROTO: dict[int, OrderEventType] = {
+    number: kind for kind, number in _EVENT_TYPE_TO_PROTO.items()
+}
+
+
+def status_to_proto(status: OrderStatus) -> order_pb2.OrderStatus.ValueType:
+    return _STATUS_TO_PROTO[status]
+
+
+def status_from_proto(number: int) -> OrderStatus | None:
+    """The domain status, or None for UNSPECIFIED and numbers this version does not know."""
+    return _STATUS_FROM_PROTO.get(number)
+
+
+def timestamp(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value.astimezone(UTC))
+    return ts
+
+
+def from_timestamp(ts: Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def money(currency_code: str, amount_minor: int) -> order_pb2.Money:
+    return order_pb2.Money(currency_code=currency_code, amount_minor=amount_minor)
+
+
+def order_to_proto(order: Order) -> order_pb2.Order:
+    message = order_pb2.Order(
+        order_id=str(order.order_id),
+        status=status_to_proto(order.status),
+        customer_id=str(order.customer_id),
+        restaurant_id=str(order.restaurant_id),
+        channel_id=order.channel_id,
+        total=money(order.currency_code, order.total_minor),
+        tracking_code=order.tracking_code,
+        created_at=timestamp(order.created_at),
+        updated_at=timestamp(order.updated_at),
+        version=order.version,
+        items=[
+            order_pb2.OrderItem(
+                item_id=item.item_id,
+                name=item.name,
+                quantity=item.quantity,
+                unit_price=money(order.currency_code, item.unit_price_minor),
+                total_price=money(order.currency_code, item.total_minor),
+            )
+            for item in order.items
+        ],
+        delivery_location=order_pb2.DeliveryLocation(
+            latitude=order.delivery_location.latitude,
+            longitude=order.delivery_location.longitude,
+            address=order.delivery_location.address,
+            city=order.delivery_location.city,
+            postal_code=order.delivery_location.postal_code,
+        ),
+    )
+    if order.estimated_delivery_time is not None:
+        message.estimated_delivery_time.CopyFrom(timestamp(order.estimated_delivery_time))
+    return message
+
+
+def order_from_proto(message: order_pb2.Order) -> Order:
+    """The domain order in a (trusted) message, e.g. an event payload."""
+    status = status_from_proto(message.status)
+    if status is None:
+        raise ValueError(f"unknown order status {message.status}")
+    location = message.delivery_location
+    return Order(
+        order_id=UUID(message.order_id),
+        customer_id=UUID(message.customer_id),
+        restaurant_id=UUID(message.restaurant_id),
+        channel_id=message.channel_id,
+        status=status,
+        currency_code=message.total.currency_code,
+        items=tuple(
+            OrderItem(
+                item_id=item.item_id,
+                name=item.name,
+                quantity=item.quantity,
+                unit_price_minor=item.unit_price.amount_minor,
+            )
+            for item in message.items
+        ),
+        delivery_location=DeliveryLocation(
+            latitude=location.latitude,
+            longitude=location.longitude,
+            address=location.address,
+            city=location.city,
+            postal_code=location.postal_code,
+        ),
+        estimated_delivery_time=(
+            from_timestamp(message.estimated_delivery_time)
+            if message.HasField("estimated_delivery_time")
+            else None
+        ),
+        tracking_code=message.tracking_code,
+        created_at=from_timestamp(message.created_at),
+        updated_at=from_timestamp(message.updated_at),
+        version=message.version,
+    )
+
+
+def summary_from_order(message: order_pb2.Order) -> order_pb2.OrderSummary:
+    """The status record of a whole-order message: the same fields without items and location."""
+    summary = order_pb2.OrderSummary(
+        order_id=message.order_id,
+        status=message.status,
+        customer_id=message.customer_id,
+        restaurant_id=message.restaurant_id,
+        channel_id=message.channel_id,
+        total=message.total,
+        tracking_code=message.tracking_code,
+        created_at=message.created_at,
+        updated_at=message.updated_at,
+        version=message.version,
+    )
+    if message.HasField("estimated_delivery_time"):
+        summary.estimated_delivery_time.CopyFrom(message.estimated_delivery_time)
+    return summary
+
+
+def summary_to_proto(order: Order) -> order_pb2.OrderSummary:
+    return summary_from_order(order_to_proto(order))
+
+
+def event_to_proto(event: OrderEvent) -> order_events_pb2.OrderEvent:
+    message = order_events_pb2.OrderEvent(
+        event_id=str(event.event_id),
+        event_type=_EVENT_TYPE_TO_PROTO[event.event_type],
+        occurred_at=timestamp(event.occurred_at),
+        version=event.version,
+        order=order_to_proto(event.order),
+    )
+    if event.previous_status is not None:
+        message.previous_status = status_to_proto(event.previous_status)
+    return message
+
+
+def event_from_proto(message: order_events_pb2.OrderEvent) -> OrderEvent:
+    """Raises ValueError for a message that is not a well-formed event."""
+    kind = _EVENT_TYPE_FROM_PROTO.get(message.event_type)
+    if kind is None:
+        raise ValueError(f"unknown event type {message.event_type}")
+    if not message.HasField("order") or message.version != message.order.version:
+        raise ValueError("event without an order, or its version differs from the order's")
+    return OrderEvent(
+        event_id=UUID(message.event_id),
+        event_type=kind,
+        occurred_at=from_timestamp(message.occurred_at),
+        order=order_from_proto(message.order),
+        previous_status=status_from_proto(message.previous_status),
+    )

@@ -1,0 +1,129 @@
+"""Orders and their items in PostgreSQL, read and written inside a unit of work."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from uoom_orders.domain.order import DeliveryLocation, Order, OrderItem, OrderStatus
+
+
+class PostgresOrderRepository:
+    """The write side's access to orders; every call runs on the unit of work's connection."""
+
+    _INSERT_ORDER = """
+        INSERT INTO orders (order_id, customer_id, restaurant_id, channel_id, status,
+            currency_code, total_minor, estimated_delivery_time, tracking_code,
+            delivery_latitude, delivery_longitude, delivery_address, delivery_city,
+            delivery_postal_code, created_at, updated_at, version)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+    """
+    # One round trip for all items, whatever their number.
+    _INSERT_ITEMS = """
+        INSERT INTO order_items (order_id, line_no, item_id, name, quantity,
+            unit_price_minor, total_minor)
+        SELECT $1, t.line_no, t.item_id, t.name, t.quantity, t.unit_price_minor, t.total_minor
+        FROM unnest($2::int[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[])
+            AS t(line_no, item_id, name, quantity, unit_price_minor, total_minor)
+    """
+    _SELECT_FOR_UPDATE = "SELECT * FROM orders WHERE order_id = $1 FOR UPDATE"
+    _SELECT_ITEMS = """
+        SELECT item_id, name, quantity, unit_price_minor FROM order_items
+        WHERE order_id = $1 ORDER BY line_no
+    """
+    # The version predicate is a second guard: the row lock already serialises writers.
+    _UPDATE_STATUS = """
+        UPDATE orders SET status = $2, estimated_delivery_time = $3, updated_at = $4, version = $5
+        WHERE order_id = $1 AND version = $5 - 1
+    """
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._conn = connection
+
+    async def add(self, order: Order) -> None:
+        location = order.delivery_location
+        await self._conn.execute(
+            self._INSERT_ORDER,
+            order.order_id,
+            order.customer_id,
+            order.restaurant_id,
+            order.channel_id,
+            order.status.value,
+            order.currency_code,
+            order.total_minor,
+            order.estimated_delivery_time,
+            order.tracking_code,
+            location.latitude,
+            location.longitude,
+            location.address,
+            location.city,
+            location.postal_code,
+            order.created_at,
+            order.updated_at,
+            order.version,
+        )
+        items = order.items
+        await self._conn.execute(
+            self._INSERT_ITEMS,
+            order.order_id,
+            list(range(1, len(items) + 1)),
+            [i.item_id for i in items],
+            [i.name for i in items],
+            [i.quantity for i in items],
+            [i.unit_price_minor for i in items],
+            [i.total_minor for i in items],
+        )
+
+    async def get_for_update(self, order_id: UUID) -> Order | None:
+        """The order, locked until the unit of work ends; None if there is none."""
+        row = await self._conn.fetchrow(self._SELECT_FOR_UPDATE, order_id)
+        if row is None:
+            return None
+        items = await self._conn.fetch(self._SELECT_ITEMS, order_id)
+        return order_from_row(row, items)
+
+    async def save_status_change(self, order: Order) -> None:
+        """Stores `order`, which must be one version after the stored one."""
+        result = await self._conn.execute(
+            self._UPDATE_STATUS,
+            order.order_id,
+            order.status.value,
+            order.estimated_delivery_time,
+            order.updated_at,
+            order.version,
+        )
+        if result != "UPDATE 1":
+            raise RuntimeError(f"order {order.order_id} changed under its row lock: {result}")
+
+
+def order_from_row(row: asyncpg.Record, items: list[asyncpg.Record]) -> Order:
+    return Order(
+        order_id=row["order_id"],
+        customer_id=row["customer_id"],
+        restaurant_id=row["restaurant_id"],
+        channel_id=row["channel_id"],
+        status=OrderStatus(row["status"]),
+        currency_code=row["currency_code"],
+        items=tuple(
+            OrderItem(
+                item_id=i["item_id"],
+                name=i["name"],
+                quantity=i["quantity"],
+                unit_price_minor=i["unit_price_minor"],
+            )
+            for i in items
+        ),
+        delivery_location=DeliveryLocation(
+            latitude=row["delivery_latitude"],
+            longitude=row["delivery_longitude"],
+            address=row["delivery_address"],
+            city=row["delivery_city"],
+            postal_code=row["delivery_postal_code"],
+        ),
+        estimated_delivery_time=row["estimated_delivery_time"],
+        tracking_code=row["tracking_code"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        version=row["version"],
+    )
