@@ -34,6 +34,19 @@ class Settings:
     dax_endpoint: str | None = None
     order_cache_ttl_hours: int = 72
     kafka_bootstrap_servers: str | None = None
+    kafka_topic: str = "uoom.orders.v1.order-events"
+    # Empty means "<kafka_topic>.dlq".
+    kafka_dead_letter_topic: str = ""
+    # Real Kafka: on. The local tansu broker rejects aiokafka's idempotent producer.
+    kafka_idempotent_producer: bool = True
+    projector_group_id: str = "uoom-orders-projector"
+    relay_poll_interval_seconds: float = 1.0
+    relay_batch_size: int = 500
+    outbox_retention_hours: float = 24.0
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.kafka_dead_letter_topic or f"{self.kafka_topic}.dlq"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +84,21 @@ class Settings:
                 "ORDER_CACHE_TTL_HOURS", _int_between(1, 24 * 365), cls.order_cache_ttl_hours
             ),
             kafka_bootstrap_servers=reader.get("KAFKA_BOOTSTRAP_SERVERS", _host_ports, None),
+            kafka_topic=reader.get("KAFKA_TOPIC", _topic, cls.kafka_topic),
+            kafka_dead_letter_topic=reader.get("KAFKA_DEAD_LETTER_TOPIC", _topic, ""),
+            kafka_idempotent_producer=reader.get(
+                "KAFKA_IDEMPOTENT_PRODUCER", _bool, cls.kafka_idempotent_producer
+            ),
+            projector_group_id=reader.get("PROJECTOR_GROUP_ID", _topic, cls.projector_group_id),
+            relay_poll_interval_seconds=reader.get(
+                "RELAY_POLL_INTERVAL_SECONDS", _positive_float, cls.relay_poll_interval_seconds
+            ),
+            relay_batch_size=reader.get(
+                "RELAY_BATCH_SIZE", _int_between(1, 10_000), cls.relay_batch_size
+            ),
+            outbox_retention_hours=reader.get(
+                "OUTBOX_RETENTION_HOURS", _positive_float, cls.outbox_retention_hours
+            ),
         )
         if settings.db_pool_min_size > settings.db_pool_max_size:
             raise ConfigError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
@@ -151,6 +179,21 @@ def _table_prefix(raw: str) -> str:
     if not all(c.isalnum() or c in "-_." for c in raw) or len(raw) > 200:
         raise ValueError("letters, digits, '-', '_' and '.' only")
     return raw
+
+
+def _topic(raw: str) -> str:
+    if len(raw) > 249 or not all(c.isalnum() or c in "._-" for c in raw):
+        raise ValueError("up to 249 letters, digits, '.', '_' or '-'")
+    return raw
+
+
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
 
 
 def _secret(raw: str) -> bytes:

@@ -15,6 +15,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from uoom.orders.v1 import order_service_pb2_grpc
+
 from uoom_orders_client import (
     CallInfo,
     DeadlineExceededError,

@@ -1,0 +1,90 @@
+"""Every Prometheus metric the service exports, defined once (names are a public contract).
+
+The reference write-up's names are kept where they exist (`dynamodb_cache_hits_total`,
+`dynamodb_read_latency_seconds` with its buckets). Defining a metric registers nothing
+with the outside world; the HTTP endpoint is started by bootstrap when configured.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# The reference's buckets: 1, 2, 5, 10, 20, 50 ms.
+READ_LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+RPC_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+# --- gRPC ---------------------------------------------------------------------------------
+RPC_HANDLED = Counter(
+    "grpc_server_handled_total", "RPCs completed, by method and status code", ["method", "code"]
+)
+RPC_LATENCY = Histogram(
+    "grpc_server_handling_seconds",
+    "Time to answer an RPC, by method",
+    ["method"],
+    buckets=RPC_LATENCY_BUCKETS,
+)
+
+# --- read path ----------------------------------------------------------------------------
+CACHE_HITS = Counter(
+    "dynamodb_cache_hits_total",
+    "Reads answered by a cache tier (near cache, DAX, DynamoDB) rather than PostgreSQL",
+    ["tier"],
+)
+CACHE_MISSES = Counter(
+    "dynamodb_cache_misses_total",
+    "Reads a tier could not answer (absent, expired or older than min_version)",
+    ["tier"],
+)
+READ_LATENCY = Histogram(
+    "dynamodb_read_latency_seconds",
+    "Latency of a read from one tier",
+    ["tier"],
+    buckets=READ_LATENCY_BUCKETS,
+)
+TIER_ERRORS = Counter(
+    "order_read_tier_errors_total", "Reads that failed or timed out in a tier", ["tier"]
+)
+TIER_BREAKER_STATE = Gauge(
+    "order_read_tier_breaker_state",
+    "Circuit breaker of a tier: 0 closed, 1 half-open, 2 open",
+    ["tier"],
+)
+READS_SERVED = Counter(
+    "order_reads_served_total", "Reads answered, by the tier that answered", ["tier"]
+)
+DYNAMODB_THROTTLES = Counter(
+    "dynamodb_throttled_requests_total", "DynamoDB requests rejected for throughput", ["operation"]
+)
+
+# --- outbox relay -------------------------------------------------------------------------
+OUTBOX_OLDEST_AGE = Gauge(
+    "outbox_oldest_unpublished_age_seconds", "Age of the oldest outbox row not yet published"
+)
+OUTBOX_PENDING = Gauge("outbox_unpublished_rows", "Outbox rows not yet published")
+OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox rows published to Kafka")
+OUTBOX_PUBLISH_ERRORS = Counter(
+    "outbox_publish_errors_total", "Failed attempts to publish a batch of outbox rows"
+)
+OUTBOX_PURGED = Counter("outbox_purged_total", "Published outbox rows deleted after retention")
+
+# --- projector ----------------------------------------------------------------------------
+PROJECTOR_APPLIED = Counter(
+    "projector_events_applied_total", "Events written to the read model", ["table"]
+)
+PROJECTOR_STALE = Counter(
+    "projector_stale_events_total",
+    "Events skipped because the read model already had that version or a newer one",
+    ["table"],
+)
+PROJECTOR_DEAD_LETTERS = Counter(
+    "projector_dead_letters_total", "Messages sent to the dead-letter topic"
+)
+PROJECTOR_CONSUMER_LAG = Gauge(
+    "projector_consumer_lag_messages", "Messages behind the end of the partition", ["partition"]
+)
+PROJECTOR_E2E_LAG = Histogram(
+    "projector_end_to_end_lag_seconds",
+    "From the change's commit (event time) to its write in the read model",
+    buckets=LAG_BUCKETS,
+)
