@@ -1,0 +1,44 @@
+"""The service in process, on a fresh database, reached through the generated client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from uoom_orders.bootstrap import running_service
+from uoom_orders.config import Settings
+from uoom_orders_client import OrderServiceClient
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings.from_env(
+        {
+            "DATABASE_URL": database_url,
+            "GRPC_HOST": "127.0.0.1",
+            "GRPC_PORT": "0",
+            "PAGE_TOKEN_SECRET": "integration-test-page-token-key",
+            "SHUTDOWN_GRACE_SECONDS": "1",
+        }
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[OrderServiceClient]:
+    async with (
+        running_service(settings) as service,
+        OrderServiceClient(f"127.0.0.1:{service.port}", default_timeout=10) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection, to look behind the API."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
