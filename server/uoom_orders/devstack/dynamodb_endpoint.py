@@ -1,0 +1,99 @@
+"""A DynamoDB-protocol endpoint: moto's server (`moto_server`) as a subprocess."""
+
+from __future__ import annotations
+
+import http.client
+import sys
+from pathlib import Path
+
+from uoom_orders.devstack.ports import LOOPBACK, port_accepts
+from uoom_orders.devstack.processes import ServerProcess
+
+
+def moto_server_argv(port: int, host: str = LOOPBACK) -> list[str]:
+    """The command that starts moto's server: the script next to this Python, else `-m`."""
+    script = Path(sys.executable).parent / "moto_server"
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "moto.server"]
+    return [*command, "-H", host, "-p", str(port)]
+
+
+def dynamodb_answers(port: int, host: str = LOOPBACK, timeout: float = 1.0) -> bool:
+    """True when a DynamoDB ListTables call on host:port returns 200 (moto ignores signatures)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(
+            "POST",
+            "/",
+            body=b"{}",
+            headers={
+                "Content-Type": "application/x-amz-json-1.0",
+                "X-Amz-Target": "DynamoDB_20120810.ListTables",
+                "Authorization": (
+                    "AWS4-HMAC-SHA256 Credential=testing/20000101/us-east-1/dynamodb/aws4_request,"
+                    " SignedHeaders=host, Signature=0"
+                ),
+            },
+        )
+        response = conn.getresponse()
+        response.read()
+        return response.status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+class MotoDynamoDBServer:
+    """moto's server on 127.0.0.1:`port`; state lives in memory, so a restart comes back empty."""
+
+    name = "dynamodb (moto)"
+
+    def __init__(self, port: int, log_path: Path, *, start_timeout: float = 60.0) -> None:
+        self.port = port
+        self.log_path = log_path
+        self.start_timeout = start_timeout
+        self._process: ServerProcess | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint URL for DynamoDB clients."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def is_running(self) -> bool:
+        """True while the server process runs."""
+        return self._process is not None and self._process.is_running
+
+    def start(self, timeout: float | None = None) -> None:
+        """Starts the server and waits until ListTables answers."""
+        if self.is_running:
+            return
+        self._process = ServerProcess(
+            self.name, moto_server_argv(self.port), self.log_path, cwd=self.log_path.parent
+        )
+        self._process.spawn()
+        self._process.wait_ready(
+            lambda: port_accepts(self.port) and dynamodb_answers(self.port),
+            timeout or self.start_timeout,
+            0.05,
+        )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout`."""
+        if self._process is not None:
+            self._process.terminate(timeout)
+
+    def pause(self) -> None:
+        """SIGSTOP: clients time out as if the server hung; `resume` brings it back intact."""
+        if self._process is not None:
+            self._process.pause()
+
+    def resume(self) -> None:
+        """SIGCONT after `pause`."""
+        if self._process is not None:
+            self._process.resume()
+
+    def kill(self) -> None:
+        """SIGKILL."""
+        if self._process is not None:
+            self._process.kill()
