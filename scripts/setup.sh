@@ -28,6 +28,15 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql
 fi
 
+# promtool checks the Prometheus alert rules; best effort: without it those checks are skipped.
+if ! command -v promtool >/dev/null && [[ $(id -u) -eq 0 ]]; then
+  step "installing promtool (Debian package prometheus)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; } \
+    || echo "promtool could not be installed: alert rules will not be linted by promtool" >&2
+fi
+
 # Python environment.
 python=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then

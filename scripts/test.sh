@@ -31,6 +31,9 @@ else
   echo "buf not found (PATH, .tmp/buf/node_modules/.bin): skipped; .ci/run installs it" >&2
 fi
 
+step "deployment assets (hadolint, cfn-lint, promtool)"
+bash scripts/lint_deploy.sh
+
 step "generated code is up to date"
 bash scripts/gen_protos.sh
 # Only the generated folder: the hand-written client next to it is not regenerated.
