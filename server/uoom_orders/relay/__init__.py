@@ -1,0 +1,31 @@
+"""The outbox relay: committed outbox rows → Kafka, in order per order, at least once."""
+
+from __future__ import annotations
+
+from uoom_orders.relay.memory_publisher import InMemoryEventPublisher
+from uoom_orders.relay.outbox_relay import OutboxRelay
+from uoom_orders.relay.outbox_store import OutboxStats, PostgresOutboxStore
+from uoom_orders.relay.publisher import EventPublisher, KafkaEventPublisher, PublishError
+from uoom_orders.relay.records import CONTENT_TYPE, EventMessage, OutboxRecord, event_message
+from uoom_orders.relay.topics import (
+    DEAD_LETTER_TOPIC_PARTITIONS,
+    EVENT_TOPIC_PARTITIONS,
+    ensure_topics,
+)
+
+__all__ = [
+    "CONTENT_TYPE",
+    "DEAD_LETTER_TOPIC_PARTITIONS",
+    "EVENT_TOPIC_PARTITIONS",
+    "EventMessage",
+    "EventPublisher",
+    "InMemoryEventPublisher",
+    "KafkaEventPublisher",
+    "OutboxRecord",
+    "OutboxRelay",
+    "OutboxStats",
+    "PostgresOutboxStore",
+    "PublishError",
+    "ensure_topics",
+    "event_message",
+]
