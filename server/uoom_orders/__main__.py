@@ -1,4 +1,4 @@
-"""Command line: `python -m uoom_orders serve|migrate|dev`."""
+"""Command line: `uoom-orders serve|migrate|create-tables|rebuild|dead-letters|dev`."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import logging
 import os
 import sys
 from collections.abc import Coroutine, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
+from uuid import UUID
 
 from uoom_orders.config import ConfigError, Settings
 
 T = TypeVar("T")
+ROLE_NAMES = ("api", "relay", "projector")
 
 
 def _configure_logging(level: str) -> None:
@@ -22,36 +25,70 @@ def _configure_logging(level: str) -> None:
     )
 
 
-def _serve(_: argparse.Namespace) -> int:
-    from uoom_orders.bootstrap import serve_until_signalled
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    import uvloop
 
+    return uvloop.run(coro)
+
+
+def _settings() -> Settings:
     settings = Settings.from_env()
     _configure_logging(settings.log_level)
-    _run(serve_until_signalled(settings))
-    return 0
+    return settings
+
+
+def _roles(raw: str) -> tuple[str, ...]:
+    roles = tuple(dict.fromkeys(r.strip() for r in raw.split(",") if r.strip()))
+    unknown = [r for r in roles if r not in ROLE_NAMES]
+    if not roles or unknown:
+        raise argparse.ArgumentTypeError(f"roles are a comma list of {', '.join(ROLE_NAMES)}")
+    return roles
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from uoom_orders.bootstrap import serve_until_signalled
+
+    return _run(serve_until_signalled(_settings(), args.roles))
 
 
 def _migrate(_: argparse.Namespace) -> int:
-    from uoom_orders.write.migrate import apply_migrations
+    from uoom_orders import commands
 
-    settings = Settings.from_env()
-    _configure_logging(settings.log_level)
-    applied = _run(apply_migrations(settings.database_url))
-    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
-    return 0
+    return _run(commands.migrate(_settings()))
+
+
+def _create_tables(_: argparse.Namespace) -> int:
+    from uoom_orders import commands
+
+    return _run(commands.create_read_model_tables(_settings()))
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from uoom_orders import commands
+
+    return _run(commands.rebuild(_settings(), args.customer_id, args.since))
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    from uoom_orders import commands
+
+    if args.action == "list":
+        return _run(commands.dead_letters_list(_settings(), args.limit))
+    return _run(commands.dead_letters_replay(_settings(), args.limit))
 
 
 def _dev(args: argparse.Namespace) -> int:
     from uoom_orders.devstack.session import run_dev_session
 
     _configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
-    return _run(run_dev_session(grpc_port=args.port))
+    return _run(run_dev_session(grpc_port=args.port, metrics_port=args.metrics_port))
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    import uvloop
-
-    return uvloop.run(coro)
+def _aware_time(raw: str) -> datetime:
+    value = datetime.fromisoformat(raw)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time zone, e.g. 2026-01-15T00:00:00Z")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,24 +96,56 @@ def build_parser() -> argparse.ArgumentParser:
         prog="uoom-orders", description="Order status service (gRPC, CQRS)."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
-        "serve", help="run the gRPC server (configured by environment variables)"
-    ).set_defaults(func=_serve)
+
+    serve = commands.add_parser(
+        "serve", help="run the service's roles (configured by environment variables)"
+    )
+    serve.add_argument(
+        "--roles",
+        type=_roles,
+        default=_roles(os.environ.get("SERVICE_ROLES", ",".join(ROLE_NAMES))),
+        help="comma list of api, relay, projector (default: all, or SERVICE_ROLES)",
+    )
+    serve.set_defaults(func=_serve)
+
     commands.add_parser(
         "migrate", help="apply pending PostgreSQL migrations to DATABASE_URL"
     ).set_defaults(func=_migrate)
+    commands.add_parser(
+        "create-tables", help="create the DynamoDB read-model tables (idempotent)"
+    ).set_defaults(func=_create_tables)
+
+    rebuild = commands.add_parser(
+        "rebuild", help="re-project the read model from PostgreSQL (safe while projecting)"
+    )
+    rebuild.add_argument("--customer-id", type=UUID, help="only this customer's orders")
+    rebuild.add_argument(
+        "--since", type=_aware_time, help="only orders updated at or after this ISO time"
+    )
+    rebuild.set_defaults(func=_rebuild)
+
+    dead = commands.add_parser("dead-letters", help="list or replay the projector's dead letters")
+    dead.add_argument("action", choices=("list", "replay"))
+    dead.add_argument("--limit", type=int, default=None, help="at most this many")
+    dead.set_defaults(func=_dead_letters)
+
     dev = commands.add_parser(
         "dev",
         help="start a local stack (PostgreSQL, Kafka-protocol broker, DynamoDB endpoint) "
-        "and the service on loopback; Ctrl-C stops everything",
+        "and every role of the service on loopback; Ctrl-C stops everything",
     )
     dev.add_argument("--port", type=int, default=50051, help="gRPC port (default 50051)")
+    dev.add_argument(
+        "--metrics-port", type=int, default=9464, help="Prometheus port (default 9464, 0: off)"
+    )
     dev.set_defaults(func=_dev)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "action", None) == "list" and args.limit is None:
+        args.limit = 100
     try:
         code: int = args.func(args)
     except ConfigError as error:

@@ -1,4 +1,5 @@
-"""All the wiring: stores, handlers, queries and the server, started and stopped in order."""
+"""All the wiring: stores, tiers, handlers, server and background roles, started in order and
+stopped in reverse."""
 
 from __future__ import annotations
 
@@ -7,30 +8,63 @@ import contextlib
 import logging
 import secrets
 import signal
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Collection
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
+import prometheus_client
 
 from uoom_orders.api.grpc_server import GrpcServer
 from uoom_orders.api.servicer import OrderServicer
 from uoom_orders.application.queries import OrderQueries
-from uoom_orders.config import Settings
+from uoom_orders.config import ConfigError, Settings
+from uoom_orders.projector.projector import OrderProjector, ProjectorConfig
+from uoom_orders.read.cache_feed import NearCacheFeed
+from uoom_orders.read.circuit_breaker import CircuitBreaker
+from uoom_orders.read.item_store import ItemReadStore
+from uoom_orders.read.near_cache import NearCache, NearCacheStore
 from uoom_orders.read.page_token import PageTokenCodec
 from uoom_orders.read.postgres_store import PostgresOrderReadStore
+from uoom_orders.read.tiers import ReadPath, Tier
+from uoom_orders.read.write_back import ReadModelWriteBack
+from uoom_orders.readmodel.client import dynamodb_client_from_settings
+from uoom_orders.readmodel.tables import TableNames
+from uoom_orders.readmodel.writer import ReadModelWriter
+from uoom_orders.relay import (
+    DEAD_LETTER_TOPIC_PARTITIONS,
+    EVENT_TOPIC_PARTITIONS,
+    OutboxRelay,
+    ensure_topics,
+)
 from uoom_orders.write.unit_of_work import PostgresUnitOfWork
 
 _log = logging.getLogger(__name__)
 
+ROLES = ("api", "relay", "projector")
 
-@dataclass(frozen=True)
+
+@dataclass
 class RunningService:
-    server: GrpcServer
-    pool: asyncpg.Pool
+    """What a started service exposes to its runner and to tests."""
+
+    roles: frozenset[str]
+    server: GrpcServer | None = None
+    pool: asyncpg.Pool | None = None
+    near_cache: NearCache | None = None
+    near_cache_feed: NearCacheFeed | None = None
+    write_back: ReadModelWriteBack | None = None
+    tiers: list[str] = field(default_factory=list)
+    background: list[Any] = field(default_factory=list)
+    # Long-running role tasks; if one ends by itself, the process shuts down (exit 1).
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def port(self) -> int:
+        if self.server is None:
+            raise RuntimeError("this process does not run the api role")
         return self.server.port
 
 
@@ -45,10 +79,154 @@ def _page_tokens(settings: Settings) -> PageTokenCodec:
     return PageTokenCodec(key)
 
 
+def _breaker(name: str, settings: Settings) -> CircuitBreaker:
+    return CircuitBreaker(
+        name,
+        failure_threshold=settings.breaker_failure_threshold,
+        reset_seconds=settings.breaker_reset_seconds,
+    )
+
+
+async def _read_path(
+    settings: Settings,
+    stack: AsyncExitStack,
+    pool: asyncpg.Pool,
+    dynamodb: Any | None,
+    service: RunningService,
+) -> ReadPath:
+    """The tiers configured by READ_TIERS, fastest first, then PostgreSQL."""
+    postgres = PostgresOrderReadStore(pool)
+    tier_timeout = settings.read_tier_timeout_ms / 1000
+    tables = TableNames.for_prefix(settings.dynamodb_table_prefix)
+    tiers: list[Tier] = []
+    remember = None
+    write_back = None
+    wanted = settings.read_tiers
+
+    if "near-cache" in wanted:
+        if settings.kafka_bootstrap_servers is None:
+            _log.warning("near cache off: it needs KAFKA_BOOTSTRAP_SERVERS to stay coherent")
+        else:
+            cache = NearCache(
+                max_entries=settings.near_cache_max_entries,
+                max_bytes=settings.near_cache_max_mb * 1024 * 1024,
+            )
+            feed = NearCacheFeed(
+                cache,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                topic=settings.kafka_topic,
+                entry_ttl_seconds=settings.order_cache_ttl_hours * 3600,
+            )
+            await stack.enter_async_context(feed)
+            tiers.append(Tier(NearCacheStore(cache, feed.is_live), serves_lists=False, local=True))
+            fill_ttl = settings.near_cache_fill_ttl_seconds
+
+            def remember(summary: Any, order: Any) -> None:
+                cache.put(summary, order, time.time() + fill_ttl)
+
+            service.near_cache, service.near_cache_feed = cache, feed
+
+    if "dax" in wanted and settings.dax_endpoint is not None:
+        from uoom_orders.read.dax_client import AsyncDaxClient, connect_dax
+
+        sync_client = await asyncio.to_thread(
+            connect_dax, settings.dax_endpoint, settings.aws_region
+        )
+        dax = AsyncDaxClient(sync_client, max_workers=settings.dax_threads)
+        stack.callback(dax.close)
+        # Not for lists: DAX's query cache is not invalidated by item writes.
+        tiers.append(
+            Tier(
+                ItemReadStore(dax, tables, name="dax"),
+                timeout=tier_timeout,
+                breaker=_breaker("dax", settings),
+                serves_lists=False,
+            )
+        )
+
+    if "dynamodb" in wanted and dynamodb is not None:
+        tiers.append(
+            Tier(
+                ItemReadStore(dynamodb, tables, name="dynamodb"),
+                timeout=tier_timeout,
+                breaker=_breaker("dynamodb", settings),
+            )
+        )
+        write_back = ReadModelWriteBack(
+            ReadModelWriter(dynamodb, settings.dynamodb_table_prefix),
+            postgres,
+            ttl_hours=settings.order_cache_ttl_hours,
+        )
+        stack.push_async_callback(write_back.aclose)
+        service.write_back = write_back
+
+    service.tiers = [t.name for t in tiers] + [postgres.name]
+    _log.info("read path: %s", " → ".join(service.tiers))
+    source = Tier(
+        postgres,
+        timeout=settings.postgres_read_timeout_ms / 1000,
+        breaker=_breaker("postgres", settings),
+    )
+    return ReadPath(tiers, source, remember=remember, write_back=write_back)
+
+
+def _serve_metrics(port: int, stack: AsyncExitStack) -> None:
+    """Prometheus text format on its own port, in prometheus-client's own thread."""
+    server, thread = prometheus_client.start_http_server(port)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    stack.callback(stop)
+    _log.info("metrics on http://0.0.0.0:%d/metrics", port)
+
+
+async def _ensure_topics(settings: Settings) -> None:
+    if settings.kafka_bootstrap_servers is None:
+        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is required for the relay and projector roles")
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        {
+            settings.kafka_topic: EVENT_TOPIC_PARTITIONS,
+            settings.dead_letter_topic: DEAD_LETTER_TOPIC_PARTITIONS,
+        },
+    )
+
+
+async def _start_projector(
+    settings: Settings, stack: AsyncExitStack, dynamodb: Any, service: RunningService
+) -> None:
+    projector = OrderProjector(
+        ReadModelWriter(dynamodb, settings.dynamodb_table_prefix),
+        ProjectorConfig.from_settings(settings),
+    )
+    await projector.start()
+    task = asyncio.create_task(projector.run(), name="projector")
+
+    async def stop() -> None:
+        await projector.stop()
+        await asyncio.gather(task, return_exceptions=True)
+
+    stack.push_async_callback(stop)
+    service.background.append(projector)
+    service.tasks.append(task)
+
+
+def _wants_dynamodb(settings: Settings, roles: Collection[str]) -> bool:
+    return "projector" in roles or ("api" in roles and "dynamodb" in settings.read_tiers)
+
+
 @contextlib.asynccontextmanager
-async def running_service(settings: Settings) -> AsyncIterator[RunningService]:
-    """Starts the service; on exit stops taking calls, drains, then closes the pool."""
+async def running_service(
+    settings: Settings, roles: Collection[str] = ("api",)
+) -> AsyncIterator[RunningService]:
+    """Starts the given roles; on exit stops taking calls, drains, then closes the stores."""
+    service = RunningService(roles=frozenset(roles))
     async with AsyncExitStack() as stack:
+        if settings.metrics_port:
+            _serve_metrics(settings.metrics_port, stack)
         pool = await asyncpg.create_pool(
             settings.database_url,
             min_size=settings.db_pool_min_size,
@@ -56,25 +234,50 @@ async def running_service(settings: Settings) -> AsyncIterator[RunningService]:
             command_timeout=30,
         )
         stack.push_async_callback(pool.close)
-        queries = OrderQueries(PostgresOrderReadStore(pool), _page_tokens(settings))
-        servicer = OrderServicer(lambda: PostgresUnitOfWork(pool), queries)
-        server = GrpcServer(
-            servicer, settings.grpc_host, settings.grpc_port, settings.shutdown_grace_seconds
-        )
-        await stack.enter_async_context(server)
-        yield RunningService(server=server, pool=pool)
+        service.pool = pool
+        if {"relay", "projector"} & service.roles:
+            await _ensure_topics(settings)
+        if "relay" in roles:
+            relay = OutboxRelay.from_settings(settings)
+            await stack.enter_async_context(relay)
+            service.background.append(relay)
+        dynamodb = None
+        if _wants_dynamodb(settings, roles):
+            dynamodb = await stack.enter_async_context(dynamodb_client_from_settings(settings))
+        if "projector" in roles:
+            await _start_projector(settings, stack, dynamodb, service)
+        if "api" in roles:
+            reads = await _read_path(settings, stack, pool, dynamodb, service)
+            queries = OrderQueries(reads, _page_tokens(settings))
+            servicer = OrderServicer(lambda: PostgresUnitOfWork(pool), queries)
+            server = GrpcServer(
+                servicer, settings.grpc_host, settings.grpc_port, settings.shutdown_grace_seconds
+            )
+            await stack.enter_async_context(server)
+            service.server = server
+        yield service
 
 
-async def serve_until_signalled(settings: Settings) -> None:
-    """Runs the service until SIGTERM or SIGINT, then shuts it down gracefully."""
+async def serve_until_signalled(settings: Settings, roles: Collection[str] = ROLES) -> int:
+    """Runs the roles until SIGTERM or SIGINT, then shuts them down gracefully; returns the
+    exit code: 0 after a signal, 1 when a role ended by itself."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with running_service(settings):
-            await stop.wait()
-            _log.info("signal received: shutting down")
+        async with running_service(settings, roles) as service:
+            stopped = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait(
+                [stopped, *service.tasks], return_when=asyncio.FIRST_COMPLETED
+            )
+            if stopped in done:
+                _log.info("signal received: shutting down")
+                return 0
+            stopped.cancel()
+            for task in done:
+                _log.error("role task %s ended by itself: %r", task.get_name(), task.exception())
+            return 1
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

@@ -43,6 +43,21 @@ class Settings:
     relay_poll_interval_seconds: float = 1.0
     relay_batch_size: int = 500
     outbox_retention_hours: float = 24.0
+    # Read tiers above PostgreSQL, in order; a tier whose store is not configured is left out
+    # (dax without DAX_ENDPOINT, near-cache without KAFKA_BOOTSTRAP_SERVERS).
+    read_tiers: tuple[str, ...] = ("near-cache", "dax", "dynamodb")
+    read_tier_timeout_ms: int = 250
+    postgres_read_timeout_ms: int = 3000
+    breaker_failure_threshold: int = 5
+    breaker_reset_seconds: float = 2.0
+    near_cache_max_entries: int = 100_000
+    near_cache_max_mb: int = 256
+    # Entries copied up from DynamoDB or PostgreSQL live this long; entries from the event
+    # stream live as long as the read model's items (ORDER_CACHE_TTL_HOURS).
+    near_cache_fill_ttl_seconds: float = 60.0
+    dax_threads: int = 8
+    # Prometheus metrics HTTP port; 0 turns the endpoint off.
+    metrics_port: int = 0
 
     @property
     def dead_letter_topic(self) -> str:
@@ -99,6 +114,30 @@ class Settings:
             outbox_retention_hours=reader.get(
                 "OUTBOX_RETENTION_HOURS", _positive_float, cls.outbox_retention_hours
             ),
+            read_tiers=reader.get("READ_TIERS", _read_tiers, cls.read_tiers),
+            read_tier_timeout_ms=reader.get(
+                "READ_TIER_TIMEOUT_MS", _int_between(1, 60_000), cls.read_tier_timeout_ms
+            ),
+            postgres_read_timeout_ms=reader.get(
+                "POSTGRES_READ_TIMEOUT_MS", _int_between(1, 600_000), cls.postgres_read_timeout_ms
+            ),
+            breaker_failure_threshold=reader.get(
+                "BREAKER_FAILURE_THRESHOLD", _int_between(1, 1000), cls.breaker_failure_threshold
+            ),
+            breaker_reset_seconds=reader.get(
+                "BREAKER_RESET_SECONDS", _positive_float, cls.breaker_reset_seconds
+            ),
+            near_cache_max_entries=reader.get(
+                "NEAR_CACHE_MAX_ENTRIES", _int_between(1, 100_000_000), cls.near_cache_max_entries
+            ),
+            near_cache_max_mb=reader.get(
+                "NEAR_CACHE_MAX_MB", _int_between(1, 1_000_000), cls.near_cache_max_mb
+            ),
+            near_cache_fill_ttl_seconds=reader.get(
+                "NEAR_CACHE_FILL_TTL_SECONDS", _positive_float, cls.near_cache_fill_ttl_seconds
+            ),
+            dax_threads=reader.get("DAX_THREADS", _int_between(1, 256), cls.dax_threads),
+            metrics_port=reader.get("METRICS_PORT", _int_between(0, 65535), cls.metrics_port),
         )
         if settings.db_pool_min_size > settings.db_pool_max_size:
             raise ConfigError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
@@ -179,6 +218,22 @@ def _table_prefix(raw: str) -> str:
     if not all(c.isalnum() or c in "-_." for c in raw) or len(raw) > 200:
         raise ValueError("letters, digits, '-', '_' and '.' only")
     return raw
+
+
+READ_TIER_NAMES = ("near-cache", "dax", "dynamodb")
+
+
+def _read_tiers(raw: str) -> tuple[str, ...]:
+    """A comma list of near-cache, dax, dynamodb (in that order), or "none"."""
+    if raw.lower() == "none":
+        return ()
+    tiers = tuple(part.strip() for part in raw.split(",") if part.strip())
+    unknown = [t for t in tiers if t not in READ_TIER_NAMES]
+    if unknown:
+        raise ValueError(f"unknown tier {unknown[0]!r}; known: {', '.join(READ_TIER_NAMES)}")
+    if list(tiers) != sorted(tiers, key=READ_TIER_NAMES.index) or len(set(tiers)) != len(tiers):
+        raise ValueError("tiers go fastest first, each once: near-cache, dax, dynamodb")
+    return tiers
 
 
 def _topic(raw: str) -> str:

@@ -21,6 +21,7 @@ def settings(database_url: str) -> Settings:
             "GRPC_PORT": "0",
             "PAGE_TOKEN_SECRET": "integration-test-page-token-key",
             "SHUTDOWN_GRACE_SECONDS": "1",
+            "READ_TIERS": "none",
         }
     )
 

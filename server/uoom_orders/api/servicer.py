@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -17,6 +18,7 @@ from uoom_orders.api.status_mapping import status_for
 from uoom_orders.application import handlers
 from uoom_orders.application.handlers import TraceContext, UnitOfWorkFactory
 from uoom_orders.application.queries import OrderQueries
+from uoom_orders.observability import metrics
 from uoom_orders.read.ports import ListScope
 
 SERVED_BY = "x-served-by"
@@ -27,18 +29,28 @@ Handler = Callable[["OrderServicer", Req, grpc.aio.ServicerContext[Req, Resp]], 
 
 
 def _answer_errors(method: Handler[Req, Resp]) -> Handler[Req, Resp]:
-    """Any error becomes a status from the mapping table; nothing escapes as a stack trace."""
+    """Any error becomes a status from the mapping table; nothing escapes as a stack trace.
+    Also counts each call by status code and times it."""
     name = method.__name__
+    latency = metrics.RPC_LATENCY.labels(method=name)
+    ok = metrics.RPC_HANDLED.labels(method=name, code="OK")
 
     @functools.wraps(method)
     async def guarded(
         self: OrderServicer, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
     ) -> Resp:
+        started = time.perf_counter()
         try:
-            return await method(self, request, context)
+            response = await method(self, request, context)
         except Exception as error:
-            await context.abort_with_status(status_for(error, name))
+            status = status_for(error, name)
+            metrics.RPC_HANDLED.labels(method=name, code=status.code.name).inc()
+            latency.observe(time.perf_counter() - started)
+            await context.abort_with_status(status)
             raise  # unreachable: abort_with_status raises
+        ok.inc()
+        latency.observe(time.perf_counter() - started)
+        return response
 
     return guarded
 
@@ -54,8 +66,9 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         self._queries = queries
         self._trace_context = trace_context
 
-    def _served_by(self, context: grpc.aio.ServicerContext[Req, Resp]) -> None:
-        context.set_trailing_metadata(((SERVED_BY, self._queries.tier),))
+    @staticmethod
+    def _served_by(context: grpc.aio.ServicerContext[Req, Resp], tier: str) -> None:
+        context.set_trailing_metadata(((SERVED_BY, tier),))
 
     @_answer_errors
     async def CreateOrder(
@@ -94,8 +107,8 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         order_id, min_version = request_parsing.order_id_and_min_version(
             request.order_id, request.min_version
         )
-        summary = await self._queries.get_status(order_id, min_version)
-        self._served_by(context)
+        summary, tier = await self._queries.get_status(order_id, min_version)
+        self._served_by(context, tier)
         return pb.GetOrderStatusResponse(order=summary)
 
     @_answer_errors
@@ -107,7 +120,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         ],
     ) -> pb.BatchGetOrderStatusResponse:
         result = await self._queries.batch_get_status(request_parsing.batch_ids(request.order_ids))
-        self._served_by(context)
+        self._served_by(context, result.served_by)
         return pb.BatchGetOrderStatusResponse(
             orders=result.orders, missing_order_ids=[str(i) for i in result.missing]
         )
@@ -121,8 +134,8 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         order_id, min_version = request_parsing.order_id_and_min_version(
             request.order_id, request.min_version
         )
-        order = await self._queries.get_details(order_id, min_version)
-        self._served_by(context)
+        order, tier = await self._queries.get_details(order_id, min_version)
+        self._served_by(context, tier)
         return pb.GetOrderDetailsResponse(order=order)
 
     @_answer_errors
@@ -141,7 +154,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             request.status_filter,
         )
         page = await self._queries.list_orders(query, request.page_token)
-        self._served_by(context)
+        self._served_by(context, page.served_by)
         return pb.ListOrdersByCustomerResponse(
             orders=page.orders, next_page_token=page.next_page_token
         )
@@ -162,7 +175,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             request.status_filter,
         )
         page = await self._queries.list_orders(query, request.page_token)
-        self._served_by(context)
+        self._served_by(context, page.served_by)
         return pb.ListOrdersByRestaurantResponse(
             orders=page.orders, next_page_token=page.next_page_token
         )

@@ -9,21 +9,29 @@ from uuid import UUID
 
 from uoom.orders.v1 import order_pb2
 
-from uoom_orders.domain.errors import FieldViolation, InvalidInput, OrderNotFound, VersionNotReached
+from uoom_orders.domain.errors import (
+    FieldViolation,
+    InvalidInput,
+    OrderNotFound,
+    VersionNotReached,
+)
 from uoom_orders.read.page_token import InvalidPageToken, PageTokenCodec
-from uoom_orders.read.ports import ListQuery, OrderReadStore, PageCursor
+from uoom_orders.read.ports import ListQuery, PageCursor
+from uoom_orders.read.tiers import ReadPath
 
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     orders: list[order_pb2.OrderSummary]
     missing: list[UUID]
+    served_by: str
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
     orders: list[order_pb2.OrderSummary]
     next_page_token: str
+    served_by: str
 
 
 def _check_found(order_id: UUID, version: int | None, min_version: int) -> None:
@@ -39,35 +47,36 @@ def _check_found(order_id: UUID, version: int | None, min_version: int) -> None:
 
 
 class OrderQueries:
-    """Answers the read RPCs from a read store (one tier, or a chain of them)."""
+    """Answers the read RPCs through the read path; each answer names the tier that served."""
 
-    def __init__(self, store: OrderReadStore, page_tokens: PageTokenCodec) -> None:
-        self._store = store
+    def __init__(self, reads: ReadPath, page_tokens: PageTokenCodec) -> None:
+        self._reads = reads
         self._tokens = page_tokens
 
-    @property
-    def tier(self) -> str:
-        return self._store.name
-
-    async def get_status(self, order_id: UUID, min_version: int = 0) -> order_pb2.OrderSummary:
-        summary = await self._store.get_summary(order_id)
+    async def get_status(
+        self, order_id: UUID, min_version: int = 0
+    ) -> tuple[order_pb2.OrderSummary, str]:
+        summary, tier = await self._reads.get_summary(order_id, min_version)
         _check_found(order_id, None if summary is None else summary.version, min_version)
         assert summary is not None
-        return summary
+        return summary, tier
 
-    async def get_details(self, order_id: UUID, min_version: int = 0) -> order_pb2.Order:
-        order = await self._store.get_order(order_id)
+    async def get_details(
+        self, order_id: UUID, min_version: int = 0
+    ) -> tuple[order_pb2.Order, str]:
+        order, tier = await self._reads.get_order(order_id, min_version)
         _check_found(order_id, None if order is None else order.version, min_version)
         assert order is not None
-        return order
+        return order, tier
 
     async def batch_get_status(self, order_ids: Sequence[UUID]) -> BatchResult:
         """Found orders and missing ids, each in order of first appearance, each once."""
         unique = list(dict.fromkeys(order_ids))
-        found = await self._store.get_summaries(unique)
+        found, tiers = await self._reads.get_summaries(unique)
         return BatchResult(
             orders=[found[i] for i in unique if i in found],
             missing=[i for i in unique if i not in found],
+            served_by=",".join(tiers),
         )
 
     async def list_orders(self, query: ListQuery, page_token: str) -> Page:
@@ -81,7 +90,7 @@ class OrderQueries:
                     violations=(FieldViolation("page_token", str(error)),),
                 ) from error
         # One more than asked tells whether another page exists, so the last page is never empty.
-        rows = await self._store.list_summaries(replace(query, limit=query.limit + 1))
+        rows, tier = await self._reads.list_summaries(replace(query, limit=query.limit + 1))
         page, more = rows[: query.limit], len(rows) > query.limit
         token = ""
         if more:
@@ -90,4 +99,4 @@ class OrderQueries:
                 query,
                 PageCursor(last.updated_at.ToDatetime(tzinfo=UTC), UUID(last.order_id)),
             )
-        return Page(orders=page, next_page_token=token)
+        return Page(orders=page, next_page_token=token, served_by=tier)

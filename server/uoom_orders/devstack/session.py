@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import signal
 from dataclasses import replace
 
-from uoom_orders.bootstrap import running_service
+from uoom_orders.bootstrap import ROLES, running_service
 from uoom_orders.config import Settings
 from uoom_orders.devstack.stack import LocalStack, StackEndpoints
+from uoom_orders.readmodel.client import dynamodb_client_from_settings
+from uoom_orders.readmodel.tables import create_tables
+from uoom_orders.relay import DEAD_LETTER_TOPIC_PARTITIONS, EVENT_TOPIC_PARTITIONS
 from uoom_orders.write.migrate import apply_migrations
 
 _log = logging.getLogger(__name__)
@@ -26,7 +30,7 @@ _SAMPLE_CREATE = (
 )
 
 
-def _banner(endpoints: StackEndpoints, grpc_port: int) -> str:
+def _banner(endpoints: StackEndpoints, grpc_port: int, metrics_port: int) -> str:
     target = f"127.0.0.1:{grpc_port}"
     create = _SAMPLE_CREATE % {"request_id": "6f1c1e1e-0000-4000-8000-000000000001"}
     return "\n".join(
@@ -37,6 +41,10 @@ def _banner(endpoints: StackEndpoints, grpc_port: int) -> str:
             f"  PostgreSQL        {endpoints.database_url}",
             f"  Kafka (tansu)     {endpoints.kafka_bootstrap_servers}",
             f"  DynamoDB (moto)   {endpoints.dynamodb_endpoint}",
+            f"  metrics           http://127.0.0.1:{metrics_port}/metrics"
+            if metrics_port
+            else "  metrics           off",
+            "  roles             api, relay, projector (near cache → DynamoDB → PostgreSQL)",
             "",
             "Try:",
             f"  grpcurl -plaintext {target} list",
@@ -52,19 +60,38 @@ def _banner(endpoints: StackEndpoints, grpc_port: int) -> str:
     )
 
 
-async def run_dev_session(grpc_port: int) -> int:
+async def run_dev_session(grpc_port: int, metrics_port: int = 0) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    stack = LocalStack()
+    defaults = Settings(database_url="postgresql://unused")
+    # A restarted tansu has forgotten its topics: the launcher creates these again each start.
+    stack = LocalStack(
+        kafka_topics={
+            defaults.kafka_topic: EVENT_TOPIC_PARTITIONS,
+            defaults.dead_letter_topic: DEAD_LETTER_TOPIC_PARTITIONS,
+        }
+    )
     try:
         endpoints = await asyncio.to_thread(stack.start)
         await apply_migrations(endpoints.database_url)
-        env = endpoints.env() | {"GRPC_HOST": "127.0.0.1", "GRPC_PORT": str(grpc_port)}
+        env = endpoints.env() | {
+            "GRPC_HOST": "127.0.0.1",
+            "GRPC_PORT": str(grpc_port),
+            "METRICS_PORT": str(metrics_port),
+            # tansu rejects aiokafka's idempotent producer; correctness never depends on it.
+            "KAFKA_IDEMPOTENT_PRODUCER": "false",
+            # moto answers in milliseconds, with tails near 100 ms.
+            "READ_TIER_TIMEOUT_MS": "500",
+        }
         settings = replace(Settings.from_env(env), page_token_secret=secrets.token_bytes(32))
-        async with running_service(settings) as service:
-            print(_banner(endpoints, service.port), flush=True)
+        # The AWS SDK reads its (dummy, local) credentials from the environment.
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+        async with dynamodb_client_from_settings(settings) as client:
+            await create_tables(client, settings.dynamodb_table_prefix)
+        async with running_service(settings, ROLES) as service:
+            print(_banner(endpoints, service.port, metrics_port), flush=True)
             await stop.wait()
             _log.info("stopping")
     finally:

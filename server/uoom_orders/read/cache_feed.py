@@ -1,0 +1,169 @@
+"""Keeps the near cache coherent: every API replica tails the event topic from its end.
+
+No consumer group: each replica needs every event, and a restarted replica starts empty, so
+there is nothing to resume. The feed is "live" while the broker answers; when it stops
+answering, the near cache is bypassed (it may be missing events), and when it answers again
+the cache is cleared and tailing restarts from the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from types import TracebackType
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from uoom.orders.v1 import order_events_pb2
+
+from uoom_orders.read.near_cache import NearCache
+from uoom_orders.wire import summary_from_order
+
+_log = logging.getLogger(__name__)
+
+
+class NearCacheFeed:
+    """Applies each event's order snapshot to the near cache (newest version wins)."""
+
+    def __init__(
+        self,
+        cache: NearCache,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        entry_ttl_seconds: float,
+        probe_interval: float = 0.5,
+        max_silence: float = 2.0,
+    ) -> None:
+        self._cache = cache
+        self._bootstrap = bootstrap_servers
+        self._topic = topic
+        self._entry_ttl = entry_ttl_seconds
+        self._probe_interval = probe_interval
+        self._max_silence = max_silence
+        self._last_ok = 0.0
+        self._live = False
+        self._task: asyncio.Task[None] | None = None
+        self.applied = 0
+
+    def is_live(self) -> bool:
+        """True while the broker answered within `max_silence` seconds and we tail from a
+        position that has seen every event since the cache was last cleared."""
+        return self._live and time.monotonic() - self._last_ok < self._max_silence
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="near-cache-feed")
+
+    async def stop(self) -> None:
+        """Stops tailing; safe to call twice."""
+        task, self._task = self._task, None
+        self._live = False
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def __aenter__(self) -> NearCacheFeed:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def wait_live(self, within: float) -> bool:
+        """Waits until the feed is live (for start-up and tests); returns whether it is."""
+        deadline = time.monotonic() + within
+        while not self.is_live():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                _log.warning("near cache feed interrupted: %r; retrying in %.1fs", error, backoff)
+            self._live = False
+            self._cache.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _follow(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            # tansu (and Kafka with few events) holds a fetch for this long: keep it short so
+            # an update reaches every replica within milliseconds.
+            fetch_max_wait_ms=10,
+            request_timeout_ms=5000,
+            metadata_max_age_ms=30_000,
+        )
+        await consumer.start()
+        try:
+            partitions = await self._partitions(consumer)
+            consumer.assign(partitions)
+            await consumer.seek_to_end(*partitions)
+            # Resolve the end offsets now, so everything after this point is seen.
+            for partition in partitions:
+                await consumer.position(partition)
+            self._cache.clear()
+            self._mark_ok()
+            self._live = True
+            _log.info("near cache feed live on %s (%d partitions)", self._topic, len(partitions))
+            next_probe = time.monotonic() + self._probe_interval
+            while True:
+                batches = await consumer.getmany(timeout_ms=100, max_records=1000)
+                for records in batches.values():
+                    for record in records:
+                        self._apply(record.value)
+                if batches:
+                    self._mark_ok()
+                if time.monotonic() >= next_probe:
+                    # getmany() hides a dead broker (it retries quietly): ask it something.
+                    async with asyncio.timeout(self._max_silence):
+                        await consumer.end_offsets(partitions)
+                    self._mark_ok()
+                    next_probe = time.monotonic() + self._probe_interval
+        finally:
+            self._live = False
+            await consumer.stop()
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        async with asyncio.timeout(10):
+            while True:
+                numbers = consumer.partitions_for_topic(self._topic)
+                if numbers:
+                    return [TopicPartition(self._topic, n) for n in sorted(numbers)]
+                await consumer.topics()  # refreshes the cluster metadata
+                await asyncio.sleep(0.1)
+
+    def _mark_ok(self) -> None:
+        self._last_ok = time.monotonic()
+
+    def _apply(self, payload: bytes | None) -> None:
+        if not payload:
+            return
+        try:
+            event = order_events_pb2.OrderEvent.FromString(payload)
+        except Exception:  # a poison message is the projector's to dead-letter, not ours
+            _log.debug("near cache feed skipped an undecodable message")
+            return
+        if not event.HasField("order") or not event.order.order_id:
+            return
+        order = event.order
+        if self._cache.put(summary_from_order(order), order, time.time() + self._entry_ttl):
+            self.applied += 1

@@ -1,0 +1,137 @@
+"""The read model as a read tier, over DynamoDB's low-level API — spoken by both the aioboto3
+DynamoDB client and (through `dax_client.AsyncDaxClient`) amazon-dax-client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+from uuid import UUID
+
+from uoom.orders.v1 import order_pb2
+
+from uoom_orders.read.ports import ListQuery, ListScope
+from uoom_orders.readmodel import items
+from uoom_orders.readmodel.tables import CUSTOMER_INDEX, RESTAURANT_INDEX, TableNames
+
+BATCH_GET_LIMIT = 100  # DynamoDB's maximum keys per BatchGetItem
+_UNPROCESSED_ATTEMPTS = 5
+_OWNER = {
+    ListScope.CUSTOMER: (CUSTOMER_INDEX, items.CUSTOMER_ID),
+    ListScope.RESTAURANT: (RESTAURANT_INDEX, items.RESTAURANT_ID),
+}
+
+
+class ItemClient(Protocol):
+    """The subset of DynamoDB's low-level client the read tier uses."""
+
+    async def get_item(self, **kwargs: Any) -> dict[str, Any]: ...
+    async def batch_get_item(self, **kwargs: Any) -> dict[str, Any]: ...
+    async def query(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+class ItemReadStore:
+    """Eventually consistent reads of the two tables; expired items count as absent."""
+
+    def __init__(
+        self,
+        client: ItemClient,
+        tables: TableNames,
+        *,
+        name: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self._client = client
+        self._tables = tables
+        self._clock = clock
+
+    def _live(self, item: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        if item is None or items.is_expired(item, self._clock()):
+            return None
+        return item
+
+    async def get_summary(self, order_id: UUID) -> order_pb2.OrderSummary | None:
+        reply = await self._client.get_item(
+            TableName=self._tables.status, Key=items.item_key(str(order_id))
+        )
+        item = self._live(reply.get("Item"))
+        return None if item is None else items.summary_from_item(item)
+
+    async def get_order(self, order_id: UUID) -> order_pb2.Order | None:
+        reply = await self._client.get_item(
+            TableName=self._tables.details, Key=items.item_key(str(order_id))
+        )
+        item = self._live(reply.get("Item"))
+        return None if item is None else items.order_from_item(item)
+
+    async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
+        """BatchGetItem in chunks of 100, retrying UnprocessedKeys with backoff. Keys still
+        unprocessed after that are left out: the next tier answers them."""
+        chunks = [
+            order_ids[i : i + BATCH_GET_LIMIT] for i in range(0, len(order_ids), BATCH_GET_LIMIT)
+        ]
+        found: dict[UUID, order_pb2.OrderSummary] = {}
+        for result in await asyncio.gather(*(self._batch(chunk) for chunk in chunks)):
+            found.update(result)
+        return found
+
+    async def _batch(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
+        table = self._tables.status
+        request: dict[str, Any] = {
+            table: {"Keys": [items.item_key(str(i)) for i in dict.fromkeys(order_ids)]}
+        }
+        found: dict[UUID, order_pb2.OrderSummary] = {}
+        for attempt in range(_UNPROCESSED_ATTEMPTS):
+            reply = await self._client.batch_get_item(RequestItems=request)
+            for raw in reply.get("Responses", {}).get(table, []):
+                item = self._live(raw)
+                if item is not None:
+                    summary = items.summary_from_item(item)
+                    found[UUID(summary.order_id)] = summary
+            request = reply.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            await asyncio.sleep(0.01 * 2**attempt)
+        return found
+
+    async def list_summaries(self, query: ListQuery) -> list[order_pb2.OrderSummary]:
+        """A GSI query, newest first, walking DynamoDB pages until `query.limit` orders pass
+        the filters (status, not expired) or the index ends."""
+        index, owner_attribute = _OWNER[query.scope]
+        names = {"#owner": owner_attribute, "#ttl": items.TTL}
+        values: dict[str, Any] = {
+            ":owner": {"S": str(query.owner_id)},
+            ":now": {"N": str(int(self._clock()))},
+        }
+        filters = ["(attribute_not_exists(#ttl) OR #ttl >= :now)"]
+        if query.status is not None:
+            names["#status"] = items.STATUS
+            values[":status"] = {"S": query.status.value}
+            filters.append("#status = :status")
+        request: dict[str, Any] = {
+            "TableName": self._tables.status,
+            "IndexName": index,
+            "KeyConditionExpression": "#owner = :owner",
+            "FilterExpression": " AND ".join(filters),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+        }
+        if query.after is not None:
+            request["ExclusiveStartKey"] = {
+                items.ORDER_ID: {"S": str(query.after.order_id)},
+                owner_attribute: {"S": str(query.owner_id)},
+                items.UPDATED_AT: {"S": items.format_datetime(query.after.updated_at)},
+            }
+        page: list[order_pb2.OrderSummary] = []
+        while len(page) < query.limit:
+            request["Limit"] = query.limit - len(page)
+            reply = await self._client.query(**request)
+            page.extend(items.summary_from_item(item) for item in reply.get("Items", []))
+            last = reply.get("LastEvaluatedKey")
+            if not last:
+                break
+            request["ExclusiveStartKey"] = last
+        return page[: query.limit]

@@ -1,0 +1,138 @@
+"""The in-process near cache: bounded, version-monotonic, expiring with the read model's TTL.
+
+Entries come from the event stream (every replica tails the topic), from read-model hits and
+from PostgreSQL fallbacks. An entry is only ever replaced by a newer version, so a late or
+duplicated event can never take a reader back in time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from cachetools import LRUCache
+from uoom.orders.v1 import order_pb2
+
+from uoom_orders.read.ports import ListQuery
+
+# Per-entry bookkeeping beyond the messages' own encoded size (dict slot, objects, key).
+_ENTRY_OVERHEAD_BYTES = 600
+
+
+@dataclass(frozen=True, slots=True)
+class CachedOrder:
+    summary: order_pb2.OrderSummary
+    # The whole order when known (events and details reads); None after a status-only read.
+    order: order_pb2.Order | None
+    expires_at: float
+    size: int
+
+    @property
+    def version(self) -> int:
+        return self.summary.version
+
+
+class NearCache:
+    """An LRU of orders bounded by entries and by approximate bytes."""
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 100_000,
+        max_bytes: int = 256 * 1024 * 1024,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._max_entries = max_entries
+        self._entries: LRUCache[UUID, CachedOrder] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda entry: entry.size
+        )
+        self._clock = clock
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        return int(self._entries.currsize)
+
+    def get(self, order_id: UUID) -> CachedOrder | None:
+        """The live entry, or None; an expired entry is dropped."""
+        entry = self._entries.get(order_id)
+        if entry is None:
+            return None
+        if entry.expires_at <= self._clock():
+            self._entries.pop(order_id, None)
+            return None
+        return entry
+
+    def put(
+        self,
+        summary: order_pb2.OrderSummary,
+        order: order_pb2.Order | None,
+        expires_at: float,
+    ) -> bool:
+        """Stores the order unless a newer version is cached; returns whether it was stored."""
+        if expires_at <= self._clock():
+            return False
+        order_id = UUID(summary.order_id)
+        current = self._entries.get(order_id)
+        if current is not None:
+            if current.version > summary.version:
+                return False
+            if current.version == summary.version and (order is None or current.order):
+                return False
+        size = summary.ByteSize() + (order.ByteSize() if order is not None else 0)
+        entry = CachedOrder(summary, order, expires_at, size + _ENTRY_OVERHEAD_BYTES)
+        try:
+            self._entries[order_id] = entry
+        except ValueError:  # a single entry larger than the whole byte budget
+            return False
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem()
+        return True
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class NearCacheUnavailable(Exception):
+    """The event stream that keeps the near cache coherent is not being followed right now."""
+
+
+class NearCacheStore:
+    """The near cache as the read path's first tier. Serves only while its feed is live: a cache
+    that may have missed events must not answer (it would answer old versions)."""
+
+    name = "near-cache"
+
+    def __init__(self, cache: NearCache, is_live: Callable[[], bool]) -> None:
+        self._cache = cache
+        self._is_live = is_live
+
+    def _check_live(self) -> None:
+        if not self._is_live():
+            raise NearCacheUnavailable("near cache feed is not live")
+
+    async def get_summary(self, order_id: UUID) -> order_pb2.OrderSummary | None:
+        self._check_live()
+        entry = self._cache.get(order_id)
+        return None if entry is None else entry.summary
+
+    async def get_order(self, order_id: UUID) -> order_pb2.Order | None:
+        self._check_live()
+        entry = self._cache.get(order_id)
+        return None if entry is None else entry.order
+
+    async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
+        self._check_live()
+        found = {}
+        for order_id in order_ids:
+            entry = self._cache.get(order_id)
+            if entry is not None:
+                found[order_id] = entry.summary
+        return found
+
+    async def list_summaries(self, query: ListQuery) -> list[order_pb2.OrderSummary]:
+        raise NotImplementedError("the near cache does not answer lists")

@@ -1,0 +1,230 @@
+"""The read path: tiers tried in order, each guarded by a timeout and a circuit breaker,
+with PostgreSQL (the source of truth) last.
+
+A tier that misses, holds an older version than the caller's `min_version`, times out or
+fails is passed over; what a lower tier finds is copied up (near cache always; the DynamoDB
+read model after a PostgreSQL fallback, with the projector's version condition).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import ParamSpec, Protocol, TypeVar
+from uuid import UUID
+
+from uoom.orders.v1 import order_pb2
+
+from uoom_orders.domain.errors import StoreUnavailable
+from uoom_orders.observability import metrics
+from uoom_orders.read.circuit_breaker import CircuitBreaker
+from uoom_orders.read.ports import ListQuery, OrderReadStore
+from uoom_orders.wire import summary_from_order
+
+T = TypeVar("T")
+P = ParamSpec("P")
+_log = logging.getLogger(__name__)
+
+Summary = order_pb2.OrderSummary
+Order = order_pb2.Order
+
+
+class TierFailed(Exception):
+    """A tier did not answer (error, timeout, or its breaker is open)."""
+
+
+class Tier:
+    """One store of the read path with its guards. Near cache: no timeout, no breaker."""
+
+    def __init__(
+        self,
+        store: OrderReadStore,
+        *,
+        timeout: float | None = None,
+        breaker: CircuitBreaker | None = None,
+        serves_lists: bool = True,
+        local: bool = False,
+    ) -> None:
+        self.store = store
+        # In-process (the near cache): nothing to copy into it from itself.
+        self.local = local
+        self.name = store.name
+        self.serves_lists = serves_lists
+        self._timeout = timeout
+        self._breaker = breaker
+        self._hits = metrics.CACHE_HITS.labels(tier=self.name)
+        self._misses = metrics.CACHE_MISSES.labels(tier=self.name)
+        self._errors = metrics.TIER_ERRORS.labels(tier=self.name)
+        self._latency = metrics.READ_LATENCY.labels(tier=self.name)
+        self.served = metrics.READS_SERVED.labels(tier=self.name)
+
+    @property
+    def available(self) -> bool:
+        return self._breaker is None or self._breaker.allow()
+
+    async def call(
+        self, operation: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Runs one read against the store; raises TierFailed instead of any store error."""
+        breaker = self._breaker
+        if breaker is not None and not breaker.allow():
+            raise TierFailed(f"{self.name}: circuit open")
+        started = time.perf_counter()
+        try:
+            if self._timeout is None:
+                result = await operation(*args, **kwargs)
+            else:
+                async with asyncio.timeout(self._timeout):
+                    result = await operation(*args, **kwargs)
+        except Exception as error:
+            self._errors.inc()
+            if breaker is not None:
+                breaker.record_failure()
+            _log.debug("read tier %s failed: %r", self.name, error)
+            raise TierFailed(f"{self.name}: {error!r}") from error
+        self._latency.observe(time.perf_counter() - started)
+        if breaker is not None:
+            breaker.record_success()
+        return result
+
+    def hit(self) -> None:
+        self._hits.inc()
+
+    def miss(self, count: int = 1) -> None:
+        self._misses.inc(count)
+
+
+class WriteBack(Protocol):
+    """Copies an order found only in PostgreSQL into the read model (in the background)."""
+
+    def schedule(self, order_id: UUID, order: Order | None) -> None: ...
+
+
+class ReadPath:
+    """The tiers in order (near cache, DAX, DynamoDB — each optional), then PostgreSQL."""
+
+    def __init__(
+        self,
+        tiers: Sequence[Tier],
+        source: Tier,
+        *,
+        remember: Callable[[Summary, Order | None], None] | None = None,
+        write_back: WriteBack | None = None,
+    ) -> None:
+        self._tiers = tuple(tiers)
+        self._list_tiers = tuple(t for t in tiers if t.serves_lists)
+        self._source = source
+        self._remember = remember
+        self._write_back = write_back
+
+    async def get_summary(self, order_id: UUID, min_version: int) -> tuple[Summary | None, str]:
+        """The order's status record from the first tier that has it at `min_version` or later."""
+        for tier in self._tiers:
+            store = tier.store
+            try:
+                found = await tier.call(store.get_summary, order_id)
+            except TierFailed:
+                continue
+            if found is not None and found.version >= min_version:
+                tier.hit()
+                tier.served.inc()
+                self._fill(tier, found, None)
+                return found, tier.name
+            tier.miss()
+        found = await self._from_source(self._source.store.get_summary, order_id)
+        if found is not None:
+            self._fill(self._source, found, None)
+            if self._write_back is not None:
+                self._write_back.schedule(order_id, None)
+        return found, self._source.name
+
+    async def get_order(self, order_id: UUID, min_version: int) -> tuple[Order | None, str]:
+        """The whole order, like get_summary."""
+        for tier in self._tiers:
+            store = tier.store
+            try:
+                found = await tier.call(store.get_order, order_id)
+            except TierFailed:
+                continue
+            if found is not None and found.version >= min_version:
+                tier.hit()
+                tier.served.inc()
+                self._fill(tier, summary_from_order(found), found)
+                return found, tier.name
+            tier.miss()
+        found = await self._from_source(self._source.store.get_order, order_id)
+        if found is not None:
+            self._fill(self._source, summary_from_order(found), found)
+            if self._write_back is not None:
+                self._write_back.schedule(order_id, found)
+        return found, self._source.name
+
+    async def get_summaries(
+        self, order_ids: Sequence[UUID]
+    ) -> tuple[dict[UUID, Summary], list[str]]:
+        """One pass per tier over the ids still missing; returns what was found, and the tiers
+        that answered some of it."""
+        found: dict[UUID, Summary] = {}
+        remaining = list(order_ids)
+        used: list[str] = []
+        for tier in self._tiers:
+            if not remaining:
+                break
+            store = tier.store
+            batch = remaining
+            try:
+                got = await tier.call(store.get_summaries, batch)
+            except TierFailed:
+                continue
+            if got:
+                used.append(tier.name)
+                tier.hit()
+                tier.served.inc()
+                for order_id, summary in got.items():
+                    found[order_id] = summary
+                    self._fill(tier, summary, None)
+            remaining = [i for i in remaining if i not in got]
+            if remaining:
+                tier.miss(len(remaining))
+        if remaining:
+            batch = remaining
+            got = await self._from_source(self._source.store.get_summaries, batch)
+            used.append(self._source.name)
+            for order_id, summary in got.items():
+                found[order_id] = summary
+                self._fill(self._source, summary, None)
+                if self._write_back is not None:
+                    self._write_back.schedule(order_id, None)
+        return found, used
+
+    async def list_summaries(self, query: ListQuery) -> tuple[list[Summary], str]:
+        """A page from the first list-capable tier that answers (DAX is never asked: its query
+        cache is not invalidated by item writes), else from PostgreSQL."""
+        for tier in self._list_tiers:
+            store = tier.store
+            try:
+                page = await tier.call(store.list_summaries, query)
+            except TierFailed:
+                continue
+            tier.served.inc()
+            return page, tier.name
+        page = await self._from_source(self._source.store.list_summaries, query)
+        return page, self._source.name
+
+    async def _from_source(
+        self, operation: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        try:
+            result = await self._source.call(operation, *args, **kwargs)
+        except TierFailed as error:
+            raise StoreUnavailable(
+                "the order could not be read: the read tiers missed and PostgreSQL is unavailable"
+            ) from error
+        self._source.served.inc()
+        return result
+
+    def _fill(self, served_by: Tier, summary: Summary, order: Order | None) -> None:
+        if self._remember is not None and not served_by.local:
+            self._remember(summary, order)

@@ -1,0 +1,42 @@
+"""The DynamoDB read model: table definitions, the item codec and the versioned writer."""
+
+from __future__ import annotations
+
+from uoom_orders.readmodel.client import dynamodb_client, dynamodb_client_from_settings
+from uoom_orders.readmodel.items import (
+    details_item,
+    is_expired,
+    order_from_item,
+    status_item,
+    summary_from_item,
+    ttl_after,
+)
+from uoom_orders.readmodel.memory import InMemoryReadModelWriter
+from uoom_orders.readmodel.ports import (
+    ProjectionWriter,
+    PutResult,
+    ReadModelUnavailable,
+    ReadModelWriteRejected,
+)
+from uoom_orders.readmodel.tables import TableNames, create_tables, table_definitions
+from uoom_orders.readmodel.writer import ReadModelWriter
+
+__all__ = [
+    "InMemoryReadModelWriter",
+    "ProjectionWriter",
+    "PutResult",
+    "ReadModelUnavailable",
+    "ReadModelWriteRejected",
+    "ReadModelWriter",
+    "TableNames",
+    "create_tables",
+    "details_item",
+    "dynamodb_client",
+    "dynamodb_client_from_settings",
+    "is_expired",
+    "order_from_item",
+    "status_item",
+    "summary_from_item",
+    "table_definitions",
+    "ttl_after",
+]

@@ -1,0 +1,208 @@
+"""Writes orders into the DynamoDB read model: both tables, newest version wins.
+
+Shared by the projector, the rebuild command and the read path's write-back, so all three obey
+the same condition and none can put an older version over a newer one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, ClassVar
+
+import aioboto3
+import aiohttp
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from uoom.orders.v1 import order_pb2
+
+from uoom_orders.config import Settings
+from uoom_orders.readmodel import items
+from uoom_orders.readmodel.client import count_throttles, dynamodb_client
+from uoom_orders.readmodel.ports import PutResult, ReadModelUnavailable, ReadModelWriteRejected
+from uoom_orders.readmodel.tables import TableNames
+
+# Errors about the request itself: the same item would fail again.
+REJECTED_CODES = frozenset(
+    {"ValidationException", "SerializationException", "ItemCollectionSizeLimitExceededException"}
+)
+# Every other failure (throttling, 5xx, connection errors, timeouts, a missing table, bad
+# credentials) is about the read model, not the order: retried, then ReadModelUnavailable.
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    BotoCoreError,
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    OSError,
+)
+
+
+def error_code(error: ClientError) -> str:
+    """The DynamoDB error code of a ClientError, e.g. "ConditionalCheckFailedException"."""
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class ReadModelWriter:
+    """PutItem into both tables under `attribute_not_exists(orderId) OR version < :v`.
+
+    The condition also lets the same version replace an item whose `ttl` has passed: DynamoDB
+    deletes expired items up to two days late and readers ignore them meanwhile, so without
+    it a write-back could not revive an expired order until the deletion happened.
+
+    `client` is an aioboto3 low-level DynamoDB client; its botocore retry config (see
+    `client.dynamodb_config`) retries each call first, then this writer retries the call up to
+    `attempts` times with jittered exponential backoff before giving up. Use `open` or
+    `from_settings` for a writer that owns its client; close it with `aclose` or `async with`.
+    """
+
+    _CONDITION = (
+        f"attribute_not_exists({items.ORDER_ID}) OR {items.VERSION} < :v"
+        f" OR ({items.VERSION} = :v AND #ttl < :now)"
+    )
+    # TTL is a DynamoDB reserved word.
+    _NAMES: ClassVar[dict[str, str]] = {"#ttl": items.TTL}
+
+    def __init__(
+        self,
+        client: Any,
+        table_prefix: str,
+        *,
+        attempts: int = 3,
+        backoff_seconds: float = 0.05,
+        max_backoff_seconds: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self._client = client
+        self.tables = TableNames.for_prefix(table_prefix)
+        self._attempts = attempts
+        self._backoff_seconds = backoff_seconds
+        self._max_backoff_seconds = max_backoff_seconds
+        self._clock = clock
+        self._owned: AsyncExitStack | None = None
+        count_throttles(client)
+
+    @classmethod
+    async def open(
+        cls,
+        *,
+        region: str,
+        table_prefix: str,
+        endpoint: str | None = None,
+        max_retries: int = 3,
+        timeout_ms: int = 5000,
+        session: aioboto3.Session | None = None,
+        attempts: int = 3,
+    ) -> ReadModelWriter:
+        """A writer with its own client (closed by `aclose`)."""
+        stack = AsyncExitStack()
+        client = await stack.enter_async_context(
+            dynamodb_client(
+                region=region,
+                endpoint=endpoint,
+                max_retries=max_retries,
+                timeout_ms=timeout_ms,
+                session=session,
+            )
+        )
+        writer = cls(client, table_prefix, attempts=attempts)
+        writer._owned = stack
+        return writer
+
+    @classmethod
+    async def from_settings(
+        cls, settings: Settings, session: aioboto3.Session | None = None
+    ) -> ReadModelWriter:
+        """`open` with AWS_REGION, DYNAMODB_ENDPOINT, DYNAMODB_TABLE_PREFIX and the retry and
+        timeout settings."""
+        return await cls.open(
+            region=settings.aws_region,
+            endpoint=settings.dynamodb_endpoint,
+            table_prefix=settings.dynamodb_table_prefix,
+            max_retries=settings.dynamodb_max_retries,
+            timeout_ms=settings.dynamodb_timeout_ms,
+            session=session,
+        )
+
+    @property
+    def client(self) -> Any:
+        """The DynamoDB client writes go through."""
+        return self._client
+
+    async def aclose(self) -> None:
+        """Closes the client if this writer opened it; safe to call twice."""
+        owned, self._owned = self._owned, None
+        if owned is not None:
+            await owned.aclose()
+
+    async def __aenter__(self) -> ReadModelWriter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def put_order(self, order: order_pb2.Order, ttl_epoch: int) -> PutResult:
+        """Writes both tables concurrently; see `ProjectionWriter.put_order`."""
+        status = items.status_item(order, ttl_epoch)
+        details = items.details_item(order, ttl_epoch)
+        values = {":v": {"N": str(order.version)}, ":now": {"N": str(int(self._clock()))}}
+        outcomes = await asyncio.gather(
+            self._put(self.tables.status, status, values),
+            self._put(self.tables.details, details, values),
+            return_exceptions=True,
+        )
+        status_written, details_written = outcomes
+        if isinstance(status_written, bool) and isinstance(details_written, bool):
+            return PutResult(order.order_id, order.version, status_written, details_written)
+        errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        for error in errors:
+            if not isinstance(error, Exception):  # cancellation and the like pass through
+                raise error
+        # One table unreachable and the other refusing the item: retry later rather than
+        # dead-letter an event that may well apply once the read model is back.
+        unavailable = [error for error in errors if isinstance(error, ReadModelUnavailable)]
+        raise (unavailable or errors)[0]
+
+    async def _put(self, table: str, item: items.Item, values: items.Item) -> bool:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._client.put_item(
+                    TableName=table,
+                    Item=item,
+                    ConditionExpression=self._CONDITION,
+                    ExpressionAttributeNames=self._NAMES,
+                    ExpressionAttributeValues=values,
+                )
+                return True
+            except ClientError as error:
+                code = error_code(error)
+                if code == "ConditionalCheckFailedException":
+                    return False  # this version or a newer one is already there
+                if code in REJECTED_CODES:
+                    raise ReadModelWriteRejected(f"{table}: {code}: {error}") from error
+                failure: BaseException = error
+            except ParamValidationError as error:
+                # botocore refused the request before sending it: the item is malformed.
+                raise ReadModelWriteRejected(f"{table}: {error}") from error
+            except _TRANSPORT_ERRORS as error:
+                failure = error
+            if attempt >= self._attempts:
+                raise ReadModelUnavailable(
+                    f"{table}: no write after {attempt} attempts: {failure!r}"
+                ) from failure
+            await asyncio.sleep(self._backoff(attempt))
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter: concurrent writers that failed together do not retry together.
+        ceiling = min(self._max_backoff_seconds, self._backoff_seconds * 2**attempt)
+        return random.uniform(0, ceiling)
