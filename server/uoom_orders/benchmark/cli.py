@@ -1,0 +1,233 @@
+"""Command line of ``python -m uoom_orders.benchmark``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+
+from uoom_orders.benchmark.runner import BenchOptions, run_benchmark
+from uoom_orders.benchmark.scenarios import SCENARIO_KINDS, LoadSettings
+from uoom_orders.benchmark.targets import TargetStartError
+from uoom_orders.config import ConfigError
+from uoom_orders.devstack.processes import StackStartError
+
+_DEFAULTS = LoadSettings()
+# --quick: one short round, for a smoke test; explicit options still win.
+_QUICK = {
+    "rounds": 1,
+    "duration": 1.0,
+    "calls": 200,
+    "warmup": 50,
+    "create_calls": 20,
+    "orders": 100,
+}
+_FULL = {
+    "rounds": 5,
+    "duration": _DEFAULTS.duration_s,
+    "calls": _DEFAULTS.calls,
+    "warmup": _DEFAULTS.warm_up_calls,
+    "create_calls": _DEFAULTS.create_calls,
+    "orders": 1000,
+}
+_EPILOG = """\
+scenarios (--scenarios, comma separated; a numeric suffix sets the rate or concurrency):
+  closed-1        one call in flight, --calls calls: p50/p95/p99/mean, calls/s
+  open[-RATE]     open loop at --rate calls/s for --duration s, latency from the scheduled start
+  saturated[-C]   --concurrency callers for --duration s: calls/s, p50/p99
+  create          CreateOrder at one in flight (service only)
+  mixed[-RATE]    open loop at --mixed-rate: reads plus --write-share writes; hit rate by tier
+closed-1, open and saturated run for GetOrderStatus and BatchGetOrderStatus(--batch-size).
+Each round measures the bare server and the service back to back; tables show the median over
+rounds, the min-max across rounds, and service/baseline computed per round (paired).
+"""
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _share(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _env_pair(raw: str) -> tuple[str, str]:
+    key, sep, value = raw.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {raw!r}")
+    return key.strip(), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m uoom_orders.benchmark",
+        description="The service side by side with a bare grpc.aio server, in the same run.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--quick", action="store_true", help="one short round (smoke test)")
+    add("--rounds", type=_positive_int, help="rounds; figures are medians over them (5)")
+    add("--duration", type=_positive_float, help="seconds per open/saturated/mixed run (5)")
+    add("--calls", type=_positive_int, help="calls per closed-1 run (2000)")
+    add("--warmup", type=int, help="unmeasured calls before each run (200)")
+    add("--rate", type=_positive_float, default=_DEFAULTS.rate, help="open loop calls/s (1000)")
+    add("--concurrency", type=_positive_int, default=_DEFAULTS.concurrency, help="callers (32)")
+    add("--batch-size", type=_positive_int, default=_DEFAULTS.batch_size, help="ids per batch")
+    add("--orders", type=_positive_int, help="orders seeded through CreateOrder (1000)")
+    add("--create-calls", type=_positive_int, help="calls per create run (300)")
+    add("--mixed-rate", type=_positive_float, default=_DEFAULTS.mixed_rate, help="(500)")
+    add("--write-share", type=_share, default=_DEFAULTS.write_share, help="mixed writes (0.05)")
+    add("--seed", type=int, default=_DEFAULTS.seed, help="random seed of the requests (1)")
+    add(
+        "--scenarios",
+        default=",".join(SCENARIO_KINDS),
+        help=f"comma list (default {','.join(SCENARIO_KINDS)})",
+    )
+    add(
+        "--service-env",
+        type=_env_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the service process (repeatable)",
+    )
+    add("--database-url", help="use this PostgreSQL instead of a local one")
+    add("--kafka", help="use these Kafka bootstrap servers instead of a local broker")
+    add("--dynamodb", help="use this DynamoDB endpoint instead of a local one")
+    add("--target", help="an already running service (host:port): start none")
+    add("--json", type=Path, dest="json_path", help="write every round's raw figures here")
+    add("--log-dir", type=Path, help="keep the servers' logs here (default: a temporary folder)")
+    return parser
+
+
+def _scenario_kinds(raw: str, settings: dict[str, float]) -> tuple[str, ...]:
+    """Kinds in order; `open-500`, `saturated-64`, `mixed-200` also set their number."""
+    numbered = {"open": "rate", "saturated": "concurrency", "mixed": "mixed_rate"}
+    kinds: list[str] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        kind, _, number = item.partition("-") if item != "closed-1" else (item, "", "")
+        if kind not in SCENARIO_KINDS:
+            raise ValueError(f"unknown scenario {item!r}; expected one of {SCENARIO_KINDS}")
+        if number:
+            if kind not in numbered:
+                raise ValueError(f"{kind} takes no number: {item!r}")
+            settings[numbered[kind]] = float(number)
+        if kind not in kinds:
+            kinds.append(kind)
+    if not kinds:
+        raise ValueError("no scenario given")
+    return tuple(kinds)
+
+
+def options_from(args: argparse.Namespace) -> BenchOptions:
+    """BenchOptions from parsed arguments (--quick fills what was not given)."""
+    defaults = _QUICK if args.quick else _FULL
+
+    def pick(name: str) -> float:
+        value = getattr(args, name)
+        return defaults[name] if value is None else value
+
+    numbers: dict[str, float] = {
+        "rate": args.rate,
+        "concurrency": args.concurrency,
+        "mixed_rate": args.mixed_rate,
+    }
+    kinds = _scenario_kinds(args.scenarios, numbers)
+    load = LoadSettings(
+        calls=int(pick("calls")),
+        warm_up_calls=max(0, int(pick("warmup"))),
+        rate=numbers["rate"],
+        duration_s=pick("duration"),
+        concurrency=max(1, int(numbers["concurrency"])),
+        batch_size=args.batch_size,
+        create_calls=int(pick("create_calls")),
+        mixed_rate=numbers["mixed_rate"],
+        write_share=args.write_share,
+        seed=args.seed,
+    )
+    return BenchOptions(
+        rounds=int(pick("rounds")),
+        orders=int(pick("orders")),
+        kinds=kinds,
+        load=load,
+        service_env=dict(args.service_env),
+        database_url=args.database_url,
+        kafka=args.kafka,
+        dynamodb=args.dynamodb,
+        target=args.target,
+        json_path=args.json_path,
+        log_dir=args.log_dir,
+    )
+
+
+async def _main(
+    options: BenchOptions, command: str, argv: Sequence[str], received: list[signal.Signals]
+) -> None:
+    # SIGTERM unwinds like Ctrl-C: the main task is cancelled and every process stopped.
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+
+    def terminate() -> None:
+        received.append(signal.SIGTERM)
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
+    try:
+        await run_benchmark(options, command, argv)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parses, runs, and maps failures to exit codes (2 usage, 1 setup failure, 128 + signal)."""
+    import uvloop
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        options = options_from(args)
+    except ValueError as error:
+        parser.error(str(error))
+    command = shlex.join(["python", "-m", "uoom_orders.benchmark", *argv])
+    received: list[signal.Signals] = []
+    try:
+        uvloop.run(_main(options, command, argv, received))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted: every process started was stopped", file=sys.stderr)
+        return 128 + (received[0] if received else signal.SIGINT)
+    except (TargetStartError, StackStartError, ConfigError) as error:
+        print(f"benchmark setup failed: {error}", file=sys.stderr)
+        return 1
+    except grpc.aio.AioRpcError as error:  # seeding; measurements count failures instead
+        code = error.code()
+        print(
+            f"benchmark failed: {code.name if code else 'UNKNOWN'}: {error.details()}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,267 @@
+"""One benchmark run: start what is needed, seed, then rounds of interleaved measurements.
+
+Startup and cleanup live in one AsyncExitStack, unwound in reverse on success, error, Ctrl-C
+(the runner cancels the main task) or SIGTERM: every process the run starts is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from uoom.orders.v1 import order_service_pb2
+
+from uoom_orders.benchmark import scenarios as scenario_kinds
+from uoom_orders.benchmark.report import (
+    RoundFigures,
+    ScenarioReport,
+    machine_facts,
+    render_machine,
+    render_table,
+    to_json,
+    write_json,
+)
+from uoom_orders.benchmark.scenarios import LoadSettings, Side
+from uoom_orders.benchmark.targets import (
+    STOP_TIMEOUT_S,
+    bare_server_process,
+    order_stub,
+    service_environment,
+    service_process,
+    wait_quiet,
+    wait_serving,
+)
+from uoom_orders.benchmark.workload import OrderBook, seed_orders
+from uoom_orders.devstack.stack import LocalStack
+
+# After writes, the service's background work (outbox relay, projection, cache feed) must not
+# spill into the next measurement: a service we started is watched until it is idle; one given
+# with --target gets this pause instead.
+_SETTLE_TARGET_S = 2.0
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Everything the command line decides."""
+
+    rounds: int = 5
+    orders: int = 1000
+    kinds: tuple[str, ...] = scenario_kinds.SCENARIO_KINDS
+    load: LoadSettings = field(default_factory=LoadSettings)
+    service_env: dict[str, str] = field(default_factory=dict)
+    database_url: str | None = None
+    kafka: str | None = None
+    dynamodb: str | None = None
+    target: str | None = None
+    json_path: Path | None = None
+    log_dir: Path | None = None
+
+
+@dataclass
+class _Setup:
+    service_address: str = ""
+    service_pid: int | None = None
+    baseline_address: str = ""
+
+    def address(self, side: Side) -> str:
+        return self.baseline_address if side == "baseline" else self.service_address
+
+    async def settle(self) -> float:
+        """Waits for the service's background work to finish; returns the seconds waited."""
+        if self.service_pid is None:
+            await asyncio.sleep(_SETTLE_TARGET_S)
+            return _SETTLE_TARGET_S
+        return await wait_quiet(self.service_pid)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def run_benchmark(options: BenchOptions, command: str, argv: Sequence[str]) -> None:
+    """Runs every round of every scenario, then prints the tables (and writes the JSON)."""
+    facts = machine_facts()
+    print(render_machine(facts, command), flush=True)
+    setup_facts: dict[str, Any] = {}
+    async with AsyncExitStack() as resources:
+        log_dir = _log_dir(options, resources)
+        setup = _Setup()
+        await _start_service(options, resources, log_dir, setup, setup_facts)
+
+        started = time.monotonic()
+        async with order_stub(setup.service_address) as stub:
+            summaries = await seed_orders(stub, options.orders)
+        setup_facts["seed_seconds"] = round(time.monotonic() - started, 3)
+        setup_facts["orders_seeded"] = len(summaries)
+        settled = await setup.settle()
+        _say(
+            f"seeded {len(summaries)} orders in {setup_facts['seed_seconds']:.1f} s; "
+            f"the service was busy {settled:.1f} s more"
+        )
+
+        orders_file = log_dir / "orders.binpb"
+        orders_file.write_bytes(
+            order_service_pb2.BatchGetOrderStatusResponse(orders=summaries).SerializeToString()
+        )
+        bare, setup.baseline_address = bare_server_process(orders_file, log_dir)
+        resources.callback(bare.terminate, STOP_TIMEOUT_S)
+        bare.spawn()
+        await wait_serving(setup.baseline_address, bare)
+        _say(f"baseline (bare grpc.aio) at {setup.baseline_address}")
+
+        book = OrderBook(summaries)
+        reports = [
+            ScenarioReport(s) for s in scenario_kinds.build(options.kinds, options.load, book)
+        ]
+        for round_number in range(1, options.rounds + 1):
+            await _run_round(round_number, options.rounds, reports, setup)
+
+    setup_facts["load_average_end"] = list(os.getloadavg())
+    print()
+    for report in reports:
+        print(render_table(report))
+        print()
+    load_end = ", ".join(f"{v:.2f}" for v in setup_facts["load_average_end"])
+    print(f"load average at end: {load_end} (other work on the machine shows here)")
+    if options.json_path is not None:
+        document = to_json(
+            reports,
+            command=command,
+            argv=argv,
+            facts=facts,
+            options=_jsonable(dataclasses.asdict(options)),
+            setup=setup_facts,
+        )
+        write_json(options.json_path, document)
+
+
+async def _run_round(
+    round_number: int, rounds: int, reports: Sequence[ScenarioReport], setup: _Setup
+) -> None:
+    # Alternate which side goes first, so a drift within a round does not favour one side.
+    order: tuple[Side, ...] = (
+        ("baseline", "service") if round_number % 2 else ("service", "baseline")
+    )
+    for report in reports:
+        scenario = report.scenario
+        sides = tuple(s for s in order if s == "service" or scenario.with_baseline)
+        figures = RoundFigures(round_number, sides)
+        for side in sides:
+            measured = await scenario.measure(setup.address(side), round_number)
+            if side == "baseline":
+                figures.baseline = measured
+            else:
+                figures.service = measured
+        report.rounds.append(figures)
+        _say(f"[round {round_number}/{rounds}] {scenario.name}: {_progress(figures)}")
+        if scenario.writes:
+            await setup.settle()
+
+
+def _progress(figures: RoundFigures) -> str:
+    parts = []
+    for side in figures.order:
+        f = figures.side(side)
+        assert f is not None
+        parts.append(
+            f"{side} p50 {f['p50_ms']:.3f} ms p99 {f['p99_ms']:.3f} ms "
+            f"{f['calls_per_s']:,.0f}/s errors {f['errors']:.0f}"
+        )
+    return " | ".join(parts)
+
+
+def _log_dir(options: BenchOptions, resources: AsyncExitStack) -> Path:
+    if options.log_dir is not None:
+        options.log_dir.mkdir(parents=True, exist_ok=True)
+        return options.log_dir
+    path = Path(tempfile.mkdtemp(prefix="uoom-bench-"))
+    resources.callback(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+async def _start_service(
+    options: BenchOptions,
+    resources: AsyncExitStack,
+    log_dir: Path,
+    setup: _Setup,
+    facts: dict[str, Any],
+) -> None:
+    """Sets the service's address: `--target`, or a service started on the (local) stack."""
+    if options.target is not None:
+        if options.service_env:
+            _say("note: --service-env is ignored with --target (the service is not ours)")
+        await wait_serving(options.target, timeout_s=10.0)
+        facts["service"] = {"target": options.target}
+        setup.service_address = options.target
+        return
+
+    stack = LocalStack(
+        database_url=options.database_url,
+        kafka_bootstrap_servers=options.kafka,
+        dynamodb_endpoint=options.dynamodb,
+    )
+    # Registered before start: an interrupted start is still stopped (stop waits for start).
+    resources.callback(stack.stop)
+    started = time.monotonic()
+    endpoints = await asyncio.to_thread(stack.start)
+    facts["stack_seconds"] = round(time.monotonic() - started, 3)
+    local = [s.name for s in (stack.postgres, stack.kafka, stack.dynamodb) if s is not None]
+    if local:
+        _say(f"local {', '.join(local)} up in {facts['stack_seconds']:.1f} s")
+
+    base_env = endpoints.env()
+    if stack.kafka is not None:
+        # The local broker (tansu) rejects aiokafka's idempotent producer.
+        base_env["KAFKA_IDEMPOTENT_PRODUCER"] = "false"
+    env = service_environment(base_env, options.service_env)
+    await _prepare_stores(env)
+    process, address = service_process(env, log_dir)
+    resources.callback(process.terminate, STOP_TIMEOUT_S)
+    process.spawn()
+    await wait_serving(address, process)
+    facts["service"] = {"address": address, "service_env": options.service_env}
+    _say(f"service at {address} (log: {process.log_path})")
+    setup.service_address = address
+    setup.service_pid = process.pid
+
+
+async def _prepare_stores(env: Mapping[str, str]) -> None:
+    """What `serve` expects to exist, as the service's settings name it: the PostgreSQL schema
+    (migrations) and, when a DynamoDB endpoint is set, both read-model tables. Idempotent."""
+    import aioboto3
+
+    from uoom_orders.config import Settings
+    from uoom_orders.readmodel import create_tables, dynamodb_client_from_settings
+    from uoom_orders.write.migrate import apply_migrations
+
+    settings = Settings.from_env(env)
+    await apply_migrations(settings.database_url)
+    if settings.dynamodb_endpoint is None:
+        return
+    session = aioboto3.Session(
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+        region_name=settings.aws_region,
+    )
+    async with dynamodb_client_from_settings(settings, session) as client:
+        await create_tables(client, settings.dynamodb_table_prefix)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,306 @@
+"""The scenarios: what each measures, on which side, and which figures its table shows.
+
+Each measurement opens its own channel to one server, warms up, measures and closes, so
+scenarios and sides do not share connections. Requests are drawn from a generator seeded by
+the run's seed, the round and the scenario: in one round both sides get the same requests.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from uoom_orders.benchmark import load
+from uoom_orders.benchmark.stats import NS_PER_MS, latency_figures
+from uoom_orders.benchmark.targets import order_stub
+from uoom_orders.benchmark.workload import (
+    CALL_TIMEOUT_S,
+    MixedWorkload,
+    OrderBook,
+    batch_requests,
+    create_request,
+    get_requests,
+)
+
+if TYPE_CHECKING:
+    from uoom.orders.v1.order_service_pb2_grpc import OrderServiceAsyncStub
+
+Side = Literal["baseline", "service"]
+SCENARIO_KINDS = ("closed-1", "open", "saturated", "create", "mixed")
+SERVED_BY_PREFIX = "served_by_"
+# Distinct prebuilt requests per measurement at most; calls beyond take them round-robin.
+_REQUEST_POOL = 8192
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How much load each scenario applies (the command line's numbers)."""
+
+    calls: int = 2000
+    warm_up_calls: int = 200
+    rate: float = 1000.0
+    duration_s: float = 5.0
+    concurrency: int = 32
+    batch_size: int = 10
+    create_calls: int = 300
+    mixed_rate: float = 500.0
+    write_share: float = 0.05
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One row of a scenario's table: a figure's key, its label, and whether a ratio applies."""
+
+    key: str
+    label: str
+    ratio: bool = True
+    digits: int = 3
+
+
+Measure = Callable[[str, int], Awaitable[dict[str, float]]]
+"""Measures one side: (server address, round number) → figures."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named measurement run on the baseline and/or the service each round."""
+
+    name: str
+    description: str
+    metrics: tuple[Metric, ...]
+    measure: Measure
+    with_baseline: bool = True
+    writes: bool = False
+
+
+_P50 = Metric("p50_ms", "p50 ms")
+_P95 = Metric("p95_ms", "p95 ms")
+_P99 = Metric("p99_ms", "p99 ms")
+_MEAN = Metric("mean_ms", "mean ms")
+_RATE = Metric("calls_per_s", "calls/s", digits=0)
+_ERRORS = Metric("errors", "errors", ratio=False, digits=0)
+
+
+def _rng(settings: LoadSettings, round_number: int, name: str) -> random.Random:
+    return random.Random(f"{settings.seed}:{round_number}:{name}")
+
+
+ReadOp = Callable[["OrderServiceAsyncStub", random.Random, int], load.Operation]
+
+
+def _read_operation(method: str, order_ids: Sequence[str], batch_size: int) -> ReadOp:
+    """A factory of operations calling `method` with prebuilt random requests."""
+
+    def make(stub: OrderServiceAsyncStub, rng: random.Random, needed: int) -> load.Operation:
+        count = max(1, min(needed, _REQUEST_POOL))
+        if method == "GetOrderStatus":
+            gets = get_requests(order_ids, rng, count)
+            get = stub.GetOrderStatus
+
+            async def get_status(index: int) -> str:
+                await get(gets[index % count], timeout=CALL_TIMEOUT_S)
+                return "call"
+
+            return get_status
+        batches = batch_requests(order_ids, rng, count, batch_size)
+        batch_get = stub.BatchGetOrderStatus
+
+        async def batch_get_status(index: int) -> str:
+            await batch_get(batches[index % count], timeout=CALL_TIMEOUT_S)
+            return "call"
+
+        return batch_get_status
+
+    return make
+
+
+def read_scenarios(kind: str, settings: LoadSettings, order_ids: Sequence[str]) -> list[Scenario]:
+    """`kind` (closed-1, open or saturated) for GetOrderStatus and BatchGetOrderStatus."""
+    scenarios = []
+    for method, label in (
+        ("GetOrderStatus", "GetOrderStatus"),
+        ("BatchGetOrderStatus", f"BatchGetOrderStatus({settings.batch_size})"),
+    ):
+        make = _read_operation(method, order_ids, settings.batch_size)
+        if kind == "closed-1":
+            scenarios.append(_closed_one(label, make, settings))
+        elif kind == "open":
+            scenarios.append(_open(label, make, settings))
+        elif kind == "saturated":
+            scenarios.append(_saturated(label, make, settings))
+        else:
+            raise ValueError(f"not a read scenario: {kind}")
+    return scenarios
+
+
+def _closed_one(label: str, make: ReadOp, settings: LoadSettings) -> Scenario:
+    name = f"closed-1/{label}"
+
+    async def measure(address: str, round_number: int) -> dict[str, float]:
+        needed = settings.warm_up_calls + settings.calls
+        async with order_stub(address) as stub:
+            operation = make(stub, _rng(settings, round_number, name), needed)
+            await load.warm_up(operation, settings.warm_up_calls)
+            result = await load.closed_loop(operation, settings.calls, settings.warm_up_calls)
+        return result.figures()
+
+    return Scenario(
+        name,
+        f"{label}, one call in flight, {settings.calls:,} calls after "
+        f"{settings.warm_up_calls:,} warm-up",
+        (_P50, _P95, _P99, _MEAN, _RATE, _ERRORS),
+        measure,
+    )
+
+
+def _open(label: str, make: ReadOp, settings: LoadSettings) -> Scenario:
+    name = f"open-{settings.rate:g}/{label}"
+
+    async def measure(address: str, round_number: int) -> dict[str, float]:
+        needed = settings.warm_up_calls + int(settings.rate * settings.duration_s)
+        async with order_stub(address) as stub:
+            operation = make(stub, _rng(settings, round_number, name), needed)
+            await load.warm_up(operation, settings.warm_up_calls)
+            result = await load.open_loop(operation, settings.rate, settings.duration_s)
+        return _open_figures(result, settings.rate)
+
+    return Scenario(
+        name,
+        f"{label}, open loop at {settings.rate:g} calls/s for {settings.duration_s:g} s; latency "
+        f"from the scheduled start; late = started > {load.LATE_START_NS / NS_PER_MS:g} ms "
+        "after schedule",
+        (
+            _P50,
+            _P95,
+            _P99,
+            Metric("calls_per_s", "achieved calls/s", digits=0),
+            Metric("late_starts", "late starts", ratio=False, digits=0),
+            _ERRORS,
+        ),
+        measure,
+    )
+
+
+def _open_figures(result: load.LoadResult, rate: float) -> dict[str, float]:
+    return result.figures() | {
+        "target_rate": rate,
+        "late_starts": result.late_starts,
+        "max_start_lag_ms": result.max_start_lag_ns / NS_PER_MS,
+    }
+
+
+def _saturated(label: str, make: ReadOp, settings: LoadSettings) -> Scenario:
+    name = f"saturated-{settings.concurrency}/{label}"
+    warm_up_s = min(1.0, settings.duration_s / 5)
+
+    async def measure(address: str, round_number: int) -> dict[str, float]:
+        async with order_stub(address) as stub:
+            operation = make(stub, _rng(settings, round_number, name), _REQUEST_POOL)
+            result = await load.saturated(
+                operation, settings.concurrency, settings.duration_s, warm_up_s
+            )
+        return result.figures() | {"concurrency": settings.concurrency}
+
+    return Scenario(
+        name,
+        f"{label}, {settings.concurrency} concurrent callers for {settings.duration_s:g} s "
+        f"(after {warm_up_s:g} s warm-up)",
+        (_RATE, _P50, _P99, _ERRORS),
+        measure,
+    )
+
+
+def create_scenario(settings: LoadSettings) -> Scenario:
+    """CreateOrder at one call in flight; the service only (the baseline has no writes)."""
+    name = "create/CreateOrder"
+    warm_up = min(settings.warm_up_calls, max(1, settings.create_calls // 10))
+
+    async def measure(address: str, round_number: int) -> dict[str, float]:
+        requests = [create_request() for _ in range(warm_up + settings.create_calls)]
+
+        async with order_stub(address) as stub:
+
+            async def operation(index: int) -> str:
+                await stub.CreateOrder(requests[index], timeout=CALL_TIMEOUT_S)
+                return "call"
+
+            await load.warm_up(operation, warm_up)
+            result = await load.closed_loop(operation, settings.create_calls, warm_up)
+        return result.figures()
+
+    return Scenario(
+        name,
+        f"CreateOrder, one call in flight, {settings.create_calls:,} calls after {warm_up} "
+        "warm-up (service only)",
+        (_P50, _P95, _P99, _MEAN, _RATE, _ERRORS),
+        measure,
+        with_baseline=False,
+        writes=True,
+    )
+
+
+def mixed_scenario(settings: LoadSettings, book: OrderBook) -> Scenario:
+    """Open-loop reads with a share of writes; the read tiers' shares (service only)."""
+    name = f"mixed-{settings.mixed_rate:g}"
+
+    async def measure(address: str, round_number: int) -> dict[str, float]:
+        async with order_stub(address) as stub:
+            workload = MixedWorkload(
+                stub, book, _rng(settings, round_number, name), settings.write_share
+            )
+            result = await load.open_loop(workload, settings.mixed_rate, settings.duration_s)
+        reads = sum(workload.served_by.values())
+        from_postgres = workload.served_by.get("postgres", 0)
+        figures = result.figures() | {
+            "reads": reads,
+            "writes": sum(workload.write_kinds.values()),
+            "updates": workload.write_kinds["update"],
+            "creates": workload.write_kinds["create"],
+            "hit_rate_pct": 100.0 * (reads - from_postgres) / reads if reads else 0.0,
+            "late_starts": result.late_starts,
+            **latency_figures(result.latencies_ns.get("read", []), "read_"),
+            **latency_figures(result.latencies_ns.get("write", []), "write_"),
+        }
+        for tier, count in workload.served_by.items():
+            figures[f"{SERVED_BY_PREFIX}{tier}_pct"] = 100.0 * count / reads
+        return figures
+
+    return Scenario(
+        name,
+        f"open loop at {settings.mixed_rate:g} calls/s for {settings.duration_s:g} s: "
+        f"{100 * (1 - settings.write_share):g} % GetOrderStatus, "
+        f"{100 * settings.write_share:g} % writes (4 in 5 UpdateOrderStatus, 1 in 5 CreateOrder); "
+        "hit rate = reads not served by postgres (service only)",
+        (
+            Metric("calls_per_s", "achieved calls/s", ratio=False, digits=0),
+            Metric("read_p50_ms", "read p50 ms", ratio=False),
+            Metric("read_p95_ms", "read p95 ms", ratio=False),
+            Metric("read_p99_ms", "read p99 ms", ratio=False),
+            Metric("write_p50_ms", "write p50 ms", ratio=False),
+            Metric("write_p99_ms", "write p99 ms", ratio=False),
+            Metric("hit_rate_pct", "hit rate %", ratio=False, digits=2),
+            Metric("late_starts", "late starts", ratio=False, digits=0),
+            _ERRORS,
+        ),
+        measure,
+        with_baseline=False,
+        writes=True,
+    )
+
+
+def build(kinds: Sequence[str], settings: LoadSettings, book: OrderBook) -> list[Scenario]:
+    """The scenarios for the `--scenarios` kinds, in the order given."""
+    scenarios: list[Scenario] = []
+    for kind in kinds:
+        if kind in ("closed-1", "open", "saturated"):
+            scenarios.extend(read_scenarios(kind, settings, list(book.order_ids)))
+        elif kind == "create":
+            scenarios.append(create_scenario(settings))
+        elif kind == "mixed":
+            scenarios.append(mixed_scenario(settings, book))
+        else:
+            raise ValueError(f"unknown scenario {kind!r}; expected one of {SCENARIO_KINDS}")
+    return scenarios
