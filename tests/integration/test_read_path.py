@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -42,11 +43,11 @@ async def stack(local_stack: StackEndpoints, database_url: str) -> AsyncIterator
 
 
 @pytest.fixture
-def private_moto(tmp_path: Path) -> MotoDynamoDBServer:
+def private_moto(tmp_path: Path) -> Iterator[MotoDynamoDBServer]:
     """A DynamoDB endpoint of this test's own, to stop and start without touching others'."""
     server = MotoDynamoDBServer(free_port(), tmp_path / "moto.log")
     server.start()
-    yield server  # type: ignore[misc]
+    yield server
     server.stop()
 
 
@@ -219,7 +220,7 @@ async def test_pagination_continues_when_the_serving_tier_changes(
             for _ in range(9)
         ]
         for order_id in ids:
-            await eventually(lambda order_id=order_id: _has_item(stack, order_id), "projection")
+            await eventually(partial(_has_item, stack, order_id), "projection")
         first, info = await api.client.list_orders_by_customer_with_metadata(
             order_service_pb2.ListOrdersByCustomerRequest(customer_id=customer, page_size=4)
         )
