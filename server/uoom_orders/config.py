@@ -58,6 +58,11 @@ class Settings:
     dax_threads: int = 8
     # Prometheus metrics HTTP port; 0 turns the endpoint off.
     metrics_port: int = 0
+    # TLS on the gRPC port: certificate chain and key (PEM files). With a client CA as well,
+    # clients must present a certificate it signed (mutual TLS).
+    grpc_tls_cert_file: str | None = None
+    grpc_tls_key_file: str | None = None
+    grpc_tls_client_ca_file: str | None = None
 
     @property
     def dead_letter_topic(self) -> str:
@@ -138,9 +143,18 @@ class Settings:
             ),
             dax_threads=reader.get("DAX_THREADS", _int_between(1, 256), cls.dax_threads),
             metrics_port=reader.get("METRICS_PORT", _int_between(0, 65535), cls.metrics_port),
+            grpc_tls_cert_file=reader.get("GRPC_TLS_CERT_FILE", _readable_file, None),
+            grpc_tls_key_file=reader.get("GRPC_TLS_KEY_FILE", _readable_file, None),
+            grpc_tls_client_ca_file=reader.get("GRPC_TLS_CLIENT_CA_FILE", _readable_file, None),
         )
         if settings.db_pool_min_size > settings.db_pool_max_size:
             raise ConfigError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        if (settings.grpc_tls_cert_file is None) != (settings.grpc_tls_key_file is None):
+            raise ConfigError("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE go together")
+        if settings.grpc_tls_client_ca_file and not settings.grpc_tls_cert_file:
+            raise ConfigError(
+                "GRPC_TLS_CLIENT_CA_FILE needs GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE"
+            )
         return settings
 
 
@@ -234,6 +248,15 @@ def _read_tiers(raw: str) -> tuple[str, ...]:
     if list(tiers) != sorted(tiers, key=READ_TIER_NAMES.index) or len(set(tiers)) != len(tiers):
         raise ValueError("tiers go fastest first, each once: near-cache, dax, dynamodb")
     return tiers
+
+
+def _readable_file(raw: str) -> str:
+    try:
+        with open(raw, "rb"):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot read the file: {error.strerror}") from error
+    return raw
 
 
 def _topic(raw: str) -> str:

@@ -20,10 +20,33 @@ _log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
+def server_credentials(
+    cert_file: str, key_file: str, client_ca_file: str | None
+) -> grpc.ServerCredentials:
+    """TLS from PEM files; with a client CA, clients must present a certificate it signed."""
+    with open(cert_file, "rb") as cert, open(key_file, "rb") as key:
+        pair = (key.read(), cert.read())
+    client_ca = None
+    if client_ca_file is not None:
+        with open(client_ca_file, "rb") as ca:
+            client_ca = ca.read()
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
 class GrpcServer:
     """Serves until stopped; `stop()` drains in-flight calls within the grace period."""
 
-    def __init__(self, servicer: OrderServicer, host: str, port: int, grace: float) -> None:
+    def __init__(
+        self,
+        servicer: OrderServicer,
+        host: str,
+        port: int,
+        grace: float,
+        *,
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
         self._grace = grace
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
@@ -37,7 +60,11 @@ class GrpcServer:
         reflection.enable_server_reflection(
             (ORDER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        address = f"{host}:{port}"
+        if credentials is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, credentials)
         if self.port == 0:
             raise OSError(f"cannot listen on {host}:{port}")
         self._stopped = False
