@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import prometheus_client
 
-from uoom_orders.api.grpc_server import GrpcServer
+from uoom_orders.api.grpc_server import GrpcServer, server_credentials
 from uoom_orders.api.servicer import OrderServicer
 from uoom_orders.application.queries import OrderQueries
 from uoom_orders.config import ConfigError, Settings
@@ -250,8 +250,19 @@ async def running_service(
             reads = await _read_path(settings, stack, pool, dynamodb, service)
             queries = OrderQueries(reads, _page_tokens(settings))
             servicer = OrderServicer(lambda: PostgresUnitOfWork(pool), queries)
+            credentials = None
+            if settings.grpc_tls_cert_file and settings.grpc_tls_key_file:
+                credentials = server_credentials(
+                    settings.grpc_tls_cert_file,
+                    settings.grpc_tls_key_file,
+                    settings.grpc_tls_client_ca_file,
+                )
             server = GrpcServer(
-                servicer, settings.grpc_host, settings.grpc_port, settings.shutdown_grace_seconds
+                servicer,
+                settings.grpc_host,
+                settings.grpc_port,
+                settings.shutdown_grace_seconds,
+                credentials=credentials,
             )
             await stack.enter_async_context(server)
             service.server = server
