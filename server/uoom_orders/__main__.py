@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Coroutine, Sequence
@@ -17,12 +16,11 @@ T = TypeVar("T")
 ROLE_NAMES = ("api", "relay", "projector")
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+def _configure_logging(level: str, default_format: str = "json") -> None:
+    """Root logging to stderr as LOG_FORMAT says (json or text), else `default_format`."""
+    from uoom_orders.observability.logs import configure_logging, log_format_from_env
+
+    configure_logging(level, log_format_from_env(default_format))
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -80,7 +78,7 @@ def _dead_letters(args: argparse.Namespace) -> int:
 def _dev(args: argparse.Namespace) -> int:
     from uoom_orders.devstack.session import run_dev_session
 
-    _configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
+    _configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), default_format="text")
     return _run(run_dev_session(grpc_port=args.port, metrics_port=args.metrics_port))
 
 

@@ -17,10 +17,13 @@ from typing import Any
 import asyncpg
 import prometheus_client
 
-from uoom_orders.api.grpc_server import GrpcServer, server_credentials
+from uoom_orders.api.grpc_server import ORDER_SERVICE, GrpcServer, server_credentials
 from uoom_orders.api.servicer import OrderServicer
 from uoom_orders.application.queries import OrderQueries
 from uoom_orders.config import ConfigError, Settings
+from uoom_orders.observability import metrics
+from uoom_orders.observability.health import Component, HealthMonitor
+from uoom_orders.observability.tracing import configure_tracing, inject_current
 from uoom_orders.projector.projector import OrderProjector, ProjectorConfig
 from uoom_orders.read.cache_feed import NearCacheFeed
 from uoom_orders.read.circuit_breaker import CircuitBreaker
@@ -57,6 +60,7 @@ class RunningService:
     near_cache_feed: NearCacheFeed | None = None
     write_back: ReadModelWriteBack | None = None
     tiers: list[str] = field(default_factory=list)
+    health: HealthMonitor | None = None
     background: list[Any] = field(default_factory=list)
     # Long-running role tasks; if one ends by itself, the process shuts down (exit 1).
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -214,6 +218,58 @@ async def _start_projector(
     service.tasks.append(task)
 
 
+def _health_monitor(
+    settings: Settings, service: RunningService, pool: asyncpg.Pool, dynamodb: Any | None
+) -> HealthMonitor:
+    """Watches every store and role this process uses (see observability/health.py)."""
+
+    async def postgres_up() -> bool:
+        return bool(await pool.fetchval("SELECT 1"))
+
+    components = [Component("postgres", postgres_up)]
+    read_tiers: list[str] = []
+    if dynamodb is not None:
+        table = TableNames.for_prefix(settings.dynamodb_table_prefix).status
+
+        async def dynamodb_up() -> bool:
+            await dynamodb.describe_table(TableName=table)
+            return True
+
+        components.append(Component("dynamodb", dynamodb_up))
+        if "dynamodb" in service.tiers:
+            read_tiers.append("dynamodb")
+    feed = service.near_cache_feed
+    if feed is not None:
+
+        async def feed_live() -> bool:
+            return feed.is_live()
+
+        components.append(Component("near-cache", feed_live))
+        read_tiers.append("near-cache")
+    for task in service.tasks:
+
+        async def running(task: asyncio.Task[None] = task) -> bool:
+            return not task.done()
+
+        components.append(Component(task.get_name(), running))
+
+    cache = service.near_cache
+
+    def publish_cache_size() -> None:
+        if cache is not None:
+            metrics.NEAR_CACHE_ENTRIES.set(len(cache))
+            metrics.NEAR_CACHE_BYTES.set(cache.bytes)
+
+    return HealthMonitor(
+        components,
+        servicer=None if service.server is None else service.server.health,
+        service_name=ORDER_SERVICE,
+        # Degraded is still serving; only with no read tier and no PostgreSQL is it not.
+        can_serve=lambda up: up["postgres"] or any(up[t] for t in read_tiers),
+        on_tick=publish_cache_size,
+    )
+
+
 def _wants_dynamodb(settings: Settings, roles: Collection[str]) -> bool:
     return "projector" in roles or ("api" in roles and "dynamodb" in settings.read_tiers)
 
@@ -225,6 +281,7 @@ async def running_service(
     """Starts the given roles; on exit stops taking calls, drains, then closes the stores."""
     service = RunningService(roles=frozenset(roles))
     async with AsyncExitStack() as stack:
+        stack.enter_context(configure_tracing())  # off unless OTEL_* configures an exporter
         if settings.metrics_port:
             _serve_metrics(settings.metrics_port, stack)
         pool = await asyncpg.create_pool(
@@ -249,7 +306,9 @@ async def running_service(
         if "api" in roles:
             reads = await _read_path(settings, stack, pool, dynamodb, service)
             queries = OrderQueries(reads, _page_tokens(settings))
-            servicer = OrderServicer(lambda: PostgresUnitOfWork(pool), queries)
+            servicer = OrderServicer(
+                lambda: PostgresUnitOfWork(pool), queries, trace_context=inject_current
+            )
             credentials = None
             if settings.grpc_tls_cert_file and settings.grpc_tls_key_file:
                 credentials = server_credentials(
@@ -266,6 +325,9 @@ async def running_service(
             )
             await stack.enter_async_context(server)
             service.server = server
+        service.health = await stack.enter_async_context(
+            _health_monitor(settings, service, pool, dynamodb)
+        )
         yield service
 
 

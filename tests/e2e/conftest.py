@@ -72,8 +72,21 @@ async def wait_serving(target: str, process: subprocess.Popen[bytes], timeout: f
 
 class StartService(Protocol):
     async def __call__(
-        self, *args: str, extra_env: dict[str, str] | None = None
+        self, *args: str, extra_env: dict[str, str] | None = None, wait_for_health: bool = True
     ) -> ServiceProcess: ...
+
+
+async def wait_started(service: ServiceProcess, timeout: float) -> None:
+    """Until the process logs that its roles started (or dies)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"exited with {service.process.returncode}:\n{service.log()}")
+        log = service.log()
+        if "outbox relay started" in log or "projector started" in log:
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"not started after {timeout}s:\n{service.log()}")
 
 
 @pytest.fixture
@@ -83,7 +96,9 @@ def start_service(
     """A factory: `await start_service(*args)` runs `python -m uoom_orders serve *args`."""
     started: list[ServiceProcess] = []
 
-    async def start(*args: str, extra_env: dict[str, str] | None = None) -> ServiceProcess:
+    async def start(
+        *args: str, extra_env: dict[str, str] | None = None, wait_for_health: bool = True
+    ) -> ServiceProcess:
         port = free_port()
         log_path = tmp_path / f"service-{len(started)}.log"
         env = service_env(local_stack, database_url, port) | (extra_env or {})
@@ -96,6 +111,9 @@ def start_service(
             )
         service = ServiceProcess(process, f"127.0.0.1:{port}", log_path)
         started.append(service)
+        if not wait_for_health:  # a role without a gRPC port: running is all we can see
+            await wait_started(service, timeout=30)
+            return service
         try:
             await wait_serving(service.target, process, timeout=30)
         except BaseException:

@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.builders import create_request, update_request
-from tests.integration.pipeline import Pipeline, dynamodb_item, pipeline, recreate_tables
+from tests.integration.pipeline import Api, Pipeline, dynamodb_item, pipeline, recreate_tables
 from tests.integration.projector_support import eventually
 from uoom_orders.devstack import LocalStack, StackEndpoints
 from uoom_orders.devstack.dynamodb_endpoint import MotoDynamoDBServer
@@ -241,3 +243,36 @@ async def test_pagination_continues_when_the_serving_tier_changes(
         assert tiers == {"postgres"}
         assert seen == list(reversed(ids))  # newest first, each once, none skipped
         private_moto.start()
+
+
+async def health_status(api: Api) -> int:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{api.service.port}") as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="uoom.orders.v1.OrderService"), timeout=5
+        )
+    return int(reply.status)
+
+
+async def test_a_store_down_degrades_the_service_but_it_keeps_serving(
+    local_stack: StackEndpoints, database_url: str, private_moto: MotoDynamoDBServer
+) -> None:
+    async with pipeline(
+        local_stack, database_url, dynamodb_endpoint=private_moto.endpoint
+    ) as stack:
+        api = await stack.start_api()
+        monitor = api.service.health
+        assert monitor is not None
+        await monitor.check_once()  # the feed went live after the start-up check
+        assert not monitor.degraded, monitor.up
+        assert await health_status(api) == health_pb2.HealthCheckResponse.SERVING
+
+        private_moto.stop()
+        await monitor.check_once()
+        assert monitor.up["dynamodb"] is False
+        assert monitor.degraded
+        assert await health_status(api) == health_pb2.HealthCheckResponse.SERVING
+
+        private_moto.start()
+        await recreate_tables(stack)
+        await monitor.check_once()
+        assert not monitor.degraded

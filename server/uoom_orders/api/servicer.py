@@ -18,10 +18,11 @@ from uoom_orders.api.status_mapping import status_for
 from uoom_orders.application import handlers
 from uoom_orders.application.handlers import TraceContext, UnitOfWorkFactory
 from uoom_orders.application.queries import OrderQueries
-from uoom_orders.observability import metrics
+from uoom_orders.observability import metrics, tracing
 from uoom_orders.read.ports import ListScope
 
 SERVED_BY = "x-served-by"
+_SERVICE = pb.DESCRIPTOR.services_by_name["OrderService"].full_name
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
@@ -32,6 +33,7 @@ def _answer_errors(method: Handler[Req, Resp]) -> Handler[Req, Resp]:
     """Any error becomes a status from the mapping table; nothing escapes as a stack trace.
     Also counts each call by status code and times it."""
     name = method.__name__
+    full_name = f"{_SERVICE}/{name}"
     latency = metrics.RPC_LATENCY.labels(method=name)
     ok = metrics.RPC_HANDLED.labels(method=name, code="OK")
 
@@ -40,17 +42,21 @@ def _answer_errors(method: Handler[Req, Resp]) -> Handler[Req, Resp]:
         self: OrderServicer, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
     ) -> Resp:
         started = time.perf_counter()
-        try:
-            response = await method(self, request, context)
-        except Exception as error:
-            status = status_for(error, name)
-            metrics.RPC_HANDLED.labels(method=name, code=status.code.name).inc()
+        # The call's server span; a shared no-op while tracing is off (no interceptor).
+        with tracing.server_span(full_name, context.invocation_metadata) as span:
+            try:
+                response = await method(self, request, context)
+            except Exception as error:
+                status = status_for(error, name)
+                metrics.RPC_HANDLED.labels(method=name, code=status.code.name).inc()
+                latency.observe(time.perf_counter() - started)
+                tracing.set_rpc_status(span, status.code.value[0], error)
+                await context.abort_with_status(status)
+                raise  # unreachable: abort_with_status raises
+            ok.inc()
             latency.observe(time.perf_counter() - started)
-            await context.abort_with_status(status)
-            raise  # unreachable: abort_with_status raises
-        ok.inc()
-        latency.observe(time.perf_counter() - started)
-        return response
+            tracing.set_rpc_status(span, 0)
+            return response
 
     return guarded
 

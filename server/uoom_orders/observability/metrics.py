@@ -88,3 +88,16 @@ PROJECTOR_E2E_LAG = Histogram(
     "From the change's commit (event time) to its write in the read model",
     buckets=LAG_BUCKETS,
 )
+
+# --- health -------------------------------------------------------------------------------
+COMPONENT_UP = Gauge(
+    "order_service_component_up",
+    "1 when a store or role the process uses answers, 0 when it does not",
+    ["component"],
+)
+DEGRADED = Gauge(
+    "order_service_degraded",
+    "1 while the service answers with a fallback because a store or feed is down",
+)
+NEAR_CACHE_ENTRIES = Gauge("near_cache_entries", "Orders held in the near cache")
+NEAR_CACHE_BYTES = Gauge("near_cache_bytes", "Approximate bytes held in the near cache")

@@ -33,6 +33,7 @@ from uoom.orders.v1 import order_events_pb2
 
 from uoom_orders import wire
 from uoom_orders.config import Settings
+from uoom_orders.observability import tracing
 from uoom_orders.observability.metrics import (
     PROJECTOR_APPLIED,
     PROJECTOR_CONSUMER_LAG,
@@ -51,6 +52,15 @@ from uoom_orders.readmodel.ports import (
 from uoom_orders.readmodel.tables import DETAILS_TABLE, STATUS_TABLE
 
 _log = logging.getLogger(__name__)
+
+
+_PUT_ORDER_SPAN = {"db.system": "dynamodb", "rpc.system": "aws-api", "rpc.service": "DynamoDB"}
+
+
+def _outcome_name(outcome: PutResult | _Poison | _Outage) -> str:
+    if isinstance(outcome, PutResult):
+        return "applied" if outcome.applied else "stale"
+    return "dead-letter" if isinstance(outcome, _Poison) else "outage"
 
 
 class PoisonMessage(ValueError):
@@ -380,6 +390,22 @@ class OrderProjector:
         return letters
 
     async def _apply_one(self, item: _Pending) -> PutResult | _Poison | _Outage:
+        record = item.record
+        # Continues the trace in the record's headers: gRPC call → transaction → publish → here.
+        with tracing.consume_span(
+            record.topic,
+            record.headers,
+            group=self._config.group_id,
+            partition=record.partition,
+            offset=record.offset,
+            order_id=item.event.order.order_id,
+            version=item.event.version,
+        ) as span:
+            outcome = await self._write_one(item)
+            span.set_attribute("uoom.projection.outcome", _outcome_name(outcome))
+        return outcome
+
+    async def _write_one(self, item: _Pending) -> PutResult | _Poison | _Outage:
         attempts = self._config.apply_attempts
         backoff = _Backoff(self._config.retry_backoff_seconds, self._config.max_backoff_seconds)
         failure: Exception | None = None
@@ -387,7 +413,8 @@ class OrderProjector:
             try:
                 async with self._semaphore:
                     ttl = ttl_after(self._config.ttl_hours, self._clock())
-                    return await self._writer.put_order(item.event.order, ttl)
+                    with tracing.client_span("DynamoDB put_order", _PUT_ORDER_SPAN):
+                        return await self._writer.put_order(item.event.order, ttl)
             except ReadModelUnavailable as error:
                 return _Outage(error)
             except (ReadModelWriteRejected, ValueError) as error:

@@ -9,7 +9,9 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import Span
 
+from uoom_orders.observability import tracing
 from uoom_orders.relay.records import OutboxRecord, event_message
 
 _log = logging.getLogger(__name__)
@@ -103,20 +105,30 @@ class KafkaEventPublisher:
         # whole batch before awaiting lets the producer pack records into few requests. One
         # partition has one request in flight at a time, so a key's records keep their order.
         futures: list[asyncio.Future[Any]] = []
+        spans: list[Span | None] = []
         send_error: BaseException | None = None
         try:
             for record in records:
                 message = event_message(record)
+                # A child of the row's trace context; the headers then carry this span on.
+                span, headers = tracing.publish_span(
+                    self.topic,
+                    record.trace_context,
+                    message.headers,
+                    message_id=str(record.event_id),
+                    key=str(record.order_id),
+                    outbox_id=record.id,
+                )
+                spans.append(span)
                 futures.append(
-                    await producer.send(
-                        self.topic, message.value, key=message.key, headers=list(message.headers)
-                    )
+                    await producer.send(self.topic, message.value, key=message.key, headers=headers)
                 )
         except Exception as error:
             send_error = error
         # Await every queued record even after a failure: an unawaited future would log
         # "exception was never retrieved", and a batch is only known once all have settled.
         results = await asyncio.gather(*futures, return_exceptions=True)
+        tracing.end_publish_spans(spans, results, send_error)
         failures = [r for r in results if isinstance(r, BaseException)]
         if send_error is None and not failures:
             return

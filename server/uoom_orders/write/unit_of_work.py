@@ -5,10 +5,14 @@ from __future__ import annotations
 from types import TracebackType
 
 import asyncpg
+from opentelemetry.trace import SpanKind
 
+from uoom_orders.observability import tracing
 from uoom_orders.write.order_repository import PostgresOrderRepository
 from uoom_orders.write.outbox import PostgresOutbox
 from uoom_orders.write.request_log import PostgresRequestLog
+
+_SPAN_ATTRIBUTES = {"db.system": "postgresql", "db.system.name": "postgresql"}
 
 
 class PostgresUnitOfWork:
@@ -17,6 +21,7 @@ class PostgresUnitOfWork:
     orders: PostgresOrderRepository
     outbox: PostgresOutbox
     requests: PostgresRequestLog
+    _span: tracing.OpenSpan
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -25,6 +30,18 @@ class PostgresUnitOfWork:
         self._done = False
 
     async def __aenter__(self) -> PostgresUnitOfWork:
+        # Current until exit, so the outbox row captures this transaction as the event's
+        # parent span; it includes the wait for a pooled connection.
+        self._span = tracing.open_span(
+            "postgresql transaction", kind=SpanKind.CLIENT, attributes=_SPAN_ATTRIBUTES
+        )
+        try:
+            return await self._begin()
+        except BaseException as error:
+            self._span.end(error)
+            raise
+
+    async def _begin(self) -> PostgresUnitOfWork:
         self._conn = await self._pool.acquire()
         try:
             self._tx = self._conn.transaction()
@@ -56,3 +73,5 @@ class PostgresUnitOfWork:
         finally:
             await self._pool.release(self._conn)
             self._conn = None
+            outcome = "commit" if self._done else "rollback"
+            self._span.end(exc, {"uoom.transaction.outcome": outcome})
