@@ -264,6 +264,8 @@ def _health_monitor(
         components,
         servicer=None if service.server is None else service.server.health,
         service_name=ORDER_SERVICE,
+        # Each role's task reports under its own name, e.g. "uoom.orders.projector".
+        role_names={task.get_name(): f"uoom.orders.{task.get_name()}" for task in service.tasks},
         # Degraded is still serving; only with no read tier and no PostgreSQL is it not.
         can_serve=lambda up: up["postgres"] or any(up[t] for t in read_tiers),
         on_tick=publish_cache_size,
@@ -298,6 +300,8 @@ async def running_service(
             relay = OutboxRelay.from_settings(settings)
             await stack.enter_async_context(relay)
             service.background.append(relay)
+            if relay.task is not None:
+                service.tasks.append(relay.task)
         dynamodb = None
         if _wants_dynamodb(settings, roles):
             dynamodb = await stack.enter_async_context(dynamodb_client_from_settings(settings))

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.builders import create_request, update_request
 from tests.integration.pipeline import Api, Pipeline, dynamodb_item, pipeline, recreate_tables
 from tests.integration.projector_support import eventually
+from uoom_orders.bootstrap import ROLES, running_service
 from uoom_orders.devstack import LocalStack, StackEndpoints
 from uoom_orders.devstack.dynamodb_endpoint import MotoDynamoDBServer
 from uoom_orders.devstack.ports import free_port
@@ -276,3 +277,20 @@ async def test_a_store_down_degrades_the_service_but_it_keeps_serving(
         await recreate_tables(stack)
         await monitor.check_once()
         assert not monitor.degraded
+
+
+async def test_health_reports_the_server_and_each_role(stack: Pipeline) -> None:
+    settings = stack.settings()
+    async with running_service(settings, ROLES) as service:
+        assert service.health is not None
+        await service.health.check_once()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for name in (
+                "",
+                "uoom.orders.v1.OrderService",
+                "uoom.orders.outbox-relay",
+                "uoom.orders.projector",
+            ):
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING, name

@@ -43,6 +43,7 @@ class HealthMonitor:
         servicer: health.aio.HealthServicer | None,
         service_name: str,
         can_serve: Callable[[dict[str, bool]], bool] = lambda up: True,
+        role_names: dict[str, str] | None = None,
         interval: float = 1.0,
         check_timeout: float = 1.0,
         on_tick: Callable[[], None] | None = None,
@@ -51,6 +52,7 @@ class HealthMonitor:
         self._servicer = servicer
         self._service_name = service_name
         self._can_serve = can_serve
+        self._role_names = role_names or {}
         self._interval = interval
         self._check_timeout = check_timeout
         self._on_tick = on_tick
@@ -80,6 +82,9 @@ class HealthMonitor:
         if self._servicer is not None:
             status = SERVING if self._can_serve(self._up) else NOT_SERVING
             await self._servicer.set(self._service_name, status)
+            for role, health_name in self._role_names.items():
+                role_up = self._up.get(role, False)
+                await self._servicer.set(health_name, SERVING if role_up else NOT_SERVING)
         if self._on_tick is not None:
             self._on_tick()
 

@@ -145,6 +145,11 @@ class OutboxRelay:
         return self._publisher
 
     @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task `async with` started (None before it and after `stop()`)."""
+        return self._task
+
+    @property
     def listening(self) -> bool:
         """True while the LISTEN connection is up."""
         return self._listening
