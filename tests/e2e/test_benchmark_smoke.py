@@ -48,3 +48,54 @@ def test_quick_benchmark_runs_both_sides_and_writes_the_raw_figures(tmp_path: Pa
             assert {"p50_ms", "p95_ms", "p99_ms", "mean_ms", "calls_per_s"} <= figures.keys()
         assert "p50_ms" in scenario["summary"]
     assert "service/baseline" in result.stdout
+
+
+def test_quick_lag_and_pipeline_scenarios_measure_the_service_only(tmp_path: Path) -> None:
+    report_path = tmp_path / "pipeline.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uoom_orders.benchmark",
+            "--quick",
+            "--scenarios",
+            "lag,pipeline",
+            "--orders",
+            "20",
+            "--json",
+            str(report_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    scenarios = json.loads(report_path.read_text())["scenarios"]
+    assert set(scenarios) == {"lag-50", "pipeline-100"}
+    for scenario in scenarios.values():
+        assert scenario["with_baseline"] is False
+        assert scenario["rounds"][0]["baseline"] is None
+
+    lag = scenarios["lag-50"]["rounds"][0]["service"]
+    assert lag["writes"] > 0
+    assert lag["updates"] + lag["creates"] == lag["writes"]
+    # Every write got a verdict from each probe: seen (or fell through), or timed out.
+    assert lag["near_cache_probed"] == lag["updates"] > 0
+    assert lag["near_cache_measured"] > 0
+    assert lag["near_cache_measured"] + lag["near_cache_timeouts"] <= lag["near_cache_probed"]
+    assert lag["dynamodb_probed"] == lag["writes"]
+    assert lag["dynamodb_measured"] + lag["dynamodb_timeouts"] == lag["writes"]
+    assert lag["dynamodb_measured"] > 0
+    assert {"near_cache_lag_p99_ms", "dynamodb_lag_p99_ms"} <= lag.keys()
+
+    burst = scenarios["pipeline-100"]["rounds"][0]["service"]
+    assert burst["events"] == 100
+    assert burst["errors"] == 0
+    assert burst["not_visible"] == 0
+    assert burst["events_per_s"] > 0
+    assert burst["drain_s"] >= 0
+
+    assert "near cache lag p99 ms" in result.stdout
+    assert "end to end, events/s" in result.stdout
+    assert "API replica at" in result.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 
 from uoom_orders.benchmark.runner import BenchOptions, run_benchmark
-from uoom_orders.benchmark.scenarios import SCENARIO_KINDS, LoadSettings
+from uoom_orders.benchmark.scenarios import DEFAULT_KINDS, SCENARIO_KINDS, LoadSettings
 from uoom_orders.benchmark.targets import TargetStartError
 from uoom_orders.config import ConfigError
 from uoom_orders.devstack.processes import StackStartError
@@ -27,6 +27,7 @@ _QUICK = {
     "warmup": 50,
     "create_calls": 20,
     "orders": 100,
+    "pipeline_events": 100,
 }
 _FULL = {
     "rounds": 5,
@@ -35,6 +36,7 @@ _FULL = {
     "warmup": _DEFAULTS.warm_up_calls,
     "create_calls": _DEFAULTS.create_calls,
     "orders": 1000,
+    "pipeline_events": _DEFAULTS.pipeline_events,
 }
 _EPILOG = """\
 scenarios (--scenarios, comma separated; a numeric suffix sets the rate or concurrency):
@@ -43,7 +45,15 @@ scenarios (--scenarios, comma separated; a numeric suffix sets the rate or concu
   saturated[-C]   --concurrency callers for --duration s: calls/s, p50/p99
   create          CreateOrder at one in flight (service only)
   mixed[-RATE]    open loop at --mixed-rate: reads plus --write-share writes; hit rate by tier
+  lag[-RATE]      open loop of writes at --lag-rate for --duration s: commit -> visible in an
+                  API replica's near cache and in the DynamoDB read model, p50/p95/p99/max
+  pipeline[-N]    a burst of N (--pipeline-events) status changes from --pipeline-writers:
+                  commits/s, events/s end to end into DynamoDB, time to drain
 closed-1, open and saturated run for GetOrderStatus and BatchGetOrderStatus(--batch-size).
+lag, pipeline, create and mixed measure the service only (their baseline column is n/a).
+lag starts a second API replica (serve --roles api) and probes its near cache. The default run
+(every scenario) takes about 7-8 minutes on a 2-core machine, of which lag and pipeline about 2;
+`--scenarios lag,pipeline` runs only those.
 Each round measures the bare server and the service back to back; tables show the median over
 rounds, the min-max across rounds, and service/baseline computed per round (paired).
 """
@@ -98,11 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
     add("--create-calls", type=_positive_int, help="calls per create run (300)")
     add("--mixed-rate", type=_positive_float, default=_DEFAULTS.mixed_rate, help="(500)")
     add("--write-share", type=_share, default=_DEFAULTS.write_share, help="mixed writes (0.05)")
+    add("--lag-rate", type=_positive_float, default=_DEFAULTS.lag_rate, help="writes/s (50)")
+    add(
+        "--visibility-timeout",
+        type=_positive_float,
+        default=_DEFAULTS.visibility_timeout_s,
+        help="seconds a lag probe waits for a write to become visible (5)",
+    )
+    add("--pipeline-events", type=_positive_int, help="status changes per pipeline burst (2000)")
+    add(
+        "--pipeline-writers",
+        type=_positive_int,
+        default=_DEFAULTS.pipeline_writers,
+        help="concurrent writers of the pipeline burst (16)",
+    )
     add("--seed", type=int, default=_DEFAULTS.seed, help="random seed of the requests (1)")
     add(
         "--scenarios",
-        default=",".join(SCENARIO_KINDS),
-        help=f"comma list (default {','.join(SCENARIO_KINDS)})",
+        default=",".join(DEFAULT_KINDS),
+        help=f"comma list of {','.join(SCENARIO_KINDS)} (default {','.join(DEFAULT_KINDS)})",
     )
     add(
         "--service-env",
@@ -122,8 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _scenario_kinds(raw: str, settings: dict[str, float]) -> tuple[str, ...]:
-    """Kinds in order; `open-500`, `saturated-64`, `mixed-200` also set their number."""
-    numbered = {"open": "rate", "saturated": "concurrency", "mixed": "mixed_rate"}
+    """Kinds in order; `open-500`, `saturated-64`, `mixed-200`, `lag-100`, `pipeline-5000`
+    also set their number."""
+    numbered = {
+        "open": "rate",
+        "saturated": "concurrency",
+        "mixed": "mixed_rate",
+        "lag": "lag_rate",
+        "pipeline": "pipeline_events",
+    }
     kinds: list[str] = []
     for item in (part.strip() for part in raw.split(",")):
         if not item:
@@ -154,8 +185,14 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         "rate": args.rate,
         "concurrency": args.concurrency,
         "mixed_rate": args.mixed_rate,
+        "lag_rate": args.lag_rate,
+        "pipeline_events": pick("pipeline_events"),
     }
     kinds = _scenario_kinds(args.scenarios, numbers)
+    if "pipeline" in kinds and args.target is not None and args.dynamodb is None:
+        raise ValueError("with --target, the pipeline scenario needs --dynamodb (its read model)")
+    if numbers["pipeline_events"] < 1 or numbers["lag_rate"] <= 0:
+        raise ValueError("lag-RATE and pipeline-N need a positive number")
     load = LoadSettings(
         calls=int(pick("calls")),
         warm_up_calls=max(0, int(pick("warmup"))),
@@ -166,6 +203,10 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         create_calls=int(pick("create_calls")),
         mixed_rate=numbers["mixed_rate"],
         write_share=args.write_share,
+        lag_rate=numbers["lag_rate"],
+        visibility_timeout_s=args.visibility_timeout,
+        pipeline_events=int(numbers["pipeline_events"]),
+        pipeline_writers=args.pipeline_writers,
         seed=args.seed,
     )
     return BenchOptions(

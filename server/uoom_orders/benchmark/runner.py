@@ -22,6 +22,7 @@ from typing import Any
 from uoom.orders.v1 import order_service_pb2
 
 from uoom_orders.benchmark import scenarios as scenario_kinds
+from uoom_orders.benchmark.pipeline import PipelineTargets, ReadModelTable
 from uoom_orders.benchmark.report import (
     RoundFigures,
     ScenarioReport,
@@ -31,11 +32,12 @@ from uoom_orders.benchmark.report import (
     to_json,
     write_json,
 )
-from uoom_orders.benchmark.scenarios import LoadSettings, Side
+from uoom_orders.benchmark.scenarios import LoadSettings, Scenario, Side
 from uoom_orders.benchmark.targets import (
     STOP_TIMEOUT_S,
     bare_server_process,
     order_stub,
+    replica_environment,
     service_environment,
     service_process,
     wait_quiet,
@@ -56,7 +58,7 @@ class BenchOptions:
 
     rounds: int = 5
     orders: int = 1000
-    kinds: tuple[str, ...] = scenario_kinds.SCENARIO_KINDS
+    kinds: tuple[str, ...] = scenario_kinds.DEFAULT_KINDS
     load: LoadSettings = field(default_factory=LoadSettings)
     service_env: dict[str, str] = field(default_factory=dict)
     database_url: str | None = None
@@ -72,6 +74,7 @@ class _Setup:
     service_address: str = ""
     service_pid: int | None = None
     baseline_address: str = ""
+    pipeline: PipelineTargets = field(default_factory=PipelineTargets)
 
     def address(self, side: Side) -> str:
         return self.baseline_address if side == "baseline" else self.service_address
@@ -120,9 +123,8 @@ async def run_benchmark(options: BenchOptions, command: str, argv: Sequence[str]
         _say(f"baseline (bare grpc.aio) at {setup.baseline_address}")
 
         book = OrderBook(summaries)
-        reports = [
-            ScenarioReport(s) for s in scenario_kinds.build(options.kinds, options.load, book)
-        ]
+        built = scenario_kinds.build(options.kinds, options.load, book, setup.pipeline)
+        reports = [ScenarioReport(s) for s in built]
         for round_number in range(1, options.rounds + 1):
             await _run_round(round_number, options.rounds, reports, setup)
 
@@ -163,16 +165,19 @@ async def _run_round(
             else:
                 figures.service = measured
         report.rounds.append(figures)
-        _say(f"[round {round_number}/{rounds}] {scenario.name}: {_progress(figures)}")
+        _say(f"[round {round_number}/{rounds}] {scenario.name}: {_progress(scenario, figures)}")
         if scenario.writes:
             await setup.settle()
 
 
-def _progress(figures: RoundFigures) -> str:
+def _progress(scenario: Scenario, figures: RoundFigures) -> str:
     parts = []
     for side in figures.order:
         f = figures.side(side)
         assert f is not None
+        if scenario.progress is not None:
+            parts.append(f"{side} {scenario.progress(f)}")
+            continue
         parts.append(
             f"{side} p50 {f['p50_ms']:.3f} ms p99 {f['p99_ms']:.3f} ms "
             f"{f['calls_per_s']:,.0f}/s errors {f['errors']:.0f}"
@@ -203,6 +208,10 @@ async def _start_service(
         await wait_serving(options.target, timeout_s=10.0)
         facts["service"] = {"target": options.target}
         setup.service_address = options.target
+        # Not our service: its own near cache is probed, and the read model only where told.
+        if options.dynamodb is not None:
+            given = dict(os.environ) | {"DYNAMODB_ENDPOINT": options.dynamodb}
+            setup.pipeline = PipelineTargets(read_model=_read_model_table(given))
         return
 
     stack = LocalStack(
@@ -234,6 +243,22 @@ async def _start_service(
     setup.service_address = address
     setup.service_pid = process.pid
 
+    replica_address = None
+    if "lag" in options.kinds:
+        # A second API replica with the same settings: "visible" means visible in the near
+        # cache of a replica that did not take the write, as every reader elsewhere sees it.
+        replica, replica_address = service_process(
+            replica_environment(env), log_dir, roles=("api",), name="replica"
+        )
+        resources.callback(replica.terminate, STOP_TIMEOUT_S)
+        replica.spawn()
+        await wait_serving(replica_address, replica)
+        facts["replica"] = {"address": replica_address, "roles": ["api"]}
+        _say(f"API replica at {replica_address} (log: {replica.log_path})")
+    setup.pipeline = PipelineTargets(
+        near_cache_address=replica_address, read_model=_read_model_table(env)
+    )
+
 
 async def _prepare_stores(env: Mapping[str, str]) -> None:
     """What `serve` expects to exist, as the service's settings name it: the PostgreSQL schema
@@ -255,6 +280,25 @@ async def _prepare_stores(env: Mapping[str, str]) -> None:
     )
     async with dynamodb_client_from_settings(settings, session) as client:
         await create_tables(client, settings.dynamodb_table_prefix)
+
+
+def _read_model_table(env: Mapping[str, str]) -> ReadModelTable | None:
+    """The status table the service's projector writes, as its settings name it (None without
+    a DynamoDB endpoint: the read model is not probed)."""
+    from uoom_orders.config import Settings
+    from uoom_orders.readmodel.tables import TableNames
+
+    endpoint = env.get("DYNAMODB_ENDPOINT")
+    if not endpoint:
+        return None
+    prefix = env.get("DYNAMODB_TABLE_PREFIX", Settings.dynamodb_table_prefix)
+    return ReadModelTable(
+        table=TableNames.for_prefix(prefix).status,
+        region=env.get("AWS_REGION", Settings.aws_region),
+        endpoint=endpoint,
+        access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+        secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+    )
 
 
 def _jsonable(value: Any) -> Any:

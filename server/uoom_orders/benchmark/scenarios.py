@@ -7,12 +7,13 @@ the run's seed, the round and the scenario: in one round both sides get the same
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from uoom_orders.benchmark import load
+from uoom_orders.benchmark import load, pipeline
 from uoom_orders.benchmark.stats import NS_PER_MS, latency_figures
 from uoom_orders.benchmark.targets import order_stub
 from uoom_orders.benchmark.workload import (
@@ -28,7 +29,10 @@ if TYPE_CHECKING:
     from uoom.orders.v1.order_service_pb2_grpc import OrderServiceAsyncStub
 
 Side = Literal["baseline", "service"]
-SCENARIO_KINDS = ("closed-1", "open", "saturated", "create", "mixed")
+SCENARIO_KINDS = ("closed-1", "open", "saturated", "create", "mixed", "lag", "pipeline")
+"""Every scenario kind `--scenarios` takes."""
+DEFAULT_KINDS = SCENARIO_KINDS
+"""The kinds a run without `--scenarios` measures."""
 SERVED_BY_PREFIX = "served_by_"
 # Distinct prebuilt requests per measurement at most; calls beyond take them round-robin.
 _REQUEST_POOL = 8192
@@ -47,6 +51,10 @@ class LoadSettings:
     create_calls: int = 300
     mixed_rate: float = 500.0
     write_share: float = 0.05
+    lag_rate: float = 50.0
+    visibility_timeout_s: float = 5.0
+    pipeline_events: int = 2000
+    pipeline_writers: int = 16
     seed: int = 1
 
 
@@ -62,6 +70,8 @@ class Metric:
 
 Measure = Callable[[str, int], Awaitable[dict[str, float]]]
 """Measures one side: (server address, round number) → figures."""
+Progress = Callable[[dict[str, float]], str]
+"""One side's figures as the one-line progress report printed after each round."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,8 @@ class Scenario:
     measure: Measure
     with_baseline: bool = True
     writes: bool = False
+    progress: Progress | None = None
+    """None: latency percentiles, calls/s and errors (the figures every load generator has)."""
 
 
 _P50 = Metric("p50_ms", "p50 ms")
@@ -82,6 +94,7 @@ _P99 = Metric("p99_ms", "p99 ms")
 _MEAN = Metric("mean_ms", "mean ms")
 _RATE = Metric("calls_per_s", "calls/s", digits=0)
 _ERRORS = Metric("errors", "errors", ratio=False, digits=0)
+_ERRORS_ONLY = Metric("errors", "write errors", ratio=False, digits=0)
 
 
 def _rng(settings: LoadSettings, round_number: int, name: str) -> random.Random:
@@ -291,8 +304,139 @@ def mixed_scenario(settings: LoadSettings, book: OrderBook) -> Scenario:
     )
 
 
-def build(kinds: Sequence[str], settings: LoadSettings, book: OrderBook) -> list[Scenario]:
+# The targets of DESIGN.md for commit → visible on the local stack, shown in the row labels.
+NEAR_CACHE_LAG_TARGET_MS = 50
+READ_MODEL_LAG_TARGET_MS = 150
+
+
+def _ms(figures: dict[str, float], key: str) -> str:
+    return f"{figures.get(key, math.nan):.1f}"
+
+
+def _lag_progress(figures: dict[str, float]) -> str:
+    return (
+        f"{figures['calls_per_s']:.0f} writes/s; near cache p50 "
+        f"{_ms(figures, 'near_cache_lag_p50_ms')} p99 {_ms(figures, 'near_cache_lag_p99_ms')} ms "
+        f"({figures['near_cache_measured']:.0f} measured); dynamodb p50 "
+        f"{_ms(figures, 'dynamodb_lag_p50_ms')} p99 {_ms(figures, 'dynamodb_lag_p99_ms')} ms "
+        f"({figures.get('dynamodb_measured', 0):.0f} measured); errors {figures['errors']:.0f}"
+    )
+
+
+def lag_scenario(
+    settings: LoadSettings, book: OrderBook, targets: pipeline.PipelineTargets
+) -> Scenario:
+    """Commit → visible in a near cache and in the read model, at a steady write rate."""
+    name = f"lag-{settings.lag_rate:g}"
+
+    async def measure(address: str, round_number: int) -> dict[str, float]:
+        return await pipeline.measure_lag(
+            address,
+            targets,
+            book,
+            _rng(settings, round_number, name),
+            rate=settings.lag_rate,
+            duration_s=settings.duration_s,
+            timeout_s=settings.visibility_timeout_s,
+        )
+
+    def row(key: str, label: str, digits: int = 1) -> Metric:
+        return Metric(key, label, ratio=False, digits=digits)
+
+    def count(key: str, label: str) -> Metric:
+        return Metric(key, label, ratio=False, digits=0)
+
+    near, dynamo = NEAR_CACHE_LAG_TARGET_MS, READ_MODEL_LAG_TARGET_MS
+    metrics = [
+        row("calls_per_s", "achieved writes/s", 0),
+        row("write_p50_ms", "write p50 ms", 2),
+        row("write_p99_ms", "write p99 ms", 2),
+        row("near_cache_lag_p50_ms", "near cache lag p50 ms"),
+        row("near_cache_lag_p95_ms", "near cache lag p95 ms"),
+        row("near_cache_lag_p99_ms", f"near cache lag p99 ms (target <= {near})"),
+        row("near_cache_lag_max_ms", "near cache lag max ms"),
+        count("near_cache_measured", "near cache: updates measured"),
+        count("near_cache_timeouts", "near cache: timed out"),
+        count("near_cache_fell_through", "near cache: probe fell through (not counted)"),
+    ]
+    if targets.read_model is not None:
+        metrics += [
+            row("dynamodb_lag_p50_ms", "dynamodb lag p50 ms"),
+            row("dynamodb_lag_p95_ms", "dynamodb lag p95 ms"),
+            row("dynamodb_lag_p99_ms", f"dynamodb lag p99 ms (target <= {dynamo})"),
+            row("dynamodb_lag_max_ms", "dynamodb lag max ms"),
+            count("dynamodb_measured", "dynamodb: writes measured"),
+            count("dynamodb_timeouts", "dynamodb: timed out"),
+        ]
+    metrics += [count("late_starts", "late starts"), _ERRORS_ONLY]
+    read_model = (
+        "and of the DynamoDB status table (BatchGetItem, ConsistentRead, every ~10 ms, all writes)"
+        if targets.read_model is not None
+        else "(the read model is not probed: no DynamoDB endpoint)"
+    )
+    return Scenario(
+        name,
+        f"open loop at {settings.lag_rate:g} writes/s for {settings.duration_s:g} s (4 in 5 "
+        "UpdateOrderStatus, 1 in 5 CreateOrder); lag = write acknowledged -> new version seen "
+        f"by a probe of {targets.near_cache_where} (GetOrderStatus every ~1 ms, updates only) "
+        f"{read_model}; timeout {settings.visibility_timeout_s:g} s (service only)",
+        tuple(metrics),
+        measure,
+        with_baseline=False,
+        writes=True,
+        progress=_lag_progress,
+    )
+
+
+def _pipeline_progress(figures: dict[str, float]) -> str:
+    return (
+        f"{figures['events']:.0f} events: {figures['commits_per_s']:,.0f} commits/s, "
+        f"{figures['events_per_s']:,.0f} events/s end to end, drained "
+        f"{figures['drain_s']:.2f} s after the last commit; errors {figures['errors']:.0f}, "
+        f"not visible {figures['not_visible']:.0f}"
+    )
+
+
+def pipeline_scenario(settings: LoadSettings, read_model: pipeline.ReadModelTable) -> Scenario:
+    """A burst of status changes through outbox → relay → Kafka → projector → DynamoDB."""
+    events, writers = settings.pipeline_events, settings.pipeline_writers
+    name = f"pipeline-{events}"
+
+    async def measure(address: str, round_number: int) -> dict[str, float]:
+        return await pipeline.measure_pipeline(address, read_model, events=events, writers=writers)
+
+    return Scenario(
+        name,
+        f"{events:,} UpdateOrderStatus from {writers} concurrent writers as fast as the service "
+        f"takes them, over {math.ceil(events / pipeline.STEPS_PER_ORDER):,} fresh orders "
+        "(created and projected first); then the DynamoDB status table is read until every "
+        "order holds its final version (service only)",
+        (
+            Metric("commits_per_s", "write throughput, commits/s", ratio=False, digits=0),
+            Metric("events_per_s", "end to end, events/s", ratio=False, digits=0),
+            Metric("write_s", "writing took s", ratio=False, digits=2),
+            Metric("drain_s", "drained s after the last commit", ratio=False, digits=2),
+            Metric("end_to_end_s", "first commit -> all visible s", ratio=False, digits=2),
+            Metric("write_p50_ms", "write p50 ms", ratio=False, digits=2),
+            Metric("write_p99_ms", "write p99 ms", ratio=False, digits=2),
+            Metric("not_visible", "orders not visible in time", ratio=False, digits=0),
+            _ERRORS_ONLY,
+        ),
+        measure,
+        with_baseline=False,
+        writes=True,
+        progress=_pipeline_progress,
+    )
+
+
+def build(
+    kinds: Sequence[str],
+    settings: LoadSettings,
+    book: OrderBook,
+    targets: pipeline.PipelineTargets | None = None,
+) -> list[Scenario]:
     """The scenarios for the `--scenarios` kinds, in the order given."""
+    targets = targets or pipeline.PipelineTargets()
     scenarios: list[Scenario] = []
     for kind in kinds:
         if kind in ("closed-1", "open", "saturated"):
@@ -301,6 +445,12 @@ def build(kinds: Sequence[str], settings: LoadSettings, book: OrderBook) -> list
             scenarios.append(create_scenario(settings))
         elif kind == "mixed":
             scenarios.append(mixed_scenario(settings, book))
+        elif kind == "lag":
+            scenarios.append(lag_scenario(settings, book, targets))
+        elif kind == "pipeline":
+            if targets.read_model is None:
+                raise ValueError("the pipeline scenario needs the DynamoDB endpoint (--dynamodb)")
+            scenarios.append(pipeline_scenario(settings, targets.read_model))
         else:
             raise ValueError(f"unknown scenario {kind!r}; expected one of {SCENARIO_KINDS}")
     return scenarios

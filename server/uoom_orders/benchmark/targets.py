@@ -47,15 +47,38 @@ def service_environment(
     )
 
 
-def service_process(env: Mapping[str, str], log_dir: Path) -> tuple[ServerProcess, str]:
-    """`python -m uoom_orders serve` with `env` (not started); and its address."""
+# Every role: the API, the outbox relay and the projector, so that the pipeline runs.
+ALL_ROLES = ("api", "relay", "projector")
+
+
+def service_process(
+    env: Mapping[str, str],
+    log_dir: Path,
+    *,
+    roles: tuple[str, ...] = ALL_ROLES,
+    name: str = "service",
+) -> tuple[ServerProcess, str]:
+    """`python -m uoom_orders serve --roles ...` with `env` (not started); and its address.
+
+    The roles are always given on the command line: a SERVICE_ROLES variable inherited from the
+    caller's environment must not quietly leave out the relay or the projector.
+    """
     process = ServerProcess(
-        "service",
-        [sys.executable, "-m", "uoom_orders", "serve"],
-        log_dir / "service.log",
+        name,
+        [sys.executable, "-m", "uoom_orders", "serve", "--roles", ",".join(roles)],
+        log_dir / f"{name}.log",
         env=env,
     )
     return process, f"{env.get('GRPC_HOST', LOOPBACK)}:{env['GRPC_PORT']}"
+
+
+def replica_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment of another API replica of the same service: its own gRPC port, and no
+    metrics port of its own (it would clash with the first process's)."""
+    replica = dict(env) | {"GRPC_PORT": str(free_port())}
+    if "METRICS_PORT" in replica:
+        replica["METRICS_PORT"] = "0"
+    return replica
 
 
 def bare_server_process(orders_file: Path, log_dir: Path) -> tuple[ServerProcess, str]:

@@ -29,7 +29,8 @@ LIFECYCLE = (
     order_pb2.ORDER_STATUS_OUT_FOR_DELIVERY,
     order_pb2.ORDER_STATUS_DELIVERED,
 )
-_NEXT_STATUS = dict(itertools.pairwise(LIFECYCLE))
+NEXT_STATUS = dict(itertools.pairwise(LIFECYCLE))
+"""Each lifecycle status to the next one on the happy path (DELIVERED has none)."""
 
 _PIZZA = order_pb2.OrderItem(
     item_id="pizza-margherita",
@@ -116,14 +117,14 @@ class OrderBook:
         self._state: dict[str, tuple[order_pb2.OrderStatus.ValueType, int]] = {
             s.order_id: (s.status, s.version) for s in summaries
         }
-        self._movable: list[str] = [i for i, (st, _) in self._state.items() if st in _NEXT_STATUS]
+        self._movable: list[str] = [i for i, (st, _) in self._state.items() if st in NEXT_STATUS]
         self._busy: set[str] = set()
 
     def add(self, order: order_pb2.Order) -> None:
         """A newly created order: readable from now on, and movable."""
         self.order_ids.append(order.order_id)
         self._state[order.order_id] = (order.status, order.version)
-        if order.status in _NEXT_STATUS:
+        if order.status in NEXT_STATUS:
             self._movable.append(order.order_id)
 
     def next_move(self, rng: random.Random) -> order_service_pb2.UpdateOrderStatusRequest | None:
@@ -140,7 +141,7 @@ class OrderBook:
             return order_service_pb2.UpdateOrderStatusRequest(
                 request_id=str(uuid.uuid4()),
                 order_id=order_id,
-                status=_NEXT_STATUS[status],
+                status=NEXT_STATUS[status],
                 expected_version=version,
             )
         return None
@@ -150,7 +151,7 @@ class OrderBook:
         self._busy.discard(order_id)
         if order is not None:
             self._state[order_id] = (order.status, order.version)
-        if order is None or order.status not in _NEXT_STATUS:
+        if order is None or order.status not in NEXT_STATUS:
             self._movable.remove(order_id)
 
 
