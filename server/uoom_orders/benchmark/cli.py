@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="extra environment for the service process (repeatable)",
     )
+    add(
+        "--single-process",
+        action="store_true",
+        help="run the relay and the projector inside the measured API process (default: a "
+        "process of their own, as deployments at scale do)",
+    )
     add("--database-url", help="use this PostgreSQL instead of a local one")
     add("--kafka", help="use these Kafka bootstrap servers instead of a local broker")
     add("--dynamodb", help="use this DynamoDB endpoint instead of a local one")
@@ -215,6 +221,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         kinds=kinds,
         load=load,
         service_env=dict(args.service_env),
+        single_process=args.single_process,
         database_url=args.database_url,
         kafka=args.kafka,
         dynamodb=args.dynamodb,

@@ -34,12 +34,15 @@ from uoom_orders.benchmark.report import (
 )
 from uoom_orders.benchmark.scenarios import LoadSettings, Scenario, Side
 from uoom_orders.benchmark.targets import (
+    ALL_ROLES,
     STOP_TIMEOUT_S,
     bare_server_process,
     order_stub,
+    pipeline_process,
     replica_environment,
     service_environment,
     service_process,
+    wait_logged,
     wait_quiet,
     wait_serving,
 )
@@ -61,6 +64,7 @@ class BenchOptions:
     kinds: tuple[str, ...] = scenario_kinds.DEFAULT_KINDS
     load: LoadSettings = field(default_factory=LoadSettings)
     service_env: dict[str, str] = field(default_factory=dict)
+    single_process: bool = False
     database_url: str | None = None
     kafka: str | None = None
     dynamodb: str | None = None
@@ -234,12 +238,25 @@ async def _start_service(
         base_env["KAFKA_IDEMPOTENT_PRODUCER"] = "false"
     env = service_environment(base_env, options.service_env)
     await _prepare_stores(env)
-    process, address = service_process(env, log_dir)
+    roles = ALL_ROLES if options.single_process else ("api",)
+    if not options.single_process:
+        # The relay and the projector in a process of their own, as deployed at scale: the
+        # measured API process then does what an API replica does, tailing included.
+        background = pipeline_process(replica_environment(env), log_dir)
+        resources.callback(background.terminate, STOP_TIMEOUT_S)
+        background.spawn()
+        await wait_logged(background, ("outbox relay started", "projector started"))
+        _say(f"relay and projector in their own process (log: {background.log_path})")
+    process, address = service_process(env, log_dir, roles=roles)
     resources.callback(process.terminate, STOP_TIMEOUT_S)
     process.spawn()
     await wait_serving(address, process)
-    facts["service"] = {"address": address, "service_env": options.service_env}
-    _say(f"service at {address} (log: {process.log_path})")
+    facts["service"] = {
+        "address": address,
+        "roles": list(roles),
+        "service_env": options.service_env,
+    }
+    _say(f"service ({', '.join(roles)}) at {address} (log: {process.log_path})")
     setup.service_address = address
     setup.service_pid = process.pid
 

@@ -72,6 +72,29 @@ def service_process(
     return process, f"{env.get('GRPC_HOST', LOOPBACK)}:{env['GRPC_PORT']}"
 
 
+def pipeline_process(env: Mapping[str, str], log_dir: Path) -> ServerProcess:
+    """`serve --roles relay,projector`: no gRPC port; ready when both roles say so in the log."""
+    process, _ = service_process(env, log_dir, roles=("relay", "projector"), name="pipeline")
+    return process
+
+
+async def wait_logged(
+    process: ServerProcess, lines: tuple[str, ...], timeout_s: float = READY_TIMEOUT_S
+) -> None:
+    """Waits until each of `lines` appears in the process's log (for roles without a port)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not process.is_running:
+            raise TargetStartError(f"{process.name} exited; see {process.log_path}")
+        text = process.log_path.read_text(errors="replace") if process.log_path.exists() else ""
+        if all(line in text for line in lines):
+            return
+        await asyncio.sleep(0.05)
+    raise TargetStartError(
+        f"{process.name} not ready after {timeout_s:.0f} s; see {process.log_path}"
+    )
+
+
 def replica_environment(env: Mapping[str, str]) -> dict[str, str]:
     """The environment of another API replica of the same service: its own gRPC port, and no
     metrics port of its own (it would clash with the first process's)."""
