@@ -1,0 +1,271 @@
+"""The reference write-up's performance table, reproduced in one run, plus latency per tier.
+
+`python -m uoom_orders.benchmark.reference` starts the local stack, the relay and projector in
+a process of their own, and three API processes that differ only in READ_TIERS:
+
+- "postgres"   READ_TIERS=none: the reference's "before" path, every read from PostgreSQL;
+- "dynamodb"   READ_TIERS=dynamodb: the DynamoDB read model (moto here), then PostgreSQL;
+- "near-cache" the default tiers: near cache, then DynamoDB, then PostgreSQL.
+
+It seeds orders, waits until each process's tier holds them, then in each round measures
+GetOrderStatus and BatchGetOrderStatus(10) at one call in flight on every process
+(interleaved, so noise hits all alike), checking from `x-served-by` which tier answered.
+Finally a steady mixed workload on the near-cache process gives the hit rate. Figures are
+medians over rounds. The reference's figures are printed beside ours for comparison; they
+come from another system (TypeScript, real DynamoDB + DAX, unknown hardware).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from uoom.orders.v1 import order_pb2, order_service_pb2
+
+from uoom_orders.benchmark import load
+from uoom_orders.benchmark.runner import _prepare_stores
+from uoom_orders.benchmark.targets import (
+    STOP_TIMEOUT_S,
+    order_stub,
+    pipeline_process,
+    replica_environment,
+    service_environment,
+    service_process,
+    wait_logged,
+    wait_serving,
+)
+from uoom_orders.benchmark.workload import CALL_TIMEOUT_S, create_request, seed_orders
+from uoom_orders.devstack import LocalStack
+
+TIERS = {"postgres": "none", "dynamodb": "dynamodb", "near-cache": "near-cache,dynamodb"}
+# The reference's table: (operation, before, after).
+REFERENCE = [
+    ("Order Status Query (P95)", "85 ms", "2.1 ms"),
+    ("Order Status Query (P99)", "120 ms", "4.2 ms"),
+    ("Batch Status Query (10 orders)", "180 ms", "8 ms"),
+    ("Cache Hit Rate", "N/A", "94.2 %"),
+]
+_NEXT = {
+    order_pb2.ORDER_STATUS_PENDING: order_pb2.ORDER_STATUS_CONFIRMED,
+    order_pb2.ORDER_STATUS_CONFIRMED: order_pb2.ORDER_STATUS_PREPARING,
+    order_pb2.ORDER_STATUS_PREPARING: order_pb2.ORDER_STATUS_READY_FOR_PICKUP,
+    order_pb2.ORDER_STATUS_READY_FOR_PICKUP: order_pb2.ORDER_STATUS_OUT_FOR_DELIVERY,
+    order_pb2.ORDER_STATUS_OUT_FOR_DELIVERY: order_pb2.ORDER_STATUS_DELIVERED,
+}
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def _served_by(address: str, order_ids: Sequence[str]) -> Counter[str]:
+    tiers: Counter[str] = Counter()
+    async with order_stub(address) as stub:
+        for order_id in order_ids:
+            call = stub.GetOrderStatus(
+                order_service_pb2.GetOrderStatusRequest(order_id=order_id), timeout=CALL_TIMEOUT_S
+            )
+            await call
+            metadata = dict(await call.trailing_metadata() or ())
+            tiers[str(metadata.get("x-served-by"))] += 1
+    return tiers
+
+
+async def _wait_tier(address: str, tier: str, order_ids: Sequence[str], within: float) -> None:
+    """Until every order is answered by `tier` (projection and near-cache fill are eventual)."""
+    deadline = time.monotonic() + within
+    pending = list(order_ids)
+    while pending:
+        tiers = await _served_by(address, pending)
+        if tiers == Counter({tier: len(pending)}):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{address}: after {within:.0f}s, still served by {dict(tiers)}")
+        await asyncio.sleep(0.2)
+
+
+async def _closed(address: str, requests: Sequence[object], method: str) -> dict[str, float]:
+    async with order_stub(address) as stub:
+        call = getattr(stub, method)
+
+        async def operation(index: int) -> str:
+            await call(requests[index % len(requests)], timeout=CALL_TIMEOUT_S)
+            return "call"
+
+        await load.warm_up(operation, 100)
+        result = await load.closed_loop(operation, len(requests))
+    return result.figures()
+
+
+async def _hit_rate(
+    address: str, order_ids: list[str], seconds: float, write_rate: float
+) -> dict[str, float]:
+    """Reads of random orders (four callers) while orders are created and moved along at
+    `write_rate`; the share of reads not answered by PostgreSQL."""
+    tiers: Counter[str] = Counter()
+    status = dict.fromkeys(order_ids, order_pb2.ORDER_STATUS_PENDING)
+    rng = random.Random(7)
+    deadline = time.monotonic() + seconds
+    async with order_stub(address) as stub:
+
+        async def reader() -> None:
+            while time.monotonic() < deadline:
+                order_id = rng.choice(order_ids)
+                call = stub.GetOrderStatus(
+                    order_service_pb2.GetOrderStatusRequest(order_id=order_id),
+                    timeout=CALL_TIMEOUT_S,
+                )
+                await call
+                tiers[str(dict(await call.trailing_metadata() or ()).get("x-served-by"))] += 1
+
+        async def writer() -> None:
+            while time.monotonic() < deadline:
+                if rng.random() < 0.2:
+                    created = await stub.CreateOrder(create_request(), timeout=CALL_TIMEOUT_S)
+                    order_ids.append(created.order.order_id)
+                    status[created.order.order_id] = created.order.status
+                else:
+                    order_id = rng.choice(order_ids)
+                    following = _NEXT.get(status[order_id])
+                    if following is not None:
+                        await stub.UpdateOrderStatus(
+                            order_service_pb2.UpdateOrderStatusRequest(
+                                request_id=str(uuid.uuid4()),
+                                order_id=order_id,
+                                status=following,
+                            ),
+                            timeout=CALL_TIMEOUT_S,
+                        )
+                        status[order_id] = following
+                await asyncio.sleep(1 / write_rate)
+
+        await asyncio.gather(writer(), *(reader() for _ in range(4)))
+    reads = sum(tiers.values())
+    return {
+        "reads": reads,
+        "hit_rate_pct": 100 * (reads - tiers["postgres"]) / reads if reads else float("nan"),
+        **{f"served_by_{tier}_pct": 100 * n / reads for tier, n in tiers.items()},
+    }
+
+
+def _median(rounds: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in rounds)
+
+
+async def run(rounds: int, orders: int, calls: int, mixed_seconds: float) -> None:
+    async with AsyncExitStack() as resources:
+        log_dir = Path(resources.enter_context(tempfile.TemporaryDirectory(prefix="uoom-ref-")))
+        stack = LocalStack()
+        resources.callback(stack.stop)
+        endpoints = await asyncio.to_thread(stack.start)
+        base = endpoints.env() | {"KAFKA_IDEMPOTENT_PRODUCER": "false"}
+        env = service_environment(base, {"READ_TIER_TIMEOUT_MS": "1000"})
+        await _prepare_stores(env)
+        background = pipeline_process(replica_environment(env), log_dir)
+        resources.callback(background.terminate, STOP_TIMEOUT_S)
+        background.spawn()
+        await wait_logged(background, ("outbox relay started", "projector started"))
+        addresses: dict[str, str] = {}
+        for name, tiers in TIERS.items():
+            tier_env = replica_environment(env) | {"READ_TIERS": tiers}
+            process, address = service_process(tier_env, log_dir, roles=("api",), name=name)
+            resources.callback(process.terminate, STOP_TIMEOUT_S)
+            process.spawn()
+            await wait_serving(address, process)
+            addresses[name] = address
+        _say(f"stack, pipeline and three API processes up: {addresses}")
+
+        async with order_stub(addresses["postgres"]) as stub:
+            seeded = [s.order_id for s in await seed_orders(stub, orders)]
+        for name, address in addresses.items():
+            await _wait_tier(address, name, seeded, within=120)
+        _say(f"seeded {len(seeded)} orders; each process answers them from its own tier")
+
+        rng = random.Random(1)
+        gets = [
+            order_service_pb2.GetOrderStatusRequest(order_id=rng.choice(seeded))
+            for _ in range(calls)
+        ]
+        batches = [
+            order_service_pb2.BatchGetOrderStatusRequest(order_ids=rng.sample(seeded, 10))
+            for _ in range(calls // 2)
+        ]
+        figures: dict[str, dict[str, list[dict[str, float]]]] = {
+            name: {"get": [], "batch": []} for name in addresses
+        }
+        for number in range(rounds):
+            order = list(addresses)[number % 3 :] + list(addresses)[: number % 3]
+            for name in order:
+                figures[name]["get"].append(await _closed(addresses[name], gets, "GetOrderStatus"))
+                figures[name]["batch"].append(
+                    await _closed(addresses[name], batches, "BatchGetOrderStatus")
+                )
+            _say(f"round {number + 1}/{rounds} done")
+        mixed = await _hit_rate(addresses["near-cache"], list(seeded), mixed_seconds, 25.0)
+
+    print(f"\ncommand: python -m uoom_orders.benchmark.reference {' '.join(sys.argv[1:])}")
+    print(f"medians of {rounds} rounds of {calls} calls, one in flight, gRPC on loopback\n")
+    print(
+        f"{'tier':<12} {'GetOrderStatus p50/p95/p99 ms':<34} BatchGetOrderStatus(10) p50/p95/p99 ms"
+    )
+    for name in addresses:
+        print(f"{name:<12} {_triple(figures[name]['get']):<34} {_triple(figures[name]['batch'])}")
+    before_get, after_get = figures["postgres"]["get"], figures["near-cache"]["get"]
+    before_batch, after_batch = figures["postgres"]["batch"], figures["near-cache"]["batch"]
+    measured = [
+        (_median(before_get, "p95_ms"), _median(after_get, "p95_ms")),
+        (_median(before_get, "p99_ms"), _median(after_get, "p99_ms")),
+        (_median(before_batch, "p95_ms"), _median(after_batch, "p95_ms")),
+    ]
+    print("\nThe reference's table: its figures, and ours in the same run (before = PostgreSQL")
+    print("only, after = near cache → DynamoDB → PostgreSQL; the batch row is p95):\n")
+    header = ("operation", "ref. before", "ref. after", "before", "after", "reduction")
+    print(f"{header[0]:<32}" + "".join(f"{h:>12}" for h in header[1:]))
+    for (operation, ref_before, ref_after), (before, after) in zip(
+        REFERENCE, measured, strict=False
+    ):
+        cells = (ref_before, ref_after, f"{before:.3f} ms", f"{after:.3f} ms")
+        reduction = f"{100 * (1 - after / before):.1f} %"
+        print(f"{operation:<32}" + "".join(f"{c:>12}" for c in (*cells, reduction)))
+    hit = f"{mixed['hit_rate_pct']:.2f} %"
+    print(f"{'Cache Hit Rate':<32}" + "".join(f"{c:>12}" for c in ("N/A", "94.2 %", "N/A", hit)))
+    shares = ", ".join(
+        f"{key.removeprefix('served_by_').removesuffix('_pct')} {value:.2f} %"
+        for key, value in mixed.items()
+        if key.startswith("served_by_")
+    )
+    print(
+        f"\nhit rate: {int(mixed['reads'])} reads by 4 callers while 25 writes/s create and move"
+        f" orders; served by {shares}"
+    )
+
+
+def _triple(rounds: list[dict[str, float]]) -> str:
+    return " / ".join(f"{_median(rounds, key):.3f}" for key in ("p50_ms", "p95_ms", "p99_ms"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m uoom_orders.benchmark.reference", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--orders", type=int, default=500)
+    parser.add_argument("--calls", type=int, default=1000, help="calls per measurement")
+    parser.add_argument("--mixed-seconds", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    asyncio.run(run(args.rounds, args.orders, args.calls, args.mixed_seconds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
