@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -18,9 +18,8 @@ from uuid import UUID
 import asyncpg
 from uoom.orders.v1 import order_pb2
 
-from uoom_orders import wire
 from uoom_orders.observability.metrics import PROJECTOR_APPLIED, PROJECTOR_STALE
-from uoom_orders.read.postgres_store import summary_from_row
+from uoom_orders.read.postgres_store import order_from_rows
 from uoom_orders.readmodel.items import ttl_after
 from uoom_orders.readmodel.ports import ProjectionWriter, ReadModelWriteRejected
 from uoom_orders.readmodel.tables import DETAILS_TABLE, STATUS_TABLE
@@ -50,7 +49,7 @@ _ORDERS = f"""
 # Items never change after an order is placed, so reading them in a second statement cannot
 # pair an order row with another version's items.
 _ITEMS = """
-    SELECT order_id, item_id, name, quantity, unit_price_minor, total_minor
+    SELECT order_id, item_id, name, quantity, unit_price_minor, total_minor AS item_total
     FROM order_items WHERE order_id = ANY($1::uuid[])
     ORDER BY order_id, line_no
 """
@@ -65,44 +64,6 @@ class RebuildStats:
     stale: int = 0
     rejected: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def order_from_rows(row: asyncpg.Record, item_rows: Sequence[asyncpg.Record]) -> order_pb2.Order:
-    """The whole order from its `orders` row and its `order_items` rows (in line order)."""
-    summary = summary_from_row(row)
-    order = order_pb2.Order(
-        order_id=summary.order_id,
-        status=summary.status,
-        customer_id=summary.customer_id,
-        restaurant_id=summary.restaurant_id,
-        channel_id=summary.channel_id,
-        total=summary.total,
-        tracking_code=summary.tracking_code,
-        created_at=summary.created_at,
-        updated_at=summary.updated_at,
-        version=summary.version,
-        delivery_location=order_pb2.DeliveryLocation(
-            latitude=row["delivery_latitude"],
-            longitude=row["delivery_longitude"],
-            address=row["delivery_address"],
-            city=row["delivery_city"],
-            postal_code=row["delivery_postal_code"],
-        ),
-    )
-    if summary.HasField("estimated_delivery_time"):
-        order.estimated_delivery_time.CopyFrom(summary.estimated_delivery_time)
-    currency = row["currency_code"]
-    for item in item_rows:
-        order.items.append(
-            order_pb2.OrderItem(
-                item_id=item["item_id"],
-                name=item["name"],
-                quantity=item["quantity"],
-                unit_price=wire.money(currency, item["unit_price_minor"]),
-                total_price=wire.money(currency, item["total_minor"]),
-            )
-        )
-    return order
 
 
 async def rebuild_read_model(

@@ -65,43 +65,7 @@ class PostgresOrderReadStore:
         rows = await self._pool.fetch(self._GET_ORDER, order_id)
         if not rows:
             return None
-        first = rows[0]
-        summary = summary_from_row(first)
-        order = order_pb2.Order(
-            order_id=summary.order_id,
-            status=summary.status,
-            customer_id=summary.customer_id,
-            restaurant_id=summary.restaurant_id,
-            channel_id=summary.channel_id,
-            total=summary.total,
-            tracking_code=summary.tracking_code,
-            created_at=summary.created_at,
-            updated_at=summary.updated_at,
-            version=summary.version,
-            delivery_location=order_pb2.DeliveryLocation(
-                latitude=first["delivery_latitude"],
-                longitude=first["delivery_longitude"],
-                address=first["delivery_address"],
-                city=first["delivery_city"],
-                postal_code=first["delivery_postal_code"],
-            ),
-        )
-        if summary.HasField("estimated_delivery_time"):
-            order.estimated_delivery_time.CopyFrom(summary.estimated_delivery_time)
-        currency = first["currency_code"]
-        for row in rows:
-            if row["item_id"] is None:
-                continue
-            order.items.append(
-                order_pb2.OrderItem(
-                    item_id=row["item_id"],
-                    name=row["name"],
-                    quantity=row["quantity"],
-                    unit_price=wire.money(currency, row["unit_price_minor"]),
-                    total_price=wire.money(currency, row["item_total"]),
-                )
-            )
-        return order
+        return order_from_rows(rows[0], [row for row in rows if row["item_id"] is not None])
 
     async def list_summaries(self, query: ListQuery) -> list[order_pb2.OrderSummary]:
         after = query.after
@@ -132,3 +96,42 @@ def summary_from_row(row: asyncpg.Record) -> order_pb2.OrderSummary:
     if row["estimated_delivery_time"] is not None:
         summary.estimated_delivery_time.CopyFrom(wire.timestamp(row["estimated_delivery_time"]))
     return summary
+
+
+def order_from_rows(row: asyncpg.Record, item_rows: Sequence[asyncpg.Record]) -> order_pb2.Order:
+    """The whole order from its `orders` columns and its items' rows, in line order (item
+    columns item_id, name, quantity, unit_price_minor and item_total)."""
+    summary = summary_from_row(row)
+    order = order_pb2.Order(
+        order_id=summary.order_id,
+        status=summary.status,
+        customer_id=summary.customer_id,
+        restaurant_id=summary.restaurant_id,
+        channel_id=summary.channel_id,
+        total=summary.total,
+        tracking_code=summary.tracking_code,
+        created_at=summary.created_at,
+        updated_at=summary.updated_at,
+        version=summary.version,
+        delivery_location=order_pb2.DeliveryLocation(
+            latitude=row["delivery_latitude"],
+            longitude=row["delivery_longitude"],
+            address=row["delivery_address"],
+            city=row["delivery_city"],
+            postal_code=row["delivery_postal_code"],
+        ),
+    )
+    if summary.HasField("estimated_delivery_time"):
+        order.estimated_delivery_time.CopyFrom(summary.estimated_delivery_time)
+    currency = row["currency_code"]
+    for item in item_rows:
+        order.items.append(
+            order_pb2.OrderItem(
+                item_id=item["item_id"],
+                name=item["name"],
+                quantity=item["quantity"],
+                unit_price=wire.money(currency, item["unit_price_minor"]),
+                total_price=wire.money(currency, item["item_total"]),
+            )
+        )
+    return order
