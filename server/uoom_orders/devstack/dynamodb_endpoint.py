@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from uoom_orders.devstack.ports import LOOPBACK, port_accepts
-from uoom_orders.devstack.processes import ServerProcess
+from uoom_orders.devstack.processes import ServerProcess, SingleProcessServer
 
 
 def moto_server_argv(port: int, host: str = LOOPBACK) -> list[str]:
@@ -43,7 +43,7 @@ def dynamodb_answers(port: int, host: str = LOOPBACK, timeout: float = 1.0) -> b
         conn.close()
 
 
-class MotoDynamoDBServer:
+class MotoDynamoDBServer(SingleProcessServer):
     """moto's server on 127.0.0.1:`port`; state lives in memory, so a restart comes back empty."""
 
     name = "dynamodb (moto)"
@@ -59,11 +59,6 @@ class MotoDynamoDBServer:
         """The endpoint URL for DynamoDB clients."""
         return f"http://{LOOPBACK}:{self.port}"
 
-    @property
-    def is_running(self) -> bool:
-        """True while the server process runs."""
-        return self._process is not None and self._process.is_running
-
     def start(self, timeout: float | None = None) -> None:
         """Starts the server and waits until ListTables answers."""
         if self.is_running:
@@ -77,23 +72,3 @@ class MotoDynamoDBServer:
             timeout or self.start_timeout,
             0.05,
         )
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after `timeout`."""
-        if self._process is not None:
-            self._process.terminate(timeout)
-
-    def pause(self) -> None:
-        """SIGSTOP: clients time out as if the server hung; `resume` brings it back intact."""
-        if self._process is not None:
-            self._process.pause()
-
-    def resume(self) -> None:
-        """SIGCONT after `pause`."""
-        if self._process is not None:
-            self._process.resume()
-
-    def kill(self) -> None:
-        """SIGKILL."""
-        if self._process is not None:
-            self._process.kill()

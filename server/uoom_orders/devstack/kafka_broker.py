@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from uoom_orders.devstack.ports import LOOPBACK, port_accepts
-from uoom_orders.devstack.processes import ServerProcess, StackStartError
+from uoom_orders.devstack.processes import ServerProcess, SingleProcessServer, StackStartError
 
 TANSU_BIN_ENV = "CALF_TANSU_BIN"
 
@@ -120,7 +120,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(data)
 
 
-class TansuBroker:
+class TansuBroker(SingleProcessServer):
     """tansu on 127.0.0.1:`port` with memory storage: a restart comes back EMPTY.
 
     Records, topics and committed offsets do not survive a stop. Worse, tansu 0.6.0 acknowledges
@@ -154,11 +154,6 @@ class TansuBroker:
         """The bootstrap string for Kafka clients."""
         return f"{LOOPBACK}:{self.port}"
 
-    @property
-    def is_running(self) -> bool:
-        """True while the broker process runs."""
-        return self._process is not None and self._process.is_running
-
     def start(self, timeout: float | None = None) -> None:
         """Starts the broker and waits until it answers a Kafka Metadata request."""
         if self.is_running:
@@ -188,26 +183,6 @@ class TansuBroker:
         self.topics.update(topics)
         if self.is_running:
             kafka_create_topics(self.port, topics)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """SIGINT, then SIGKILL after `timeout`."""
-        if self._process is not None:
-            self._process.terminate(timeout)
-
-    def pause(self) -> None:
-        """SIGSTOP: clients time out as if the broker hung; `resume` brings it back intact."""
-        if self._process is not None:
-            self._process.pause()
-
-    def resume(self) -> None:
-        """SIGCONT after `pause`."""
-        if self._process is not None:
-            self._process.resume()
-
-    def kill(self) -> None:
-        """SIGKILL: the broker vanishes mid-request."""
-        if self._process is not None:
-            self._process.kill()
 
     def _answers_metadata(self) -> bool:
         if not port_accepts(self.port):

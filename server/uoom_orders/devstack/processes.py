@@ -190,3 +190,34 @@ def _stop_all() -> None:
         processes = list(_live)
     for process in processes:
         process.terminate()
+
+
+class SingleProcessServer:
+    """Stop, pause, resume and kill for a server that is one child process (`_process`)."""
+
+    _process: ServerProcess | None = None
+
+    @property
+    def is_running(self) -> bool:
+        """True while the server process runs."""
+        return self._process is not None and self._process.is_running
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """The process's stop signal, then SIGKILL after `timeout`."""
+        if self._process is not None:
+            self._process.terminate(timeout)
+
+    def pause(self) -> None:
+        """SIGSTOP: clients time out as if the server hung; `resume` brings it back intact."""
+        if self._process is not None:
+            self._process.pause()
+
+    def resume(self) -> None:
+        """SIGCONT after `pause`."""
+        if self._process is not None:
+            self._process.resume()
+
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes mid-request."""
+        if self._process is not None:
+            self._process.kill()
