@@ -52,32 +52,32 @@ async def create_order(
     trace_context: TraceContext = dict,
 ) -> Order:
     """Places the order; a repeated request_id returns the first result and writes nothing."""
-    for _ in range(2):  # the second pass sees the winner of a concurrent duplicate
-        async with new_uow() as uow:
-            logged = await uow.requests.find(command.request_id)
-            if logged is not None:
-                return _replay(logged, "CreateOrder", command.fingerprint, command.request_id)
-            now = clock()
-            order = place_order(
-                command, order_id=uuid.uuid4(), tracking_code=new_tracking_code(), now=now
+    now = clock()
+    order = place_order(command, order_id=uuid.uuid4(), tracking_code=new_tracking_code(), now=now)
+    response = wire.order_to_proto(order).SerializeToString()
+    async with new_uow() as uow:
+        try:
+            # The request is logged first: a retry is caught by its first statement, before
+            # anything else is written (a concurrent duplicate waits here for the first one).
+            await uow.requests.record(
+                command.request_id, "CreateOrder", command.fingerprint, response
             )
+        except DuplicateRequest:
+            pass  # leaving the block rolls back; the first response is replayed below
+        else:
             await uow.orders.add(order)
             await uow.outbox.append(
                 OrderEvent(uuid.uuid4(), OrderEventType.CREATED, now, order, None),
                 trace_context(),
             )
-            try:
-                await uow.requests.record(
-                    command.request_id,
-                    "CreateOrder",
-                    command.fingerprint,
-                    wire.order_to_proto(order).SerializeToString(),
-                )
-            except DuplicateRequest:
-                continue
             await uow.commit()
             return order
-    raise RuntimeError("request_id logged concurrently but not readable")  # pragma: no cover
+    async with new_uow() as uow:
+        # The duplicate's transaction committed (a rolled-back one would not have conflicted).
+        logged = await uow.requests.find(command.request_id)
+    if logged is None:  # pragma: no cover - excluded by the unique index's semantics
+        raise RuntimeError(f"request_id {command.request_id} conflicted but is not logged")
+    return _replay(logged, "CreateOrder", command.fingerprint, command.request_id)
 
 
 async def update_order_status(

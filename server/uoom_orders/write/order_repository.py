@@ -12,20 +12,23 @@ from uoom_orders.domain.order import DeliveryLocation, Order, OrderItem, OrderSt
 class PostgresOrderRepository:
     """The write side's access to orders; every call runs on the unit of work's connection."""
 
+    # One round trip for the order and all its items (the foreign key is checked at the end
+    # of the statement, after the CTE inserted the order).
     _INSERT_ORDER = """
-        INSERT INTO orders (order_id, customer_id, restaurant_id, channel_id, status,
-            currency_code, total_minor, estimated_delivery_time, tracking_code,
-            delivery_latitude, delivery_longitude, delivery_address, delivery_city,
-            delivery_postal_code, created_at, updated_at, version)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-    """
-    # One round trip for all items, whatever their number.
-    _INSERT_ITEMS = """
+        WITH placed AS (
+            INSERT INTO orders (order_id, customer_id, restaurant_id, channel_id, status,
+                currency_code, total_minor, estimated_delivery_time, tracking_code,
+                delivery_latitude, delivery_longitude, delivery_address, delivery_city,
+                delivery_postal_code, created_at, updated_at, version)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+            RETURNING order_id
+        )
         INSERT INTO order_items (order_id, line_no, item_id, name, quantity,
             unit_price_minor, total_minor)
-        SELECT $1, t.line_no, t.item_id, t.name, t.quantity, t.unit_price_minor, t.total_minor
-        FROM unnest($2::int[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[])
-            AS t(line_no, item_id, name, quantity, unit_price_minor, total_minor)
+        SELECT placed.order_id, t.line_no, t.item_id, t.name, t.quantity, t.unit_price_minor,
+            t.total_minor
+        FROM placed, unnest($18::int[], $19::text[], $20::text[], $21::int[], $22::bigint[],
+            $23::bigint[]) AS t(line_no, item_id, name, quantity, unit_price_minor, total_minor)
     """
     _SELECT_FOR_UPDATE = "SELECT * FROM orders WHERE order_id = $1 FOR UPDATE"
     _SELECT_ITEMS = """
@@ -43,6 +46,7 @@ class PostgresOrderRepository:
 
     async def add(self, order: Order) -> None:
         location = order.delivery_location
+        items = order.items
         await self._conn.execute(
             self._INSERT_ORDER,
             order.order_id,
@@ -62,11 +66,6 @@ class PostgresOrderRepository:
             order.created_at,
             order.updated_at,
             order.version,
-        )
-        items = order.items
-        await self._conn.execute(
-            self._INSERT_ITEMS,
-            order.order_id,
             list(range(1, len(items) + 1)),
             [i.item_id for i in items],
             [i.name for i in items],
