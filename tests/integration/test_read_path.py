@@ -206,6 +206,13 @@ async def test_postgres_down_reads_still_answer_from_the_tiers(
         assert [o.order_id for o in page.orders] == [order.order_id]
         with pytest.raises(UnavailableError):
             await api.client.create_order(create_request(), timeout=5)
+        # Reported, not hidden: writes are down, reads still served, so degraded, not down.
+        monitor = api.service.health
+        assert monitor is not None
+        await monitor.check_once()
+        assert monitor.up["postgres"] is False
+        assert monitor.degraded
+        assert await health_status(api) == health_pb2.HealthCheckResponse.SERVING
     finally:
         stack_servers.postgres.start()
 
