@@ -9,12 +9,14 @@ read model after a PostgreSQL fallback, with the projector's version condition).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import ParamSpec, Protocol, TypeVar
 from uuid import UUID
 
+from prometheus_client import Counter
 from uoom.orders.v1 import order_pb2
 
 from uoom_orders.domain.errors import StoreUnavailable
@@ -54,8 +56,6 @@ class Tier:
         self.serves_lists = serves_lists
         self._timeout = timeout
         self._breaker = breaker
-        self._hits = metrics.CACHE_HITS.labels(tier=self.name)
-        self._misses = metrics.CACHE_MISSES.labels(tier=self.name)
         self._errors = metrics.TIER_ERRORS.labels(tier=self.name)
         self._latency = metrics.READ_LATENCY.labels(tier=self.name)
         self.served = metrics.READS_SERVED.labels(tier=self.name)
@@ -88,6 +88,16 @@ class Tier:
         if breaker is not None:
             breaker.record_success()
         return result
+
+    # Bound on first use: PostgreSQL, the source, never hits or misses, and an exported
+    # `dynamodb_cache_hits_total{tier="postgres"} 0` would mislead whoever reads it.
+    @functools.cached_property
+    def _hits(self) -> Counter:
+        return metrics.CACHE_HITS.labels(tier=self.name)
+
+    @functools.cached_property
+    def _misses(self) -> Counter:
+        return metrics.CACHE_MISSES.labels(tier=self.name)
 
     def hit(self) -> None:
         self._hits.inc()
