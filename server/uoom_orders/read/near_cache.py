@@ -67,6 +67,17 @@ class NearCache:
             return None
         return entry
 
+    def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
+        """The live entries' status records among `order_ids` (one loop, for batch reads)."""
+        entries = self._entries
+        now = self._clock()
+        found = {}
+        for order_id in order_ids:
+            entry = entries.get(order_id)
+            if entry is not None and entry.expires_at > now:
+                found[order_id] = entry.summary
+        return found
+
     def put(
         self,
         summary: order_pb2.OrderSummary,
@@ -127,12 +138,7 @@ class NearCacheStore:
 
     async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
         self._check_live()
-        found = {}
-        for order_id in order_ids:
-            entry = self._cache.get(order_id)
-            if entry is not None:
-                found[order_id] = entry.summary
-        return found
+        return self._cache.get_summaries(order_ids)
 
     async def list_summaries(self, query: ListQuery) -> list[order_pb2.OrderSummary]:
         raise NotImplementedError("the near cache does not answer lists")

@@ -192,9 +192,13 @@ class ReadPath:
                 used.append(tier.name)
                 tier.hit()
                 tier.served.inc()
-                for order_id, summary in got.items():
-                    found[order_id] = summary
-                    self._fill(tier, summary, None)
+                found.update(got)
+                if self._remember is not None and not tier.local:
+                    for summary in got.values():
+                        self._remember(summary, None)
+                if len(got) == len(remaining):
+                    remaining = []
+                    break
             remaining = [i for i in remaining if i not in got]
             if remaining:
                 tier.miss(len(remaining))
