@@ -120,6 +120,7 @@ async def _read_path(
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 topic=settings.kafka_topic,
                 entry_ttl_seconds=settings.order_cache_ttl_hours * 3600,
+                fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             )
             await stack.enter_async_context(feed)
             tiers.append(Tier(NearCacheStore(cache, feed.is_live), serves_lists=False, local=True))

@@ -40,6 +40,9 @@ class Settings:
     # Real Kafka: on. The local tansu broker rejects aiokafka's idempotent producer.
     kafka_idempotent_producer: bool = True
     projector_group_id: str = "uoom-orders-projector"
+    # How long a consumer's fetch may wait for records. Kafka answers as soon as records
+    # arrive, so a long wait costs no latency and saves idle CPU; tansu waits it out (10 ms).
+    kafka_fetch_max_wait_ms: int = 500
     relay_poll_interval_seconds: float = 1.0
     relay_batch_size: int = 500
     outbox_retention_hours: float = 24.0
@@ -110,6 +113,9 @@ class Settings:
                 "KAFKA_IDEMPOTENT_PRODUCER", _bool, cls.kafka_idempotent_producer
             ),
             projector_group_id=reader.get("PROJECTOR_GROUP_ID", _topic, cls.projector_group_id),
+            kafka_fetch_max_wait_ms=reader.get(
+                "KAFKA_FETCH_MAX_WAIT_MS", _int_between(1, 30_000), cls.kafka_fetch_max_wait_ms
+            ),
             relay_poll_interval_seconds=reader.get(
                 "RELAY_POLL_INTERVAL_SECONDS", _positive_float, cls.relay_poll_interval_seconds
             ),

@@ -74,6 +74,7 @@ async def pipeline(
         "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
         "KAFKA_TOPIC": f"read-path-{tag}",
         "KAFKA_IDEMPOTENT_PRODUCER": "false",
+        "KAFKA_FETCH_MAX_WAIT_MS": "10",
         "PROJECTOR_GROUP_ID": f"read-path-{tag}",
         "DYNAMODB_ENDPOINT": dynamodb_endpoint or endpoints.dynamodb_endpoint,
         "DYNAMODB_TABLE_PREFIX": f"rp-{tag}-",

@@ -432,7 +432,8 @@ async def test_dynamodb_outage_keeps_events_until_it_returns(
                 await publish(kafka, config.topic, before[2:] + during)
                 await eventually(
                     lambda: (
-                        projector.stats.consumed == len(before) + len(during)
+                        # At least: a rebalance under load may deliver uncommitted ones again.
+                        projector.stats.consumed >= len(before) + len(during)
                         and projector.stats.outage_retries >= 3
                     ),
                     "the projector to consume during the outage and keep retrying",

@@ -56,6 +56,7 @@ def _settings(endpoints: StackEndpoints, database_url: str) -> Settings:
             "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
             "KAFKA_TOPIC": f"tracing-{tag}",
             "KAFKA_IDEMPOTENT_PRODUCER": "false",
+            "KAFKA_FETCH_MAX_WAIT_MS": "10",
             "PROJECTOR_GROUP_ID": f"tracing-{tag}",
             "DYNAMODB_ENDPOINT": endpoints.dynamodb_endpoint,
             "DYNAMODB_TABLE_PREFIX": f"tr-{tag}-",

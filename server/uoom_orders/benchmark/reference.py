@@ -168,8 +168,7 @@ async def run(rounds: int, orders: int, calls: int, mixed_seconds: float) -> Non
         stack = LocalStack()
         resources.callback(stack.stop)
         endpoints = await asyncio.to_thread(stack.start)
-        base = endpoints.env() | {"KAFKA_IDEMPOTENT_PRODUCER": "false"}
-        env = service_environment(base, {"READ_TIER_TIMEOUT_MS": "1000"})
+        env = service_environment(endpoints.env(), {"READ_TIER_TIMEOUT_MS": "1000"})
         await _prepare_stores(env)
         background = pipeline_process(replica_environment(env), log_dir)
         resources.callback(background.terminate, STOP_TIMEOUT_S)

@@ -232,11 +232,8 @@ async def _start_service(
     if local:
         _say(f"local {', '.join(local)} up in {facts['stack_seconds']:.1f} s")
 
-    base_env = endpoints.env()
-    if stack.kafka is not None:
-        # The local broker (tansu) rejects aiokafka's idempotent producer.
-        base_env["KAFKA_IDEMPOTENT_PRODUCER"] = "false"
-    env = service_environment(base_env, options.service_env)
+    # endpoints.env() carries the local broker's settings (no idempotent producer, short fetches).
+    env = service_environment(endpoints.env(), options.service_env)
     await _prepare_stores(env)
     roles = ALL_ROLES if options.single_process else ("api",)
     if not options.single_process:

@@ -80,8 +80,6 @@ async def run_dev_session(grpc_port: int, metrics_port: int = 0) -> int:
             "GRPC_HOST": "127.0.0.1",
             "GRPC_PORT": str(grpc_port),
             "METRICS_PORT": str(metrics_port),
-            # tansu rejects aiokafka's idempotent producer; correctness never depends on it.
-            "KAFKA_IDEMPOTENT_PRODUCER": "false",
             # moto answers in milliseconds, with tails near 100 ms.
             "READ_TIER_TIMEOUT_MS": "500",
         }

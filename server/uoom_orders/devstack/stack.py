@@ -41,10 +41,18 @@ class StackEndpoints:
     aws_region: str = DUMMY_AWS_REGION
     aws_access_key_id: str = DUMMY_AWS_ACCESS_KEY_ID
     aws_secret_access_key: str = DUMMY_AWS_SECRET_ACCESS_KEY
+    # The broker is the launcher's tansu: its quirks need two settings (see env()).
+    local_broker: bool = False
 
     def env(self) -> dict[str, str]:
         """The service's environment variables for these endpoints."""
-        return {
+        tansu = {
+            # tansu rejects aiokafka's idempotent producer (InitProducerId v0).
+            "KAFKA_IDEMPOTENT_PRODUCER": "false",
+            # tansu holds a fetch for its whole max wait, even when records are there.
+            "KAFKA_FETCH_MAX_WAIT_MS": "10",
+        }
+        return (tansu if self.local_broker else {}) | {
             "DATABASE_URL": self.database_url,
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "DYNAMODB_ENDPOINT": self.dynamodb_endpoint,
@@ -271,6 +279,7 @@ class LocalStack:
             admin_database_url=admin_database_url,
             kafka_bootstrap_servers=bootstrap,
             dynamodb_endpoint=dynamodb_endpoint,
+            local_broker=self.kafka is not None,
             **aws,
         )
 

@@ -131,6 +131,7 @@ class ProjectorConfig:
             dead_letter_topic=settings.dead_letter_topic,
             ttl_hours=settings.order_cache_ttl_hours,
             idempotent_producer=settings.kafka_idempotent_producer,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
         return replace(config, **overrides)
 

@@ -33,6 +33,7 @@ class NearCacheFeed:
         bootstrap_servers: str,
         topic: str,
         entry_ttl_seconds: float,
+        fetch_max_wait_ms: int = 500,
         probe_interval: float = 0.5,
         max_silence: float = 2.0,
     ) -> None:
@@ -40,6 +41,7 @@ class NearCacheFeed:
         self._bootstrap = bootstrap_servers
         self._topic = topic
         self._entry_ttl = entry_ttl_seconds
+        self._fetch_max_wait_ms = fetch_max_wait_ms
         self._probe_interval = probe_interval
         self._max_silence = max_silence
         self._last_ok = 0.0
@@ -106,9 +108,9 @@ class NearCacheFeed:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",
-            # tansu (and Kafka with few events) holds a fetch for this long: keep it short so
-            # an update reaches every replica within milliseconds.
-            fetch_max_wait_ms=10,
+            # Kafka answers a fetch as soon as records arrive; tansu only after this wait, so
+            # the local stack sets it to 10 ms (KAFKA_FETCH_MAX_WAIT_MS).
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
             request_timeout_ms=5000,
             metadata_max_age_ms=30_000,
         )
