@@ -430,13 +430,12 @@ async def test_dynamodb_outage_keeps_events_until_it_returns(
                 )
                 await asyncio.to_thread(server.stop)
                 await publish(kafka, config.topic, before[2:] + during)
+                # During an outage the projector holds the batch in hand and fetches no more,
+                # so how many events it consumed depends on how they were batched: the point
+                # is that it keeps retrying and dead-letters nothing.
                 await eventually(
-                    lambda: (
-                        # At least: a rebalance under load may deliver uncommitted ones again.
-                        projector.stats.consumed >= len(before) + len(during)
-                        and projector.stats.outage_retries >= 3
-                    ),
-                    "the projector to consume during the outage and keep retrying",
+                    lambda: projector.stats.outage_retries >= 3,
+                    "the projector to notice the outage and keep retrying",
                 )
                 assert projector.stats.dead_lettered == 0
                 # moto keeps everything in memory: it comes back empty, tables included.
