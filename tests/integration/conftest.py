@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
 
+from tests.integration.projector_support import drop_tables, dynamodb, unique
 from uoom_orders.bootstrap import running_service
 from uoom_orders.config import Settings
+from uoom_orders.devstack import StackEndpoints
+from uoom_orders.readmodel.tables import TableNames, create_tables
 from uoom_orders_client import OrderServiceClient
 
 
@@ -33,6 +37,22 @@ async def client(settings: Settings) -> AsyncIterator[OrderServiceClient]:
         OrderServiceClient(f"127.0.0.1:{service.port}", default_timeout=10) as client,
     ):
         yield client
+
+
+@pytest.fixture
+async def ddb(local_stack: StackEndpoints) -> AsyncIterator[Any]:
+    """A DynamoDB client on the stack's endpoint."""
+    async with dynamodb(local_stack) as client:
+        yield client
+
+
+@pytest.fixture
+async def tables(ddb: Any) -> AsyncIterator[TableNames]:
+    """A fresh pair of read-model tables, dropped afterwards."""
+    prefix = unique("t") + "-"
+    await create_tables(ddb, prefix)
+    yield TableNames.for_prefix(prefix)
+    await drop_tables(ddb, TableNames.for_prefix(prefix))
 
 
 @pytest.fixture

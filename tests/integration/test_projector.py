@@ -24,7 +24,6 @@ from uoom.orders.v1 import order_events_pb2
 from tests.integration.projector_support import (
     aws_session,
     create_topics,
-    drop_tables,
     dynamodb,
     event_headers,
     eventually,
@@ -59,20 +58,6 @@ def _collect_garbage() -> Iterator[None]:
     # An unclosed client warns from its finaliser; collecting here blames the leaking test.
     yield
     gc.collect()
-
-
-@pytest.fixture
-async def ddb(local_stack: StackEndpoints) -> AsyncIterator[Any]:
-    async with dynamodb(local_stack) as client:
-        yield client
-
-
-@pytest.fixture
-async def tables(ddb: Any) -> AsyncIterator[TableNames]:
-    prefix = unique("pj") + "-"
-    await create_tables(ddb, prefix)
-    yield TableNames.for_prefix(prefix)
-    await drop_tables(ddb, TableNames.for_prefix(prefix))
 
 
 def _prefix(tables: TableNames) -> str:

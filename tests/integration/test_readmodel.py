@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -39,20 +39,6 @@ def _collect_garbage() -> Iterator[None]:
     # An unclosed client warns from its finaliser; collecting here blames the leaking test.
     yield
     gc.collect()
-
-
-@pytest.fixture
-async def ddb(local_stack: StackEndpoints) -> AsyncIterator[Any]:
-    async with dynamodb(local_stack) as client:
-        yield client
-
-
-@pytest.fixture
-async def tables(ddb: Any) -> AsyncIterator[TableNames]:
-    prefix = unique("rm") + "-"
-    await create_tables(ddb, prefix)
-    yield TableNames.for_prefix(prefix)
-    await drop_tables(ddb, TableNames.for_prefix(prefix))
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from tests.integration.projector_support import (
     HAPPY_PATH,
     create_topics,
     drop_tables,
-    dynamodb,
     eventually,
     producer,
     scan_all,
@@ -46,12 +45,6 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     yield pool
     await pool.close()
-
-
-@pytest.fixture
-async def ddb(local_stack: StackEndpoints) -> AsyncIterator[Any]:
-    async with dynamodb(local_stack) as client:
-        yield client
 
 
 @pytest.fixture
