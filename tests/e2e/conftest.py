@@ -48,7 +48,6 @@ def service_env(endpoints: StackEndpoints, database_url: str, port: int) -> dict
             "GRPC_PORT": str(port),
             "PAGE_TOKEN_SECRET": "e2e-test-page-token-secret-key",
             "SHUTDOWN_GRACE_SECONDS": "5",
-            "KAFKA_IDEMPOTENT_PRODUCER": "false",
             # Tests that need the relay or the projector start them with --roles.
             "SERVICE_ROLES": "api",
         }

@@ -65,20 +65,17 @@ async def pipeline(
     """Relay and projector running; tables and topic created; no API yet."""
     use_stack_credentials(endpoints)
     tag = uuid.uuid4().hex[:10]
-    env = {
+    # The stack's own environment first: it carries the local broker's settings.
+    env = endpoints.env() | {
         "DATABASE_URL": database_url,
         "GRPC_HOST": "127.0.0.1",
         "GRPC_PORT": "0",
         "PAGE_TOKEN_SECRET": "read-path-test-page-token-key",
         "SHUTDOWN_GRACE_SECONDS": "1",
-        "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
         "KAFKA_TOPIC": f"read-path-{tag}",
-        "KAFKA_IDEMPOTENT_PRODUCER": "false",
-        "KAFKA_FETCH_MAX_WAIT_MS": "10",
         "PROJECTOR_GROUP_ID": f"read-path-{tag}",
         "DYNAMODB_ENDPOINT": dynamodb_endpoint or endpoints.dynamodb_endpoint,
         "DYNAMODB_TABLE_PREFIX": f"rp-{tag}-",
-        "AWS_REGION": endpoints.aws_region,
         "READ_TIER_TIMEOUT_MS": "1000",
         "BREAKER_RESET_SECONDS": "0.5",
         "RELAY_POLL_INTERVAL_SECONDS": "0.2",

@@ -46,21 +46,19 @@ def exporter() -> Iterator[InMemorySpanExporter]:
 
 def _settings(endpoints: StackEndpoints, database_url: str) -> Settings:
     tag = uuid.uuid4().hex[:10]
+    # The stack's own environment first: it carries the local broker's settings.
     return Settings.from_env(
-        {
+        endpoints.env()
+        | {
             "DATABASE_URL": database_url,
             "GRPC_HOST": "127.0.0.1",
             "GRPC_PORT": "0",
             "PAGE_TOKEN_SECRET": "tracing-test-page-token-key",
             "SHUTDOWN_GRACE_SECONDS": "1",
-            "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
             "KAFKA_TOPIC": f"tracing-{tag}",
-            "KAFKA_IDEMPOTENT_PRODUCER": "false",
-            "KAFKA_FETCH_MAX_WAIT_MS": "10",
             "PROJECTOR_GROUP_ID": f"tracing-{tag}",
             "DYNAMODB_ENDPOINT": endpoints.dynamodb_endpoint,
             "DYNAMODB_TABLE_PREFIX": f"tr-{tag}-",
-            "AWS_REGION": endpoints.aws_region,
             "RELAY_POLL_INTERVAL_SECONDS": "0.2",
             "READ_TIERS": "none",
         }
