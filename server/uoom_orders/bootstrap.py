@@ -42,6 +42,7 @@ from uoom_orders.relay import (
     OutboxRelay,
     ensure_topics,
 )
+from uoom_orders.write.durability import check_durability
 from uoom_orders.write.unit_of_work import PostgresUnitOfWork
 
 _log = logging.getLogger(__name__)
@@ -295,6 +296,7 @@ async def running_service(
         )
         stack.push_async_callback(pool.close)
         service.pool = pool
+        await check_durability(pool)
         if {"relay", "projector"} & service.roles:
             await _ensure_topics(settings)
         if "relay" in roles:

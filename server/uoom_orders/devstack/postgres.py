@@ -117,10 +117,12 @@ class PostgresServer:
                 "-k", str(self.cluster_dir),
                 "-p", str(self.port),
                 "-c", f"listen_addresses={LOOPBACK}",
-                # fsync, synchronous commit and full-page writes are off ONLY because this is a
-                # throwaway dev/test cluster: a crash of the machine may lose or corrupt it.
+                # fsync and full-page writes are off ONLY because this is a throwaway dev/test
+                # cluster: a crash of the machine may lose or corrupt it. synchronous_commit
+                # stays on: with it off, a PostgreSQL crash loses acknowledged commits whose
+                # events the relay has already published (visibility precedes durability).
                 "-c", "fsync=off",
-                "-c", "synchronous_commit=off",
+                "-c", "synchronous_commit=on",
                 "-c", "full_page_writes=off",
                 "-c", "max_connections=200",
             ],

@@ -89,6 +89,13 @@ PROJECTOR_E2E_LAG = Histogram(
     buckets=LAG_BUCKETS,
 )
 
+# --- write model ------------------------------------------------------------------------
+POSTGRES_DURABILITY = Gauge(
+    "postgres_durability_setting_safe",
+    "1 when a PostgreSQL setting the durability contract depends on is on, 0 when it is off",
+    ["setting"],
+)
+
 # --- health -------------------------------------------------------------------------------
 COMPONENT_UP = Gauge(
     "order_service_component_up",
