@@ -14,7 +14,7 @@ from uoom_orders.write.durability import check_durability
 
 
 def _gauge(setting: str) -> float:
-    return metrics.POSTGRES_DURABILITY.labels(setting=setting)._value.get()
+    return float(metrics.POSTGRES_DURABILITY.labels(setting=setting)._value.get())
 
 
 async def test_the_local_stack_commits_durably(database_url: str) -> None:
