@@ -1,4 +1,4 @@
-"""Command line: `uoom-orders serve|migrate|create-tables|rebuild|dead-letters|dev`."""
+"""Command line: `uoom-orders serve|migrate|create-tables|rebuild|reconcile|dead-letters|dev`."""
 
 from __future__ import annotations
 
@@ -67,6 +67,12 @@ def _rebuild(args: argparse.Namespace) -> int:
     return _run(commands.rebuild(_settings(), args.customer_id, args.since))
 
 
+def _reconcile(args: argparse.Namespace) -> int:
+    from uoom_orders import commands
+
+    return _run(commands.reconcile(_settings(), dry_run=args.dry_run, show=args.show))
+
+
 def _dead_letters(args: argparse.Namespace) -> int:
     from uoom_orders import commands
 
@@ -114,13 +120,28 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=_create_tables)
 
     rebuild = commands.add_parser(
-        "rebuild", help="re-project the read model from PostgreSQL (safe while projecting)"
+        "rebuild",
+        help="re-project the read model from PostgreSQL: write what is missing, older, newer "
+        "or different (safe while projecting)",
     )
     rebuild.add_argument("--customer-id", type=UUID, help="only this customer's orders")
     rebuild.add_argument(
         "--since", type=_aware_time, help="only orders updated at or after this ISO time"
     )
     rebuild.set_defaults(func=_rebuild)
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="compare every order with both read-model tables, repair every difference from "
+        "PostgreSQL and delete items of orders it does not have (safe while projecting)",
+    )
+    reconcile.add_argument(
+        "--dry-run", action="store_true", help="print the differences, change nothing"
+    )
+    reconcile.add_argument(
+        "--show", type=int, default=50, help="print at most this many differences (default 50)"
+    )
+    reconcile.set_defaults(func=_reconcile)
 
     dead = commands.add_parser("dead-letters", help="list or replay the projector's dead letters")
     dead.add_argument("action", choices=("list", "replay"))

@@ -106,6 +106,7 @@ async def _read_path(
     tiers: list[Tier] = []
     remember = None
     write_back = None
+    memory = None
     wanted = settings.read_tiers
 
     if "near-cache" in wanted:
@@ -131,6 +132,7 @@ async def _read_path(
                 cache.put(summary, order, time.time() + fill_ttl)
 
             service.near_cache, service.near_cache_feed = cache, feed
+            memory = cache
 
     if "dax" in wanted and settings.dax_endpoint is not None:
         from uoom_orders.read.dax_client import AsyncDaxClient, connect_dax
@@ -173,7 +175,14 @@ async def _read_path(
         timeout=settings.postgres_read_timeout_ms / 1000,
         breaker=_breaker("postgres", settings),
     )
-    return ReadPath(tiers, source, remember=remember, write_back=write_back)
+    return ReadPath(
+        tiers,
+        source,
+        remember=remember,
+        write_back=write_back,
+        memory=memory,
+        memory_ttl_seconds=settings.near_cache_fill_ttl_seconds,
+    )
 
 
 def _serve_metrics(port: int, stack: AsyncExitStack) -> None:

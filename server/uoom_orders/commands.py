@@ -10,10 +10,9 @@ import asyncpg
 
 from uoom_orders.config import Settings
 from uoom_orders.projector.dead_letters import list_dead_letters, replay_dead_letters
-from uoom_orders.projector.rebuild import rebuild_read_model
+from uoom_orders.projector.reconcile import Progress, Reconciler
 from uoom_orders.readmodel.client import dynamodb_client_from_settings
 from uoom_orders.readmodel.tables import create_tables
-from uoom_orders.readmodel.writer import ReadModelWriter
 from uoom_orders.write.migrate import apply_migrations
 
 
@@ -30,35 +29,74 @@ async def create_read_model_tables(settings: Settings) -> int:
     return 0
 
 
-def _progress_line(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // total if total else width
-    bar = "#" * filled + "-" * (width - filled)
-    end = "\n" if done >= total else ""
-    print(f"\rrebuild [{bar}] {done}/{total}", end=end, file=sys.stderr, flush=True)
+def _progress(label: str) -> Progress:
+    def line(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // total if total else width
+        bar = "#" * filled + "-" * (width - filled)
+        end = "\n" if done >= total else ""
+        print(f"\r{label} [{bar}] {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return line
 
 
-async def rebuild(settings: Settings, customer_id: UUID | None, since: datetime | None) -> int:
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+async def reconcile(
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    customer_id: UUID | None = None,
+    since: datetime | None = None,
+    label: str = "reconcile",
+    show: int = 50,
+) -> int:
+    """One reconciliation pass; prints what differed and what was repaired.
+
+    Exit status: 0 when the read model matched or was repaired, 1 when differences remain
+    (a dry run that found some, or orders the read model refused).
+    """
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8)
     try:
         async with dynamodb_client_from_settings(settings) as client:
-            stats = await rebuild_read_model(
+            reconciler = Reconciler(
                 pool,
-                ReadModelWriter(client, settings.dynamodb_table_prefix),
-                customer_id=customer_id,
-                since=since,
-                progress=_progress_line,
+                client,
+                settings.dynamodb_table_prefix,
                 ttl_hours=settings.order_cache_ttl_hours,
+            )
+            report = await reconciler.run(
+                dry_run=dry_run, customer_id=customer_id, since=since, progress=_progress(label)
             )
     finally:
         await pool.close()
     print(
-        f"rebuilt {stats.orders} orders in {stats.seconds:.1f}s: {stats.applied} written, "
-        f"{stats.stale} already current, {len(stats.rejected)} refused"
+        f"{label}: {report.checked} orders checked and {report.scanned} items scanned in "
+        f"{report.seconds:.1f}s ({report.orders_per_second:.0f} orders/s); "
+        f"{len(report.differences)} differences"
+        + (
+            ""
+            if dry_run
+            else f", {report.repaired} repaired, {report.raced} raced by the "
+            f"projector, {report.corrections} corrections published"
+        )
     )
-    for order_id in stats.rejected:
+    for (table, kind), count in sorted(report.counts().items()):
+        print(f"  {table:<14} {kind:<8} {count}")
+    for difference in report.differences[:show]:
+        print(
+            f"  {difference.order_id}  {difference.table}  {difference.kind.value}: item "
+            f"version {difference.item_version}, PostgreSQL {difference.source_version}"
+        )
+    if len(report.differences) > show:
+        print(f"  … and {len(report.differences) - show} more")
+    for order_id in report.rejected:
         print(f"  refused by the read model: {order_id}")
-    return 1 if stats.rejected else 0
+    return 1 if report.rejected or (dry_run and report.differences) else 0
+
+
+async def rebuild(settings: Settings, customer_id: UUID | None, since: datetime | None) -> int:
+    """A reconciliation pass over the selected orders: what is missing, older, newer than
+    PostgreSQL or otherwise different is written from PostgreSQL."""
+    return await reconcile(settings, customer_id=customer_id, since=since, label="rebuild")
 
 
 def _require_kafka(settings: Settings) -> str:

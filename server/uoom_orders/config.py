@@ -59,6 +59,9 @@ class Settings:
     # stream live as long as the read model's items (ORDER_CACHE_TTL_HOURS).
     near_cache_fill_ttl_seconds: float = 60.0
     dax_threads: int = 8
+    # Reconciliation (anti-entropy) in the projector role: a full pass every this many seconds
+    # (one projector at a time); 0 turns it off (the `reconcile` command still works).
+    reconcile_interval_seconds: int = 300
     # Prometheus metrics HTTP port; 0 turns the endpoint off.
     metrics_port: int = 0
     # TLS on the gRPC port: certificate chain and key (PEM files). With a client CA as well,
@@ -148,6 +151,11 @@ class Settings:
                 "NEAR_CACHE_FILL_TTL_SECONDS", _positive_float, cls.near_cache_fill_ttl_seconds
             ),
             dax_threads=reader.get("DAX_THREADS", _int_between(1, 256), cls.dax_threads),
+            reconcile_interval_seconds=reader.get(
+                "RECONCILE_INTERVAL_SECONDS",
+                _int_between(0, 7 * 86_400),
+                cls.reconcile_interval_seconds,
+            ),
             metrics_port=reader.get("METRICS_PORT", _int_between(0, 65535), cls.metrics_port),
             grpc_tls_cert_file=reader.get("GRPC_TLS_CERT_FILE", _readable_file, None),
             grpc_tls_key_file=reader.get("GRPC_TLS_KEY_FILE", _readable_file, None),

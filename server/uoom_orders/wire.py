@@ -6,7 +6,7 @@ Shared by the API (responses), the outbox (event payloads) and the projector (de
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from uoom.orders.v1 import order_events_pb2, order_pb2
@@ -159,10 +159,38 @@ def event_to_proto(event: OrderEvent) -> order_events_pb2.OrderEvent:
         occurred_at=timestamp(event.occurred_at),
         version=event.version,
         order=order_to_proto(event.order),
+        order_id=str(event.order.order_id),
     )
     if event.previous_status is not None:
         message.previous_status = status_to_proto(event.previous_status)
     return message
+
+
+# Outbox `event_type` (and the `event_type` header) of the two reconciliation events.
+CORRECTED_EVENT_TYPE = "ORDER_CORRECTED"
+REMOVED_EVENT_TYPE = "ORDER_REMOVED"
+
+
+def correction_event(order: order_pb2.Order, occurred_at: datetime) -> order_events_pb2.OrderEvent:
+    """ORDER_EVENT_TYPE_CORRECTED: the order as PostgreSQL has it, to replace any version."""
+    return order_events_pb2.OrderEvent(
+        event_id=str(uuid4()),
+        event_type=order_events_pb2.ORDER_EVENT_TYPE_CORRECTED,
+        occurred_at=timestamp(occurred_at),
+        version=order.version,
+        order=order,
+        order_id=order.order_id,
+    )
+
+
+def removal_event(order_id: str, occurred_at: datetime) -> order_events_pb2.OrderEvent:
+    """ORDER_EVENT_TYPE_REMOVED: PostgreSQL has no such order; consumers drop it."""
+    return order_events_pb2.OrderEvent(
+        event_id=str(uuid4()),
+        event_type=order_events_pb2.ORDER_EVENT_TYPE_REMOVED,
+        occurred_at=timestamp(occurred_at),
+        order_id=order_id,
+    )
 
 
 def event_from_proto(message: order_events_pb2.OrderEvent) -> OrderEvent:

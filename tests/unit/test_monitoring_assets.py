@@ -48,6 +48,8 @@ EXPECTED_ALERTS = {
     "ProjectorEndToEndLagHigh",
     "ProjectorConsumerLagHigh",
     "ProjectorDeadLetters",
+    "ReadModelDiverged",
+    "PostgresCommitsNotDurable",
 }
 
 # --- what the exporter exposes ------------------------------------------------------------

@@ -89,6 +89,26 @@ PROJECTOR_E2E_LAG = Histogram(
     buckets=LAG_BUCKETS,
 )
 
+# --- reconciliation (anti-entropy) ----------------------------------------------------------
+RECONCILE_CHECKED = Counter(
+    "reconcile_orders_checked_total", "Orders compared between PostgreSQL and the read model"
+)
+RECONCILE_DIFFERENCES = Counter(
+    "reconcile_differences_total",
+    "Read-model items found to differ from PostgreSQL, by table and kind (missing, older, "
+    "newer, content, orphan)",
+    ["table", "kind"],
+)
+RECONCILE_REPAIRS = Counter(
+    "reconcile_repairs_total",
+    "Differences repaired from PostgreSQL, by table and kind",
+    ["table", "kind"],
+)
+RECONCILE_LAST_PASS = Gauge(
+    "reconcile_last_pass_completed_timestamp_seconds",
+    "When the last complete reconciliation pass ended (Unix time)",
+)
+
 # --- write model ------------------------------------------------------------------------
 POSTGRES_DURABILITY = Gauge(
     "postgres_durability_setting_safe",

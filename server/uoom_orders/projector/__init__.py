@@ -1,4 +1,4 @@
-"""The projector: Kafka order events into the DynamoDB read model; dead letters; rebuild."""
+"""The projector: Kafka order events into the DynamoDB read model; dead letters; reconciliation."""
 
 from __future__ import annotations
 
@@ -15,18 +15,25 @@ from uoom_orders.projector.projector import (
     decode_event,
     run_projector,
 )
-from uoom_orders.projector.rebuild import RebuildStats, rebuild_read_model
+from uoom_orders.projector.reconcile import (
+    Difference,
+    DifferenceKind,
+    Reconciler,
+    ReconcileReport,
+)
 
 __all__ = [
     "DeadLetter",
+    "Difference",
+    "DifferenceKind",
     "OrderProjector",
     "PoisonMessage",
     "ProjectorConfig",
     "ProjectorStats",
-    "RebuildStats",
+    "ReconcileReport",
+    "Reconciler",
     "decode_event",
     "list_dead_letters",
-    "rebuild_read_model",
     "replay_dead_letters",
     "run_projector",
 ]

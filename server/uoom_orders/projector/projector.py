@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
+from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -67,8 +68,15 @@ class PoisonMessage(ValueError):
     """A record that is not a well-formed order event."""
 
 
+_CORRECTED = order_events_pb2.ORDER_EVENT_TYPE_CORRECTED
+_REMOVED = order_events_pb2.ORDER_EVENT_TYPE_REMOVED
+
+
 def decode_event(value: bytes | None) -> order_events_pb2.OrderEvent:
-    """The event in a record's value, validated; raises PoisonMessage for anything else."""
+    """The event in a record's value, validated; raises PoisonMessage for anything else.
+
+    A REMOVED event carries only `order_id`; every other kind carries the whole order.
+    """
     if value is None:
         raise PoisonMessage("record has no value")
     try:
@@ -76,8 +84,18 @@ def decode_event(value: bytes | None) -> order_events_pb2.OrderEvent:
     except DecodeError as error:
         raise PoisonMessage(f"not a protobuf OrderEvent: {error}") from error
     try:
-        # The domain conversion checks ids, status, event type and version consistency.
-        wire.event_from_proto(message)
+        if message.event_type == _REMOVED:
+            if message.HasField("order"):
+                raise ValueError("a removal carries no order")
+            UUID(message.order_id)
+            return message
+        if message.event_type == _CORRECTED:
+            if not message.HasField("order") or message.version != message.order.version:
+                raise ValueError("a correction without an order, or with another version")
+            wire.order_from_proto(message.order)
+        else:
+            # The domain conversion checks ids, status, event type and version consistency.
+            wire.event_from_proto(message)
     except (ValueError, OverflowError, TypeError) as error:
         raise PoisonMessage(f"malformed OrderEvent: {error}") from error
     if message.version < 1:
@@ -138,8 +156,9 @@ class ProjectorConfig:
 
 @dataclass
 class ProjectorStats:
-    """Counts since start; every consumed record ends up in exactly one of the last four
-    (or is still in flight when the projector is stopped during an outage)."""
+    """Counts since start; every consumed record ends up in exactly one of applied, stale,
+    superseded, removed and dead_lettered (or is still in flight when the projector is stopped
+    during an outage). `corrections` counts reconciliation's events among them."""
 
     batches: int = 0
     consumed: int = 0
@@ -147,7 +166,10 @@ class ProjectorStats:
     applied: int = 0
     stale: int = 0
     superseded: int = 0
+    # REMOVED events: reconciliation deleted the order's items, nothing to write.
+    removed: int = 0
     dead_lettered: int = 0
+    corrections: int = 0
     commit_failures: int = 0
 
 
@@ -341,9 +363,25 @@ class OrderProjector:
                 except PoisonMessage as error:
                     letters.append(_Letter(record, str(error)))
                     continue
+                if event.event_type == _REMOVED:
+                    # Reconciliation deleted the order's items itself; nothing before this
+                    # event in the batch may bring them back.
+                    if newest.pop(event.order_id, None) is not None:
+                        self._count_superseded()
+                    self.stats.removed += 1
+                    self.stats.corrections += 1
+                    continue
                 order_id = event.order.order_id
                 kept = newest.get(order_id)
-                if kept is None or event.version >= kept.event.version:
+                if event.event_type == _CORRECTED:
+                    # In stream order a correction replaces what came before it, whatever the
+                    # versions. Reconciliation has already repaired the tables; writing it
+                    # again under the usual condition is harmless and covers a lost repair.
+                    self.stats.corrections += 1
+                    newest[order_id] = _Pending(event, record)
+                    if kept is not None:
+                        self._count_superseded()
+                elif kept is None or event.version >= kept.event.version:
                     newest[order_id] = _Pending(event, record)
                     if kept is not None:
                         self._count_superseded()

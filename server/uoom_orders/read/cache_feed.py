@@ -3,7 +3,12 @@
 No consumer group: each replica needs every event, and a restarted replica starts empty, so
 there is nothing to resume. The feed is "live" while the broker answers; when it stops
 answering, the near cache is bypassed (it may be missing events), and when it answers again
-the cache is cleared and tailing restarts from the end.
+tailing restarts from the end and every entry is demoted: it no longer answers, but its version
+still bounds what this replica answers (see near_cache.py), so a replica never goes back in
+time because its feed went down.
+
+Reconciliation's events apply whatever their version: ORDER_EVENT_TYPE_CORRECTED replaces the
+entry with the order as PostgreSQL has it, ORDER_EVENT_TYPE_REMOVED drops it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import logging
 import time
 from types import TracebackType
+from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from uoom.orders.v1 import order_events_pb2
@@ -98,7 +104,6 @@ class NearCacheFeed:
             except Exception as error:
                 _log.warning("near cache feed interrupted: %r; retrying in %.1fs", error, backoff)
             self._live = False
-            self._cache.clear()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
@@ -122,7 +127,9 @@ class NearCacheFeed:
             # Resolve the end offsets now, so everything after this point is seen.
             for partition in partitions:
                 await consumer.position(partition)
-            self._cache.clear()
+            # Events may have been missed since the entries were stored: they stop answering
+            # and stay as floors until a read or an event brings them up to date.
+            self._cache.demote()
             self._mark_ok()
             self._live = True
             _log.info("near cache feed live on %s (%d partitions)", self._topic, len(partitions))
@@ -131,7 +138,10 @@ class NearCacheFeed:
                 batches = await consumer.getmany(timeout_ms=100, max_records=1000)
                 for records in batches.values():
                     for record in records:
-                        self._apply(record.value)
+                        try:
+                            self._apply(record.value)
+                        except ValueError:  # e.g. a malformed order id: the projector's poison
+                            _log.debug("near cache feed skipped a malformed event")
                 if batches:
                     self._mark_ok()
                 if time.monotonic() >= next_probe:
@@ -164,8 +174,18 @@ class NearCacheFeed:
         except Exception:  # a poison message is the projector's to dead-letter, not ours
             _log.debug("near cache feed skipped an undecodable message")
             return
+        if event.event_type == order_events_pb2.ORDER_EVENT_TYPE_REMOVED:
+            with contextlib.suppress(ValueError):
+                self._cache.discard(UUID(event.order_id))
+                self.applied += 1
+            return
         if not event.HasField("order") or not event.order.order_id:
             return
         order = event.order
-        if self._cache.put(summary_from_order(order), order, time.time() + self._entry_ttl):
+        expires_at = time.time() + self._entry_ttl
+        if event.event_type == order_events_pb2.ORDER_EVENT_TYPE_CORRECTED:
+            stored = self._cache.replace(summary_from_order(order), order, expires_at)
+        else:
+            stored = self._cache.put(summary_from_order(order), order, expires_at)
+        if stored:
             self.applied += 1

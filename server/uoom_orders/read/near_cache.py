@@ -2,7 +2,14 @@
 
 Entries come from the event stream (every replica tails the topic), from read-model hits and
 from PostgreSQL fallbacks. An entry is only ever replaced by a newer version, so a late or
-duplicated event can never take a reader back in time.
+duplicated event can never take a reader back in time — except by reconciliation's
+corrections, which carry what PostgreSQL, the source of truth, has.
+
+An entry is also this replica's memory of the newest version of the order it has seen (its
+*floor*). When the feed that keeps the cache coherent is interrupted, entries are not thrown
+away but demoted: a demoted entry no longer answers (it may have missed events), yet its version
+still bounds what the replica may answer, so a lagging lower tier cannot take a reader back in
+time. A demoted entry answers again once a read or an event brings it up to date.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ class CachedOrder:
     order: order_pb2.Order | None
     expires_at: float
     size: int
+    # The cache's generation when stored: an entry of an older generation is a floor only.
+    generation: int = 0
 
     @property
     def version(self) -> int:
@@ -49,6 +58,7 @@ class NearCache:
             maxsize=max_bytes, getsizeof=lambda entry: entry.size
         )
         self._clock = clock
+        self._generation = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -57,8 +67,7 @@ class NearCache:
     def bytes(self) -> int:
         return int(self._entries.currsize)
 
-    def get(self, order_id: UUID) -> CachedOrder | None:
-        """The live entry, or None; an expired entry is dropped."""
+    def _live(self, order_id: UUID) -> CachedOrder | None:
         entry = self._entries.get(order_id)
         if entry is None:
             return None
@@ -67,15 +76,39 @@ class NearCache:
             return None
         return entry
 
+    def get(self, order_id: UUID) -> CachedOrder | None:
+        """The entry if it may answer (live, not demoted), else None; expired ones are dropped."""
+        entry = self._live(order_id)
+        if entry is None or entry.generation != self._generation:
+            return None
+        return entry
+
     def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
-        """The live entries' status records among `order_ids` (one loop, for batch reads)."""
+        """The answering entries' status records among `order_ids` (one loop, for batch reads)."""
+        entries = self._entries
+        now = self._clock()
+        generation = self._generation
+        found = {}
+        for order_id in order_ids:
+            entry = entries.get(order_id)
+            if entry is not None and entry.expires_at > now and entry.generation == generation:
+                found[order_id] = entry.summary
+        return found
+
+    def floor(self, order_id: UUID) -> int:
+        """The newest version of the order this cache has seen, demoted or not; 0 if none."""
+        entry = self._live(order_id)
+        return 0 if entry is None else entry.version
+
+    def floors(self, order_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """`floor` of each id the cache holds (demoted or not); absent ids are left out."""
         entries = self._entries
         now = self._clock()
         found = {}
         for order_id in order_ids:
             entry = entries.get(order_id)
             if entry is not None and entry.expires_at > now:
-                found[order_id] = entry.summary
+                found[order_id] = entry.version
         return found
 
     def put(
@@ -84,28 +117,76 @@ class NearCache:
         order: order_pb2.Order | None,
         expires_at: float,
     ) -> bool:
-        """Stores the order unless a newer version is cached; returns whether it was stored."""
+        """Stores the order unless a newer version is cached; returns whether it was stored.
+
+        The same version replaces a demoted entry (it is up to date again) and an entry
+        without the whole order when this one has it.
+        """
         if expires_at <= self._clock():
             return False
         order_id = UUID(summary.order_id)
-        current = self._entries.get(order_id)
+        current = self._live(order_id)
         if current is not None:
             if current.version > summary.version:
                 return False
-            if current.version == summary.version and (order is None or current.order):
+            if (
+                current.version == summary.version
+                and current.generation == self._generation
+                and (order is None or current.order)
+            ):
                 return False
+        return self._store(order_id, summary, order, expires_at)
+
+    def replace(
+        self,
+        summary: order_pb2.OrderSummary,
+        order: order_pb2.Order | None,
+        expires_at: float,
+        *,
+        if_version: int | None = None,
+    ) -> bool:
+        """Stores the order whatever version is cached: for what PostgreSQL says when it is
+        behind this cache (a commit it lost). With `if_version`, only while the cached
+        version is still that one (0: nothing cached), so a newer event applied meanwhile
+        stays."""
+        order_id = UUID(summary.order_id)
+        if if_version is not None and self.floor(order_id) != if_version:
+            return False
+        if expires_at <= self._clock():
+            self._entries.pop(order_id, None)
+            return False
+        return self._store(order_id, summary, order, expires_at)
+
+    def discard(self, order_id: UUID) -> None:
+        """Forgets the order, floor included (PostgreSQL does not have it)."""
+        self._entries.pop(order_id, None)
+
+    def demote(self) -> None:
+        """Every entry stops answering but keeps bounding answers (see the module's doc)."""
+        self._generation += 1
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def _store(
+        self,
+        order_id: UUID,
+        summary: order_pb2.OrderSummary,
+        order: order_pb2.Order | None,
+        expires_at: float,
+    ) -> bool:
         size = summary.ByteSize() + (order.ByteSize() if order is not None else 0)
-        entry = CachedOrder(summary, order, expires_at, size + _ENTRY_OVERHEAD_BYTES)
+        entry = CachedOrder(
+            summary, order, expires_at, size + _ENTRY_OVERHEAD_BYTES, self._generation
+        )
         try:
             self._entries[order_id] = entry
         except ValueError:  # a single entry larger than the whole byte budget
+            self._entries.pop(order_id, None)
             return False
         while len(self._entries) > self._max_entries:
             self._entries.popitem()
         return True
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 class NearCacheUnavailable(Exception):

@@ -112,8 +112,34 @@ class WriteBack(Protocol):
     def schedule(self, order_id: UUID, order: Order | None) -> None: ...
 
 
+class VersionMemory(Protocol):
+    """What this replica remembers of the versions it has seen (the near cache, see
+    near_cache.py): its floors, and the one way to go below them."""
+
+    def floor(self, order_id: UUID) -> int:
+        """The newest version of the order seen here; 0 when none is remembered."""
+        ...
+
+    def floors(self, order_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """`floor` of each remembered id; others are left out."""
+        ...
+
+    def replace(
+        self, summary: Summary, order: Order | None, expires_at: float, *, if_version: int | None
+    ) -> bool:
+        """Stores what the source of truth said although it is older than the floor."""
+        ...
+
+
 class ReadPath:
-    """The tiers in order (near cache, DAX, DynamoDB — each optional), then PostgreSQL."""
+    """The tiers in order (near cache, DAX, DynamoDB — each optional), then PostgreSQL.
+
+    Monotonic reads per replica: with a `memory` (the near cache), no answer is older than the
+    newest version this replica has seen of the order — on its feed or in an earlier answer —
+    whatever state its tiers are in. A tier holding something older is passed over like a
+    miss, down to PostgreSQL. PostgreSQL itself is never overruled: when it is behind the floor
+    it lost a commit (a failover or a restore), and what it says replaces the floor.
+    """
 
     def __init__(
         self,
@@ -122,22 +148,29 @@ class ReadPath:
         *,
         remember: Callable[[Summary, Order | None], None] | None = None,
         write_back: WriteBack | None = None,
+        memory: VersionMemory | None = None,
+        memory_ttl_seconds: float = 60.0,
     ) -> None:
         self._tiers = tuple(tiers)
         self._list_tiers = tuple(t for t in tiers if t.serves_lists)
         self._source = source
         self._remember = remember
         self._write_back = write_back
+        self._memory = memory
+        self._memory_ttl = memory_ttl_seconds
 
     async def get_summary(self, order_id: UUID, min_version: int) -> tuple[Summary | None, str]:
-        """The order's status record from the first tier that has it at `min_version` or later."""
+        """The order's status record from the first tier that has it at `min_version` or later
+        (and at this replica's floor or later)."""
+        floor = 0 if self._memory is None else self._memory.floor(order_id)
+        wanted = max(min_version, floor)
         for tier in self._tiers:
             store = tier.store
             try:
                 found = await tier.call(store.get_summary, order_id)
             except TierFailed:
                 continue
-            if found is not None and found.version >= min_version:
+            if found is not None and found.version >= wanted:
                 tier.hit()
                 tier.served.inc()
                 self._fill(tier, found, None)
@@ -145,20 +178,22 @@ class ReadPath:
             tier.miss()
         found = await self._from_source(self._source.store.get_summary, order_id)
         if found is not None:
-            self._fill(self._source, found, None)
+            self._from_truth(found, None, floor)
             if self._write_back is not None:
                 self._write_back.schedule(order_id, None)
         return found, self._source.name
 
     async def get_order(self, order_id: UUID, min_version: int) -> tuple[Order | None, str]:
         """The whole order, like get_summary."""
+        floor = 0 if self._memory is None else self._memory.floor(order_id)
+        wanted = max(min_version, floor)
         for tier in self._tiers:
             store = tier.store
             try:
                 found = await tier.call(store.get_order, order_id)
             except TierFailed:
                 continue
-            if found is not None and found.version >= min_version:
+            if found is not None and found.version >= wanted:
                 tier.hit()
                 tier.served.inc()
                 self._fill(tier, summary_from_order(found), found)
@@ -166,7 +201,7 @@ class ReadPath:
             tier.miss()
         found = await self._from_source(self._source.store.get_order, order_id)
         if found is not None:
-            self._fill(self._source, summary_from_order(found), found)
+            self._from_truth(summary_from_order(found), found, floor)
             if self._write_back is not None:
                 self._write_back.schedule(order_id, found)
         return found, self._source.name
@@ -179,6 +214,7 @@ class ReadPath:
         found: dict[UUID, Summary] = {}
         remaining = list(order_ids)
         used: list[str] = []
+        floors = {} if self._memory is None else self._memory.floors(remaining)
         for tier in self._tiers:
             if not remaining:
                 break
@@ -188,6 +224,8 @@ class ReadPath:
                 got = await tier.call(store.get_summaries, batch)
             except TierFailed:
                 continue
+            if floors and got:
+                got = {i: s for i, s in got.items() if s.version >= floors.get(i, 0)}
             if got:
                 used.append(tier.name)
                 tier.hit()
@@ -208,7 +246,7 @@ class ReadPath:
             used.append(self._source.name)
             for order_id, summary in got.items():
                 found[order_id] = summary
-                self._fill(self._source, summary, None)
+                self._from_truth(summary, None, floors.get(order_id, 0))
                 if self._write_back is not None:
                     self._write_back.schedule(order_id, None)
         return found, used
@@ -242,3 +280,17 @@ class ReadPath:
     def _fill(self, served_by: Tier, summary: Summary, order: Order | None) -> None:
         if self._remember is not None and not served_by.local:
             self._remember(summary, order)
+
+    def _from_truth(self, summary: Summary, order: Order | None, floor: int) -> None:
+        """Copies up what PostgreSQL answered; below the floor it replaces the floor, unless
+        a newer event moved the floor meanwhile (then that event's version stays)."""
+        if self._memory is not None and summary.version < floor:
+            _log.warning(
+                "order %s: PostgreSQL has version %d, this replica saw %d (a lost commit?)",
+                summary.order_id,
+                summary.version,
+                floor,
+            )
+            self._memory.replace(summary, order, time.time() + self._memory_ttl, if_version=floor)
+            return
+        self._fill(self._source, summary, order)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -222,6 +223,20 @@ def details_item(order: order_pb2.Order, ttl_epoch: int) -> Item:
 
 
 # --- decoding ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ItemIdentity:
+    """What tells one stored write of an order apart from any other: its version and its update
+    time (a lost commit's version number is reused later, but never with the same time)."""
+
+    version: int
+    updated_at: str
+
+    @classmethod
+    def of(cls, item: Mapping[str, AttributeValue]) -> ItemIdentity:
+        """The identity of a stored item; raises ValueError when it lacks either attribute."""
+        return cls(_get_int(item, VERSION), str(_get(item, UPDATED_AT, "S")))
+
+
 def item_version(item: Mapping[str, AttributeValue]) -> int:
     """The order version an item holds."""
     return _get_int(item, VERSION)

@@ -171,23 +171,59 @@ class ReadModelWriter:
         unavailable = [error for error in errors if isinstance(error, ReadModelUnavailable)]
         raise (unavailable or errors)[0]
 
+    async def replace_item(
+        self, table: str, item: items.Item, expected: items.ItemIdentity | None
+    ) -> bool:
+        """Puts `item` over exactly the item reconciliation read (`expected`; None: there was
+        none), whatever the versions; False when it changed meanwhile (a projection raced)."""
+        condition, names, values = _exactly(expected)
+        return await self._call(
+            self._client.put_item,
+            table,
+            TableName=table,
+            Item=item,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            **({"ExpressionAttributeValues": values} if values else {}),
+        )
+
+    async def delete_item(self, table: str, order_id: str, expected: items.ItemIdentity) -> bool:
+        """Deletes exactly the item reconciliation read; False when it changed meanwhile."""
+        condition, names, values = _exactly(expected)
+        return await self._call(
+            self._client.delete_item,
+            table,
+            TableName=table,
+            Key=items.item_key(order_id),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
     async def _put(self, table: str, item: items.Item, values: items.Item) -> bool:
+        return await self._call(
+            self._client.put_item,
+            table,
+            TableName=table,
+            Item=item,
+            ConditionExpression=self._CONDITION,
+            ExpressionAttributeNames=self._NAMES,
+            ExpressionAttributeValues=values,
+        )
+
+    async def _call(self, operation: Any, table: str, **request: Any) -> bool:
+        """One conditional write with the writer's retries: True when written, False when the
+        condition failed; raises ReadModelWriteRejected or ReadModelUnavailable."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                await self._client.put_item(
-                    TableName=table,
-                    Item=item,
-                    ConditionExpression=self._CONDITION,
-                    ExpressionAttributeNames=self._NAMES,
-                    ExpressionAttributeValues=values,
-                )
+                await operation(**request)
                 return True
             except ClientError as error:
                 code = error_code(error)
                 if code == "ConditionalCheckFailedException":
-                    return False  # this version or a newer one is already there
+                    return False  # the item is not (any longer) what the condition expects
                 if code in REJECTED_CODES:
                     raise ReadModelWriteRejected(f"{table}: {code}: {error}") from error
                 failure: BaseException = error
@@ -206,3 +242,19 @@ class ReadModelWriter:
         # Full jitter: concurrent writers that failed together do not retry together.
         ceiling = min(self._max_backoff_seconds, self._backoff_seconds * 2**attempt)
         return random.uniform(0, ceiling)
+
+
+def _exactly(
+    expected: items.ItemIdentity | None,
+) -> tuple[str, dict[str, str], items.Item]:
+    """A condition that holds only for the item `expected` describes (None: no item)."""
+    if expected is None:
+        return "attribute_not_exists(#id)", {"#id": items.ORDER_ID}, {}
+    return (
+        "#v = :expected_version AND #u = :expected_updated_at",
+        {"#v": items.VERSION, "#u": items.UPDATED_AT},
+        {
+            ":expected_version": {"N": str(expected.version)},
+            ":expected_updated_at": {"S": expected.updated_at},
+        },
+    )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from uuid import UUID
 
 import asyncpg
+from uoom.orders.v1 import order_events_pb2
 
 from uoom_orders import wire
 from uoom_orders.domain.events import OrderEvent
@@ -29,12 +31,21 @@ class PostgresOutbox:
         self._conn = connection
 
     async def append(self, event: OrderEvent, trace_context: dict[str, str] | None = None) -> None:
+        await self.append_message(wire.event_to_proto(event), event.event_type.value, trace_context)
+
+    async def append_message(
+        self,
+        message: order_events_pb2.OrderEvent,
+        event_type: str,
+        trace_context: dict[str, str] | None = None,
+    ) -> None:
+        """Appends an event already in its wire form (e.g. reconciliation's corrections)."""
         await self._conn.execute(
             self._APPEND,
-            event.event_id,
-            event.order.order_id,
-            event.event_type.value,
-            event.version,
-            wire.event_to_proto(event).SerializeToString(),
+            UUID(message.event_id),
+            UUID(message.order_id),
+            event_type,
+            message.version,
+            message.SerializeToString(),
             json.dumps(trace_context or {}),
         )

@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from uoom.orders.v1 import order_pb2 as uoom_dot_orders_dot_v1_dot_order__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!uoom/orders/v1/order_events.proto\x12\x0euoom.orders.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1auoom/orders/v1/order.proto\"\xf0\x01\n\nOrderEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x32\n\nevent_type\x18\x02 \x01(\x0e\x32\x1e.uoom.orders.v1.OrderEventType\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12$\n\x05order\x18\x05 \x01(\x0b\x32\x15.uoom.orders.v1.Order\x12\x34\n\x0fprevious_status\x18\x06 \x01(\x0e\x32\x1b.uoom.orders.v1.OrderStatus*u\n\x0eOrderEventType\x12 \n\x1cORDER_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18ORDER_EVENT_TYPE_CREATED\x10\x01\x12#\n\x1fORDER_EVENT_TYPE_STATUS_CHANGED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!uoom/orders/v1/order_events.proto\x12\x0euoom.orders.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1auoom/orders/v1/order.proto\"\x82\x02\n\nOrderEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x32\n\nevent_type\x18\x02 \x01(\x0e\x32\x1e.uoom.orders.v1.OrderEventType\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12$\n\x05order\x18\x05 \x01(\x0b\x32\x15.uoom.orders.v1.Order\x12\x34\n\x0fprevious_status\x18\x06 \x01(\x0e\x32\x1b.uoom.orders.v1.OrderStatus\x12\x10\n\x08order_id\x18\x07 \x01(\t*\xb3\x01\n\x0eOrderEventType\x12 \n\x1cORDER_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18ORDER_EVENT_TYPE_CREATED\x10\x01\x12#\n\x1fORDER_EVENT_TYPE_STATUS_CHANGED\x10\x02\x12\x1e\n\x1aORDER_EVENT_TYPE_CORRECTED\x10\x03\x12\x1c\n\x18ORDER_EVENT_TYPE_REMOVED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'uoom.orders.v1.order_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORDEREVENTTYPE']._serialized_start=357
-  _globals['_ORDEREVENTTYPE']._serialized_end=474
+  _globals['_ORDEREVENTTYPE']._serialized_start=376
+  _globals['_ORDEREVENTTYPE']._serialized_end=555
   _globals['_ORDEREVENT']._serialized_start=115
-  _globals['_ORDEREVENT']._serialized_end=355
+  _globals['_ORDEREVENT']._serialized_end=373
 # @@protoc_insertion_point(module_scope)

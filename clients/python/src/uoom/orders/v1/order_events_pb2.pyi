@@ -28,6 +28,17 @@ class _OrderEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderE
     ORDER_EVENT_TYPE_UNSPECIFIED: _OrderEventType.ValueType  # 0
     ORDER_EVENT_TYPE_CREATED: _OrderEventType.ValueType  # 1
     ORDER_EVENT_TYPE_STATUS_CHANGED: _OrderEventType.ValueType  # 2
+    ORDER_EVENT_TYPE_CORRECTED: _OrderEventType.ValueType  # 3
+    """Reconciliation found the read model holding something PostgreSQL (the source of truth)
+    does not: a version it never kept (a commit lost by a failover or a restore) or other
+    content at the same version. `order` is the order as PostgreSQL has it now; a consumer
+    replaces whatever it holds for the order with it, WHATEVER ITS VERSION (the stream keeps
+    this event after every change committed before it and before every change after it).
+    """
+    ORDER_EVENT_TYPE_REMOVED: _OrderEventType.ValueType  # 4
+    """Reconciliation found an order that PostgreSQL does not have at all (a create lost by a
+    failover or a restore): a consumer drops what it holds for `order_id`. `order` is unset.
+    """
 
 class OrderEventType(_OrderEventType, metaclass=_OrderEventTypeEnumTypeWrapper):
     """What happened to an order."""
@@ -35,13 +46,25 @@ class OrderEventType(_OrderEventType, metaclass=_OrderEventTypeEnumTypeWrapper):
 ORDER_EVENT_TYPE_UNSPECIFIED: OrderEventType.ValueType  # 0
 ORDER_EVENT_TYPE_CREATED: OrderEventType.ValueType  # 1
 ORDER_EVENT_TYPE_STATUS_CHANGED: OrderEventType.ValueType  # 2
+ORDER_EVENT_TYPE_CORRECTED: OrderEventType.ValueType  # 3
+"""Reconciliation found the read model holding something PostgreSQL (the source of truth)
+does not: a version it never kept (a commit lost by a failover or a restore) or other
+content at the same version. `order` is the order as PostgreSQL has it now; a consumer
+replaces whatever it holds for the order with it, WHATEVER ITS VERSION (the stream keeps
+this event after every change committed before it and before every change after it).
+"""
+ORDER_EVENT_TYPE_REMOVED: OrderEventType.ValueType  # 4
+"""Reconciliation found an order that PostgreSQL does not have at all (a create lost by a
+failover or a restore): a consumer drops what it holds for `order_id`. `order` is unset.
+"""
 Global___OrderEventType: _TypeAlias = OrderEventType  # noqa: Y015
 
 @_typing.final
 class OrderEvent(_message.Message):
     """The payload of every message on the order event topic (Kafka key = order id).
     A state-transfer event: it carries the whole order as of `version`, so a consumer keeps
-    the newest version it has seen and ignores duplicates and older events.
+    the newest version it has seen and ignores duplicates and older events — except for the
+    two reconciliation events, ORDER_EVENT_TYPE_CORRECTED and ORDER_EVENT_TYPE_REMOVED.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -52,6 +75,7 @@ class OrderEvent(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     ORDER_FIELD_NUMBER: _builtins.int
     PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """UUID, unique per event; the same value is in the `event_id` header."""
     event_type: Global___OrderEventType.ValueType
@@ -59,6 +83,10 @@ class OrderEvent(_message.Message):
     """Equal to order.version."""
     previous_status: _order_pb2.OrderStatus.ValueType
     """The status before this change; unset for ORDER_EVENT_TYPE_CREATED."""
+    order_id: _builtins.str
+    """The order this event is about (equal to order.order_id when `order` is set; the only
+    reference to it in ORDER_EVENT_TYPE_REMOVED). Empty in events written before it existed.
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """When the change committed in the write model."""
@@ -76,10 +104,11 @@ class OrderEvent(_message.Message):
         version: _builtins.int = ...,
         order: _order_pb2.Order | None = ...,
         previous_status: _order_pb2.OrderStatus.ValueType = ...,
+        order_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "order", b"order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "event_type", b"event_type", "occurred_at", b"occurred_at", "order", b"order", "previous_status", b"previous_status", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "event_type", b"event_type", "occurred_at", b"occurred_at", "order", b"order", "order_id", b"order_id", "previous_status", b"previous_status", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
