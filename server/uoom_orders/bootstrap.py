@@ -25,6 +25,7 @@ from uoom_orders.observability import metrics
 from uoom_orders.observability.health import Component, HealthMonitor
 from uoom_orders.observability.tracing import configure_tracing, inject_current
 from uoom_orders.projector.projector import OrderProjector, ProjectorConfig
+from uoom_orders.projector.reconcile import Reconciler, ReconcileSchedule
 from uoom_orders.read.cache_feed import NearCacheFeed
 from uoom_orders.read.circuit_breaker import CircuitBreaker
 from uoom_orders.read.item_store import ItemReadStore
@@ -211,7 +212,11 @@ async def _ensure_topics(settings: Settings) -> None:
 
 
 async def _start_projector(
-    settings: Settings, stack: AsyncExitStack, dynamodb: Any, service: RunningService
+    settings: Settings,
+    stack: AsyncExitStack,
+    pool: asyncpg.Pool,
+    dynamodb: Any,
+    service: RunningService,
 ) -> None:
     projector = OrderProjector(
         ReadModelWriter(dynamodb, settings.dynamodb_table_prefix),
@@ -227,6 +232,16 @@ async def _start_projector(
     stack.push_async_callback(stop)
     service.background.append(projector)
     service.tasks.append(task)
+    if settings.reconcile_interval_seconds > 0:
+        reconciler = Reconciler(
+            pool,
+            dynamodb,
+            settings.dynamodb_table_prefix,
+            ttl_hours=settings.order_cache_ttl_hours,
+        )
+        await stack.enter_async_context(
+            ReconcileSchedule(reconciler, pool, settings.reconcile_interval_seconds)
+        )
 
 
 def _health_monitor(
@@ -318,7 +333,7 @@ async def running_service(
         if _wants_dynamodb(settings, roles):
             dynamodb = await stack.enter_async_context(dynamodb_client_from_settings(settings))
         if "projector" in roles:
-            await _start_projector(settings, stack, dynamodb, service)
+            await _start_projector(settings, stack, pool, dynamodb, service)
         if "api" in roles:
             reads = await _read_path(settings, stack, pool, dynamodb, service)
             queries = OrderQueries(reads, _page_tokens(settings))

@@ -29,7 +29,7 @@ from uoom_orders.devstack import StackEndpoints
 from uoom_orders.domain.commands import CreateOrder, UpdateOrderStatus
 from uoom_orders.domain.order import DeliveryLocation, Order, OrderItem
 from uoom_orders.projector import OrderProjector, ProjectorConfig, Reconciler
-from uoom_orders.projector.reconcile import DifferenceKind
+from uoom_orders.projector.reconcile import DifferenceKind, ReconcileSchedule
 from uoom_orders.readmodel import ReadModelWriter, TableNames, create_tables, items
 from uoom_orders.write.unit_of_work import PostgresUnitOfWork
 
@@ -390,3 +390,33 @@ async def test_rebuild_and_the_projector_together_end_at_postgres_versions(
         assert set(found) == {str(order_id) for order_id in orders}
         for order_id, order in orders.items():
             assert items.summary_from_item(found[str(order_id)]) == wire.summary_to_proto(order)
+
+
+async def test_one_scheduled_pass_at_a_time_across_processes(
+    pool: asyncpg.Pool, ddb: Any, make_tables: Any, database_url: str
+) -> None:
+    """A second schedule (another projector) skips its turn while a pass holds the lock."""
+    tables = await make_tables()
+    await _place_orders(pool, [uuid.uuid4()], per_customer=3)
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    class Slow(Reconciler):
+        async def read_orders(self, order_ids: Any) -> dict[str, order_pb2.Order]:
+            started.set()
+            await release.wait()
+            return await super().read_orders(order_ids)
+
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=4) as other_pool:
+        first = ReconcileSchedule(Slow(pool, ddb, _prefix(tables)), pool, 60)
+        second = ReconcileSchedule(Reconciler(other_pool, ddb, _prefix(tables)), other_pool, 60)
+        running = asyncio.create_task(first.run_once())
+        await asyncio.wait_for(started.wait(), 10)
+        assert await second.run_once() is None
+        release.set()
+        report = await running
+        assert report is not None
+        assert report.repaired == 6
+        again = await second.run_once()
+        assert again is not None
+        assert again.differences == []

@@ -484,3 +484,67 @@ async def _all(work: Sequence[Any]) -> None:
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
+
+
+class ReconcileSchedule:
+    """A full pass every `interval` seconds, in one process at a time: each pass holds a
+    session advisory lock, and a process that cannot take it skips its turn. A pass that fails
+    (the read model or PostgreSQL is down) is logged and retried at the next turn. As an async
+    context manager: entering starts the schedule, leaving cancels it (safe twice)."""
+
+    def __init__(self, reconciler: Reconciler, pool: asyncpg.Pool, interval: float) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self._reconciler = reconciler
+        self._pool = pool
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self.passes = 0
+
+    async def __aenter__(self) -> ReconcileSchedule:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="reconcile")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                _log.warning("reconciliation pass failed: %r; next in %.0fs", error, self._interval)
+
+    async def run_once(self) -> ReconcileReport | None:
+        """One pass if no other process runs one now; None when it skipped its turn."""
+        async with self._pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RECONCILE_LOCK_KEY):
+                return None
+            try:
+                report = await self._reconciler.run()
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", RECONCILE_LOCK_KEY)
+        self.passes += 1
+        level = logging.WARNING if report.differences else logging.INFO
+        _log.log(
+            level,
+            "reconciliation: %d orders, %d items scanned in %.1fs; %d differences %s, "
+            "%d repaired, %d raced, %d corrections",
+            report.checked,
+            report.scanned,
+            report.seconds,
+            len(report.differences),
+            dict(report.counts()),
+            report.repaired,
+            report.raced,
+            report.corrections,
+        )
+        return report
