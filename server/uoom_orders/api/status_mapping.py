@@ -16,6 +16,21 @@ ERROR_DOMAIN = "orders.uoom"
 
 _log = logging.getLogger(__name__)
 
+# An error travels in trailing metadata (grpc-message, percent-encoded, and
+# grpc-status-details-bin, base64), which gRPC clients cap by default at 8 KiB (soft: above it
+# some calls fail) and 16 KiB (hard) for all metadata together; a client over the limit gets
+# RESOURCE_EXHAUSTED instead of the error. So every part of an error has a fixed bound, and the
+# whole stays under ERROR_BUDGET_BYTES on the wire, whatever the request was.
+MAX_FIELD_VIOLATIONS = 10
+MAX_FIELD_CHARS = 64
+MAX_DESCRIPTION_CHARS = 160
+MAX_MESSAGE_CHARS = 240
+MAX_REASON_CHARS = 64
+MAX_METADATA_ENTRIES = 6  # of the error's own; the violation counts come on top
+MAX_METADATA_KEY_CHARS = 32
+MAX_METADATA_VALUE_CHARS = 64
+ERROR_BUDGET_BYTES = 6 * 1024
+
 _DOMAIN_CODES: dict[type[errors.OrderServiceError], grpc.StatusCode] = {
     errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     errors.RequestIdReused: grpc.StatusCode.INVALID_ARGUMENT,
@@ -43,30 +58,58 @@ def _pack(message: object) -> any_pb2.Any:
     return packed
 
 
-def domain_status(error: errors.OrderServiceError) -> grpc.Status:
-    code = _DOMAIN_CODES.get(type(error), grpc.StatusCode.FAILED_PRECONDITION)
-    details = [
-        _pack(
-            error_details_pb2.ErrorInfo(
-                reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
-            )
+def bounded(text: str, limit: int) -> str:
+    """`text` as printable ASCII (other characters escaped as in Python literals), cut to at
+    most `limit` characters. gRPC percent-encodes every other byte of a status message (one
+    non-ASCII character could take 12 bytes), so escaping also keeps the size predictable."""
+    if not (text.isascii() and text.isprintable()):
+        # Escapes only lengthen the text, so its first `limit` characters are enough.
+        text = "".join(c if " " <= c <= "~" else ascii(c)[1:-1] for c in text[:limit])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _error_info(error: errors.OrderServiceError, omitted: int, total: int) -> any_pb2.Any:
+    metadata = {
+        bounded(key, MAX_METADATA_KEY_CHARS): bounded(value, MAX_METADATA_VALUE_CHARS)
+        for key, value in list(error.metadata.items())[:MAX_METADATA_ENTRIES]
+    }
+    if omitted:
+        metadata["field_violations"] = str(total)
+        metadata["field_violations_omitted"] = str(omitted)
+    return _pack(
+        error_details_pb2.ErrorInfo(
+            reason=bounded(error.reason, MAX_REASON_CHARS), domain=ERROR_DOMAIN, metadata=metadata
         )
-    ]
-    if isinstance(error, errors.InvalidInput) and error.violations:
+    )
+
+
+def domain_status(error: errors.OrderServiceError) -> grpc.Status:
+    """The status of a domain error, bounded whatever the request was: at most
+    MAX_FIELD_VIOLATIONS violations (ErrorInfo counts the rest), every text cut to its limit."""
+    code = _DOMAIN_CODES.get(type(error), grpc.StatusCode.FAILED_PRECONDITION)
+    violations = error.violations if isinstance(error, errors.InvalidInput) else ()
+    shown = violations[:MAX_FIELD_VIOLATIONS]
+    details = [_error_info(error, len(violations) - len(shown), len(violations))]
+    if shown:
         details.append(
             _pack(
                 error_details_pb2.BadRequest(
                     field_violations=[
                         error_details_pb2.BadRequest.FieldViolation(
-                            field=v.field, description=v.description
+                            field=bounded(v.field, MAX_FIELD_CHARS),
+                            description=bounded(v.description, MAX_DESCRIPTION_CHARS),
                         )
-                        for v in error.violations
+                        for v in shown
                     ]
                 )
             )
         )
     return rpc_status.to_status(
-        status_pb2.Status(code=code.value[0], message=error.message, details=details)
+        status_pb2.Status(
+            code=code.value[0],
+            message=bounded(error.message, MAX_MESSAGE_CHARS),
+            details=details,
+        )
     )
 
 

@@ -13,7 +13,7 @@ from uoom.orders.v1 import order_pb2
 from uoom_orders import wire
 from uoom_orders.application.ports import UnitOfWork
 from uoom_orders.domain.commands import CreateOrder, UpdateOrderStatus
-from uoom_orders.domain.errors import OrderNotFound, RequestIdReused
+from uoom_orders.domain.errors import FieldViolation, OrderNotFound, RequestIdReused
 from uoom_orders.domain.events import OrderEvent, OrderEventType
 from uoom_orders.domain.lifecycle import change_status, place_order
 from uoom_orders.domain.order import Order
@@ -40,6 +40,13 @@ def _replay(logged: LoggedRequest, method: str, fingerprint: bytes, request_id: 
             f"request_id {request_id} was already used for a different request; "
             "use a new request_id for a new request",
             metadata={"request_id": str(request_id)},
+            violations=(
+                FieldViolation(
+                    "request_id",
+                    f"already used for a different {logged.method} request; a retry must "
+                    "repeat the first request exactly, a new request needs a new request_id",
+                ),
+            ),
         )
     return wire.order_from_proto(order_pb2.Order.FromString(logged.response))
 

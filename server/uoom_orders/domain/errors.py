@@ -28,8 +28,14 @@ class OrderServiceError(Exception):
 
 @dataclass
 class InvalidInput(OrderServiceError):
+    """Bad input. AIP-193: it always names the bad fields, so `violations` is never empty."""
+
     reason: str = "INVALID_ARGUMENT"
     violations: Sequence[FieldViolation] = ()
+
+    def __post_init__(self) -> None:
+        if not self.violations:
+            raise ValueError("InvalidInput needs at least one field violation")
 
 
 @dataclass
@@ -55,7 +61,7 @@ class VersionNotReached(OrderServiceError):
 
 
 @dataclass
-class RequestIdReused(OrderServiceError):
+class RequestIdReused(InvalidInput):
     """A request_id came back with a different request than the first time."""
 
     reason: str = "REQUEST_ID_REUSED"
