@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -18,15 +21,84 @@ from uoom_orders.api.status_mapping import status_for
 from uoom_orders.application import handlers
 from uoom_orders.application.handlers import TraceContext, UnitOfWorkFactory
 from uoom_orders.application.queries import OrderQueries
+from uoom_orders.domain.errors import FieldViolation, InvalidInput
 from uoom_orders.observability import metrics, tracing
+from uoom_orders.observability.rate_limited_log import RateLimitedLog
 from uoom_orders.read.ports import ListScope
 
 SERVED_BY = "x-served-by"
-_SERVICE = pb.DESCRIPTOR.services_by_name["OrderService"].full_name
+_SERVICE_DESCRIPTOR = pb.DESCRIPTOR.services_by_name["OrderService"]
+_SERVICE = _SERVICE_DESCRIPTOR.full_name
+
+_log = logging.getLogger(__name__)
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 Handler = Callable[["OrderServicer", Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]
+
+
+@dataclass(frozen=True, slots=True)
+class UndecodableRequest:
+    """Stands for a request whose bytes are not the method's request message."""
+
+    size: int
+    error: str
+
+
+def _tolerant(message_class: type[Message]) -> Callable[[bytes], Message | UndecodableRequest]:
+    """The message's deserializer, except that bytes it cannot decode become an
+    UndecodableRequest for the servicer to answer, instead of an exception that grpc would
+    log with a traceback and answer UNKNOWN."""
+    decode = message_class.FromString
+
+    def deserialize(data: bytes) -> Message | UndecodableRequest:
+        try:
+            return decode(data)
+        except Exception as error:  # DecodeError, or whatever else a parser may raise
+            return UndecodableRequest(len(data), str(error) or type(error).__name__)
+
+    return deserialize
+
+
+def add_to_server(servicer: OrderServicer, server: grpc.aio.Server) -> None:
+    """Registers the servicer's methods as the generated code does, with tolerant decoding."""
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in _SERVICE_DESCRIPTOR.methods:
+        request_class = getattr(pb, method.input_type.name)
+        response_class = getattr(pb, method.output_type.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=_tolerant(request_class),
+            response_serializer=response_class.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, handlers),))
+    server.add_registered_method_handlers(_SERVICE, handlers)
+
+
+def _malformed(method: str, request: UndecodableRequest, log: RateLimitedLog) -> InvalidInput:
+    metrics.RPC_MALFORMED.labels(method=method).inc()
+    log.warning(
+        "malformed",
+        "%s: a request of %d bytes is not a %s message: %s",
+        method,
+        request.size,
+        _request_type(method),
+        request.error[:200],
+    )
+    return InvalidInput(
+        f"the request is not a valid {_request_type(method)} message",
+        reason="MALFORMED_REQUEST",
+        violations=(
+            FieldViolation(
+                "",  # the whole request
+                f"not a valid {_request_type(method)} in the protobuf binary format",
+            ),
+        ),
+    )
+
+
+def _request_type(method: str) -> str:
+    return _SERVICE_DESCRIPTOR.methods_by_name[method].input_type.full_name
 
 
 def _answer_errors(method: Handler[Req, Resp]) -> Handler[Req, Resp]:
@@ -36,6 +108,7 @@ def _answer_errors(method: Handler[Req, Resp]) -> Handler[Req, Resp]:
     full_name = f"{_SERVICE}/{name}"
     latency = metrics.RPC_LATENCY.labels(method=name)
     ok = metrics.RPC_HANDLED.labels(method=name, code="OK")
+    cancelled = metrics.RPC_CANCELLED.labels(method=name)
 
     @functools.wraps(method)
     async def guarded(
@@ -45,7 +118,18 @@ def _answer_errors(method: Handler[Req, Resp]) -> Handler[Req, Resp]:
         # The call's server span; a shared no-op while tracing is off (no interceptor).
         with tracing.server_span(full_name, context.invocation_metadata) as span:
             try:
+                if isinstance(request, UndecodableRequest):
+                    raise _malformed(name, request, self._callers_faults)
                 response = await method(self, request, context)
+            except asyncio.CancelledError:
+                # The caller gave up (cancel or deadline) or the shutdown grace ran out: not
+                # an error of the service, and nobody is left to answer.
+                cancelled.inc()
+                latency.observe(time.perf_counter() - started)
+                self._callers_faults.warning(
+                    "cancelled", "%s: call cancelled before its answer", name
+                )
+                raise
             except Exception as error:
                 status = status_for(error, name)
                 metrics.RPC_HANDLED.labels(method=name, code=status.code.name).inc()
@@ -71,6 +155,9 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         self._new_uow = new_uow
         self._queries = queries
         self._trace_context = trace_context
+        # What a caller provokes at will (garbage requests, cancelled calls) is logged at most
+        # once per interval per kind, never with a traceback; the metrics count every one.
+        self._callers_faults = RateLimitedLog(_log)
 
     @staticmethod
     def _served_by(context: grpc.aio.ServicerContext[Req, Resp], tier: str) -> None:
@@ -125,11 +212,16 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             pb.BatchGetOrderStatusRequest, pb.BatchGetOrderStatusResponse
         ],
     ) -> pb.BatchGetOrderStatusResponse:
-        result = await self._queries.batch_get_status(request_parsing.batch_ids(request.order_ids))
+        ids = request_parsing.batch_ids(request.order_ids)
+        result = await self._queries.batch_get_status(ids)
         self._served_by(context, result.served_by)
-        return pb.BatchGetOrderStatusResponse(
-            orders=result.orders, missing_order_ids=[str(i) for i in result.missing]
-        )
+        missing: list[str] = []
+        if result.missing:
+            # Echo the caller's own strings (one spelling is accepted, so they are the
+            # canonical ones too), in request order, each once.
+            sent = dict(zip(ids, request.order_ids, strict=True))
+            missing = [sent[i] for i in result.missing]
+        return pb.BatchGetOrderStatusResponse(orders=result.orders, missing_order_ids=missing)
 
     @_answer_errors
     async def GetOrderDetails(

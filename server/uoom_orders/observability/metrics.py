@@ -128,3 +128,16 @@ DEGRADED = Gauge(
 )
 NEAR_CACHE_ENTRIES = Gauge("near_cache_entries", "Orders held in the near cache")
 NEAR_CACHE_BYTES = Gauge("near_cache_bytes", "Approximate bytes held in the near cache")
+
+# --- callers' faults (each also logged, rate-limited: observability/rate_limited_log.py) ----
+RPC_MALFORMED = Counter(
+    "grpc_server_malformed_requests_total",
+    "Requests whose bytes are not the method's request message (answered INVALID_ARGUMENT)",
+    ["method"],
+)
+RPC_CANCELLED = Counter(
+    "grpc_server_cancelled_total",
+    "Calls cancelled before they were answered: the client cancelled, its deadline passed, "
+    "or the server's shutdown grace ran out",
+    ["method"],
+)

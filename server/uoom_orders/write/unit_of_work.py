@@ -16,7 +16,16 @@ _SPAN_ATTRIBUTES = {"db.system": "postgresql", "db.system.name": "postgresql"}
 
 
 class PostgresUnitOfWork:
-    """`async with uow: ...; await uow.commit()`; leaving without commit rolls back."""
+    """`async with uow: ...; await uow.commit()`; leaving without commit rolls back.
+
+    The transaction is plain BEGIN / COMMIT / ROLLBACK statements rather than an asyncpg
+    Transaction object, because of cancellation: a caller's deadline can cut off any of them.
+    After a cut-off BEGIN or COMMIT, an asyncpg Transaction is in an error state that refuses
+    ROLLBACK, and the pool then rolls back on release but reports it as an error ("Resetting
+    connection with an active transaction"); a caller's deadline is not an error of the
+    service. A ROLLBACK statement here waits for the cancel request asyncpg still has in flight
+    and then ends whatever the session has open (after a completed COMMIT it does nothing).
+    """
 
     orders: PostgresOrderRepository
     outbox: PostgresOutbox
@@ -26,7 +35,6 @@ class PostgresUnitOfWork:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._conn: asyncpg.Connection | None = None
-        self._tx: asyncpg.transaction.Transaction | None = None
         self._done = False
 
     async def __aenter__(self) -> PostgresUnitOfWork:
@@ -44,10 +52,9 @@ class PostgresUnitOfWork:
     async def _begin(self) -> PostgresUnitOfWork:
         self._conn = await self._pool.acquire()
         try:
-            self._tx = self._conn.transaction()
-            await self._tx.start()
+            await self._conn.execute("BEGIN")
         except BaseException:
-            await self._pool.release(self._conn)
+            await self._release(self._conn, rolled_back=False)
             raise
         self.orders = PostgresOrderRepository(self._conn)
         self.outbox = PostgresOutbox(self._conn)
@@ -55,8 +62,8 @@ class PostgresUnitOfWork:
         return self
 
     async def commit(self) -> None:
-        assert self._tx is not None, "commit outside `async with`"
-        await self._tx.commit()
+        assert self._conn is not None, "commit outside `async with`"
+        await self._conn.execute("COMMIT")
         self._done = True
 
     async def __aexit__(
@@ -66,12 +73,28 @@ class PostgresUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         assert self._conn is not None
-        assert self._tx is not None
+        rolled_back = self._done
         try:
             if not self._done:
-                await self._tx.rollback()
+                await self._conn.execute("ROLLBACK")
+                rolled_back = True
+        except Exception:
+            # The error that brought us here, if any, is the one to report; a failed
+            # rollback after a clean exit is reported itself.
+            if exc is None:
+                raise
         finally:
-            await self._pool.release(self._conn)
+            await self._release(self._conn, rolled_back=rolled_back)
             self._conn = None
             outcome = "commit" if self._done else "rollback"
             self._span.end(exc, {"uoom.transaction.outcome": outcome})
+
+    async def _release(self, conn: asyncpg.Connection, *, rolled_back: bool) -> None:
+        """Returns the connection to the pool with no transaction open; a session that cannot
+        even roll back is closed (PostgreSQL rolls back what a closed session left open)."""
+        if not rolled_back:
+            try:
+                await conn.execute("ROLLBACK")
+            except Exception:
+                conn.terminate()
+        await self._pool.release(conn)
