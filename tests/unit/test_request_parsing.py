@@ -10,6 +10,7 @@ from uoom.orders.v1 import order_pb2, order_service_pb2
 
 from uoom_orders import wire
 from uoom_orders.api import request_parsing
+from uoom_orders.domain import validation
 from uoom_orders.domain.errors import InvalidInput
 from uoom_orders.domain.order import OrderStatus
 from uoom_orders.read.ports import ListScope
@@ -163,3 +164,47 @@ def test_batch_ids_are_bounded_and_each_checked() -> None:
     with pytest.raises(InvalidInput) as raised:
         request_parsing.batch_ids([str(uuid.uuid4()), "nope"])
     assert fields_of(raised) == {"order_ids[1]"}
+
+
+def test_ids_have_one_spelling_and_other_spellings_are_told_the_canonical_one() -> None:
+    canonical = str(uuid.uuid4())
+    for spelling in (canonical.upper(), "{" + canonical + "}", "urn:uuid:" + canonical):
+        with pytest.raises(InvalidInput) as raised:
+            request_parsing.order_id_and_min_version(spelling, 0)
+        (violation,) = raised.value.violations
+        assert violation.field == "order_id"
+        assert "canonical form" in violation.description
+    with pytest.raises(InvalidInput) as raised:
+        request_parsing.batch_ids([canonical, canonical.replace("1", "\uff11")])
+    assert fields_of(raised) == {"order_ids[1]"}
+    assert request_parsing.batch_ids([canonical]) == [uuid.UUID(canonical)]
+
+
+def test_a_callers_value_is_quoted_short_and_in_printable_ascii() -> None:
+    assert validation.echo("USD") == "'USD'"
+    assert validation.echo("caf\u00e9\x00") == "'caf\\xe9\\x00'"
+    huge = validation.echo("A" * (1024 * 1024))
+    assert huge == "'" + "A" * validation.ECHO_MAX_CHARS + "'... (1048576 characters)"
+
+
+def test_a_huge_currency_code_costs_a_short_description() -> None:
+    # The case: a 1 MiB currency code echoed into the error's metadata, three times.
+    item = valid_create().items[0]
+    huge = order_pb2.OrderItem()
+    huge.CopyFrom(item)
+    huge.unit_price.currency_code = "X" * (1024 * 1024)
+    with pytest.raises(InvalidInput) as raised:
+        request_parsing.create_order(valid_create(items=[item, huge]))
+    assert fields_of(raised) == {"items[1].unit_price.currency_code"}
+    assert max(len(v.description) for v in raised.value.violations) < 160
+    assert len(raised.value.message) < 400
+
+
+def test_the_message_names_the_first_violations_and_counts_the_rest() -> None:
+    item = valid_create().items[0]
+    item.quantity = 0
+    with pytest.raises(InvalidInput) as raised:
+        request_parsing.create_order(valid_create(items=[item] * 100))
+    assert len(raised.value.violations) == 100
+    assert raised.value.message.startswith("invalid request (100 field violations): items[0]")
+    assert raised.value.message.endswith("; and 97 more")

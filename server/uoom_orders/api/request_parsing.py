@@ -11,11 +11,16 @@ from google.protobuf.message import Message
 from uoom.orders.v1 import order_pb2, order_service_pb2
 
 from uoom_orders import wire
-from uoom_orders.domain import validation as rules
+from uoom_orders.domain import contract_rules as rules
 from uoom_orders.domain.commands import CreateOrder, UpdateOrderStatus
-from uoom_orders.domain.order import DeliveryLocation, OrderItem, OrderStatus
-from uoom_orders.domain.validation import Violations
+from uoom_orders.domain.order import DeliveryLocation, OrderItem
+from uoom_orders.domain.validation import Violations, echo, is_canonical_uuid
 from uoom_orders.read.ports import ListQuery, ListScope
+
+# google.protobuf.Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
+_MAX_NANOS = 999_999_999
 
 
 def _fingerprint(request: Message) -> bytes:
@@ -31,12 +36,11 @@ def _optional_time(
 ) -> datetime | None:
     if not message.HasField(field):
         return None
-    try:
-        value = wire.from_timestamp(getattr(message, field))
-    except (ValueError, OverflowError):
-        violations.add(field, "not a valid timestamp")
+    ts = getattr(message, field)
+    if not (_MIN_SECONDS <= ts.seconds <= _MAX_SECONDS and 0 <= ts.nanos <= _MAX_NANOS):
+        violations.add(field, "not a valid timestamp: years 0001..9999, nanos 0..999999999")
         return None
-    return violations.future_time(field, value, now)
+    return violations.future_time(field, wire.from_timestamp(ts), now)
 
 
 def create_order(request: order_service_pb2.CreateOrderRequest) -> CreateOrder:
@@ -45,7 +49,7 @@ def create_order(request: order_service_pb2.CreateOrderRequest) -> CreateOrder:
     request_id = v.uuid("request_id", request.request_id)
     customer_id = v.uuid("customer_id", request.customer_id)
     restaurant_id = v.uuid("restaurant_id", request.restaurant_id)
-    channel_id = v.channel("channel_id", request.channel_id)
+    channel_id = v.channel("channel_id", request.channel_id, rules.CHANNEL_ID)
     items, currency = _items(request.items, v)
     location = _location(request, v)
     eta = _optional_time(request, "estimated_delivery_time", v, now)
@@ -71,31 +75,29 @@ def _items(
     if not sequence:
         v.add("items", "at least one item is required")
         return (), ""
-    if len(sequence) > rules.MAX_ITEMS:
-        v.add("items", f"at most {rules.MAX_ITEMS} items, got {len(sequence)}")
+    if len(sequence) > rules.ITEMS.max_items:
+        v.add("items", f"at most {rules.ITEMS.max_items} items, got {len(sequence)}")
         return (), ""
     currency = sequence[0].unit_price.currency_code
     parsed = []
     for n, item in enumerate(sequence):
         at = f"items[{n}]"
-        item_id = v.text(f"{at}.item_id", item.item_id, max_len=100)
-        name = v.text(f"{at}.name", item.name, max_len=200)
-        quantity = v.int_range(f"{at}.quantity", item.quantity, 1, rules.MAX_QUANTITY)
+        item_id = v.text(f"{at}.item_id", item.item_id, rules.ITEM_ID)
+        name = v.text(f"{at}.name", item.name, rules.ITEM_NAME)
+        quantity = v.int_range(f"{at}.quantity", item.quantity, rules.QUANTITY)
         if not item.HasField("unit_price"):
             v.add(f"{at}.unit_price", "required")
             continue
-        v.currency(f"{at}.unit_price.currency_code", item.unit_price.currency_code)
-        if item.unit_price.currency_code != currency:
+        code = item.unit_price.currency_code
+        v.currency(f"{at}.unit_price.currency_code", code)
+        if code != currency:
             v.add(
                 f"{at}.unit_price.currency_code",
-                f"every item must be in one currency: {currency!r} (items[0]), "
-                f"got {item.unit_price.currency_code!r}",
+                f"every item must be in one currency: {echo(currency)} (items[0]), "
+                f"got {echo(code)}",
             )
         price = v.int_range(
-            f"{at}.unit_price.amount_minor",
-            item.unit_price.amount_minor,
-            0,
-            rules.MAX_UNIT_PRICE_MINOR,
+            f"{at}.unit_price.amount_minor", item.unit_price.amount_minor, rules.UNIT_PRICE_MINOR
         )
         parsed.append(OrderItem(item_id, name, quantity, price))
     return tuple(parsed), currency
@@ -109,11 +111,11 @@ def _location(
         return None
     loc = request.delivery_location
     return DeliveryLocation(
-        latitude=v.coordinate("delivery_location.latitude", loc.latitude, 90),
-        longitude=v.coordinate("delivery_location.longitude", loc.longitude, 180),
-        address=v.text("delivery_location.address", loc.address, max_len=500),
-        city=v.text("delivery_location.city", loc.city, max_len=200),
-        postal_code=v.text("delivery_location.postal_code", loc.postal_code, max_len=20),
+        latitude=v.coordinate("delivery_location.latitude", loc.latitude, rules.LATITUDE),
+        longitude=v.coordinate("delivery_location.longitude", loc.longitude, rules.LONGITUDE),
+        address=v.text("delivery_location.address", loc.address, rules.ADDRESS),
+        city=v.text("delivery_location.city", loc.city, rules.CITY),
+        postal_code=v.text("delivery_location.postal_code", loc.postal_code, rules.POSTAL_CODE),
     )
 
 
@@ -123,9 +125,11 @@ def update_order_status(request: order_service_pb2.UpdateOrderStatusRequest) -> 
     order_id = v.uuid("order_id", request.order_id)
     status = wire.status_from_proto(request.status)
     if status is None:
-        v.add("status", "required: one of " + ", ".join(f"ORDER_STATUS_{s}" for s in OrderStatus))
-    if request.expected_version < 0:
-        v.add("expected_version", f"must not be negative, got {request.expected_version}")
+        v.add(
+            "status",
+            f"required: a known status other than ORDER_STATUS_UNSPECIFIED, got {request.status}",
+        )
+    v.non_negative("expected_version", request.expected_version)
     eta = _optional_time(request, "estimated_delivery_time", v, datetime.now(UTC))
     v.raise_if_any()
     assert request_id and order_id and status
@@ -142,8 +146,7 @@ def update_order_status(request: order_service_pb2.UpdateOrderStatusRequest) -> 
 def order_id_and_min_version(order_id: str, min_version: int) -> tuple[UUID, int]:
     v = Violations()
     parsed = v.uuid("order_id", order_id)
-    if min_version < 0:
-        v.add("min_version", f"must not be negative, got {min_version}")
+    v.non_negative("min_version", min_version)
     v.raise_if_any()
     assert parsed is not None
     return parsed, min_version
@@ -151,16 +154,15 @@ def order_id_and_min_version(order_id: str, min_version: int) -> tuple[UUID, int
 
 def batch_ids(order_ids: Sequence[str]) -> list[UUID]:
     raw = list(order_ids)
-    if 0 < len(raw) <= rules.MAX_BATCH_IDS:
-        try:  # the common case, without the bookkeeping of reporting violations
-            return [UUID(value) for value in raw]
-        except ValueError:
-            pass
+    limit = rules.BATCH_IDS.max_ids
+    # The common case, without the bookkeeping of reporting violations.
+    if 0 < len(raw) <= limit and all(map(is_canonical_uuid, raw)):
+        return [UUID(value) for value in raw]
     v = Violations()
     if not raw:
         v.add("order_ids", "at least one order id is required")
-    elif len(raw) > rules.MAX_BATCH_IDS:
-        v.add("order_ids", f"at most {rules.MAX_BATCH_IDS} ids, got {len(raw)}")
+    elif len(raw) > limit:
+        v.add("order_ids", f"at most {limit} ids, got {len(raw)}")
     parsed = [v.uuid(f"order_ids[{n}]", value) for n, value in enumerate(raw)] if not v else []
     v.raise_if_any()
     return [p for p in parsed if p is not None]
@@ -176,7 +178,7 @@ def list_query(
     if status_filter:
         status = wire.status_from_proto(status_filter)
         if status is None:
-            v.add("status_filter", f"unknown status {status_filter}")
+            v.add("status_filter", f"not a known status: {status_filter}")
     v.raise_if_any()
     assert owner is not None
     return ListQuery(scope=scope, owner_id=owner, status=status, limit=size, after=None)

@@ -1,4 +1,8 @@
-"""Input rules, and a collector that turns broken rules into field violations."""
+"""A collector that checks fields against the contract's rules and turns every broken rule into
+a field violation, so the caller sees them all at once.
+
+The rules themselves (limits and their wording in the contract) are in `contract_rules.py`.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,42 @@ import re
 from datetime import datetime
 from uuid import UUID
 
+from uoom_orders.domain import contract_rules as rules
 from uoom_orders.domain.errors import FieldViolation, InvalidInput
 
-MAX_ITEMS = 100
-MAX_QUANTITY = 1000
-MAX_UNIT_PRICE_MINOR = 10_000_000  # 100,000.00 in a two-decimal currency
-MAX_BATCH_IDS = 100
-MAX_PAGE_SIZE = 100
-DEFAULT_PAGE_SIZE = 20
-DEFAULT_CHANNEL = "default-channel"
-
-_CHANNEL = re.compile(r"[A-Za-z0-9._-]{1,100}")
+# Only the canonical spelling; `re` character classes here are ASCII, so no other digits match.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_CHANNEL = re.compile(r"[A-Za-z0-9._-]+")
 _CURRENCY = re.compile(r"[A-Z]{3}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # exactly Unicode category Cc
+
+# How much of a caller's value an error quotes back (after escaping to printable ASCII).
+ECHO_MAX_CHARS = 40
+# How many violations the error's message names (all of them go to the details).
+MESSAGE_VIOLATIONS = 3
+
+
+def echo(value: str) -> str:
+    """`value` quoted for an error message: printable ASCII (other characters escaped as in
+    Python literals), at most ECHO_MAX_CHARS of it, then its length when it was cut."""
+    pieces: list[str] = []
+    used = 0
+    shown = 0
+    for char in value:
+        piece = "\\'" if char == "'" else ascii(char)[1:-1]
+        if used + len(piece) > ECHO_MAX_CHARS:
+            break
+        pieces.append(piece)
+        used += len(piece)
+        shown += 1
+    quoted = "'" + "".join(pieces) + "'"
+    if shown < len(value):
+        quoted += f"... ({len(value)} characters)"
+    return quoted
+
+
+def is_canonical_uuid(value: str) -> bool:
+    return _CANONICAL_UUID.fullmatch(value) is not None
 
 
 class Violations:
@@ -34,54 +62,67 @@ class Violations:
         return bool(self._items)
 
     def raise_if_any(self) -> None:
-        if self._items:
-            summary = "; ".join(f"{v.field}: {v.description}" for v in self._items)
-            raise InvalidInput(f"invalid request: {summary}", violations=tuple(self._items))
+        if not self._items:
+            return
+        named = "; ".join(f"{v.field}: {v.description}" for v in self._items[:MESSAGE_VIOLATIONS])
+        count = len(self._items)
+        more = count - MESSAGE_VIOLATIONS
+        message = f"invalid request ({count} field violation{'s' if count > 1 else ''}): {named}"
+        if more > 0:
+            message += f"; and {more} more"
+        raise InvalidInput(message, violations=tuple(self._items))
 
-    def uuid(self, field: str, value: str, *, required: bool = True) -> UUID | None:
-        """The UUID in `value`, or None after recording why it is not one."""
+    def uuid(self, field: str, value: str, rule: rules.UuidField = rules.ID) -> UUID | None:
+        """The UUID in `value`, or None after recording why it is not one in canonical form."""
         if not value:
-            if required:
-                self.add(field, "required: a UUID such as 550e8400-e29b-41d4-a716-446655440000")
+            if rule.required:
+                self.add(field, f"required: a UUID such as {rules.UUID_EXAMPLE}")
             return None
-        try:
-            parsed = UUID(value)
-        except ValueError:
-            self.add(field, f"not a UUID: {value[:64]!r}")
-            return None
-        return parsed
+        if is_canonical_uuid(value):
+            return UUID(value)
+        self.add(field, uuid_problem(value))
+        return None
 
-    def text(self, field: str, value: str, *, max_len: int, required: bool = True) -> str:
-        """`value` stripped; records a violation when empty (if required) or too long."""
+    def text(self, field: str, value: str, rule: rules.TextField) -> str:
+        """`value` trimmed; records a violation when blank, too long or with control characters."""
         stripped = value.strip()
-        if required and not stripped:
-            self.add(field, "required")
-        elif len(stripped) > max_len:
-            self.add(field, f"at most {max_len} characters, got {len(stripped)}")
-        elif any(ord(c) < 32 for c in stripped):
+        if not stripped:
+            self.add(field, "required: must not be empty or only whitespace")
+        elif len(stripped) > rule.max_len:
+            self.add(field, f"at most {rule.max_len} characters, got {len(stripped)}")
+        elif _CONTROL.search(stripped):
             self.add(field, "must not contain control characters")
         return stripped
 
-    def channel(self, field: str, value: str) -> str:
+    def channel(self, field: str, value: str, rule: rules.ChannelId) -> str:
         if not value:
-            return DEFAULT_CHANNEL
-        if not _CHANNEL.fullmatch(value):
-            self.add(field, "1..100 characters of letters, digits, '.', '_' or '-'")
+            return rule.default
+        if len(value) > rule.max_len or not _CHANNEL.fullmatch(value):
+            self.add(
+                field,
+                f"1..{rule.max_len} characters of letters, digits, '.', '_' or '-', "
+                f"got {echo(value)}",
+            )
         return value
 
     def currency(self, field: str, value: str) -> str:
         if not _CURRENCY.fullmatch(value):
-            self.add(field, f"an ISO 4217 code of three upper-case letters, got {value[:16]!r}")
+            self.add(field, f"three upper-case letters A-Z such as USD, got {echo(value)}")
         return value
 
-    def int_range(self, field: str, value: int, low: int, high: int) -> int:
-        if not low <= value <= high:
-            self.add(field, f"must be between {low} and {high}, got {value}")
+    def int_range(self, field: str, value: int, rule: rules.IntRange) -> int:
+        if not rule.low <= value <= rule.high:
+            self.add(field, f"must be between {rule.low} and {rule.high}, got {value}")
         return value
 
-    def coordinate(self, field: str, value: float, limit: float) -> float:
-        if not math.isfinite(value) or not -limit <= value <= limit:
-            self.add(field, f"must be between {-limit:g} and {limit:g}, got {value}")
+    def coordinate(self, field: str, value: float, rule: rules.Coordinate) -> float:
+        """`value`, with magnitudes below COORDINATE_ZERO_BELOW as 0 (DynamoDB cannot store
+        them); records a violation when it is not a finite number within ±limit."""
+        if not math.isfinite(value) or not -rule.limit <= value <= rule.limit:
+            self.add(field, f"must be between -{rule.limit} and {rule.limit}, got {value!r}")
+            return value
+        if abs(value) < rules.COORDINATE_ZERO_BELOW:
+            return 0.0
         return value
 
     def future_time(self, field: str, value: datetime | None, now: datetime) -> datetime | None:
@@ -89,11 +130,29 @@ class Violations:
             self.add(field, "must be in the future")
         return value
 
-    def page_size(self, field: str, value: int) -> int:
+    def non_negative(self, field: str, value: int) -> int:
+        if value < 0:
+            self.add(field, f"must not be negative, got {value}")
+        return value
+
+    def page_size(self, field: str, value: int, rule: rules.PageSize = rules.PAGE_SIZE) -> int:
         """AIP-158: 0 means the default, above the maximum is capped, negative is invalid."""
         if value < 0:
             self.add(field, f"must not be negative, got {value}")
-            return DEFAULT_PAGE_SIZE
+            return rule.default
         if value == 0:
-            return DEFAULT_PAGE_SIZE
-        return min(value, MAX_PAGE_SIZE)
+            return rule.default
+        return min(value, rule.maximum)
+
+
+def uuid_problem(value: str) -> str:
+    """Why `value`, which is not a canonical UUID, is refused."""
+    try:
+        UUID(value)
+    except ValueError:
+        return f"not a UUID such as {rules.UUID_EXAMPLE}, got {echo(value)}"
+    # Python (and others) would read it as a UUID; the contract takes one spelling only.
+    return (
+        "not a UUID in canonical form (lower-case hex in groups of 8-4-4-4-12 joined by "
+        f"hyphens, e.g. {rules.UUID_EXAMPLE}), got {echo(value)}"
+    )

@@ -60,9 +60,12 @@ class Money(_message.Message):
     CURRENCY_CODE_FIELD_NUMBER: _builtins.int
     AMOUNT_MINOR_FIELD_NUMBER: _builtins.int
     currency_code: _builtins.str
-    """ISO 4217 code, three upper-case letters, e.g. "USD"."""
+    """Three upper-case letters A-Z, e.g. USD (the form of an ISO 4217 code)."""
     amount_minor: _builtins.int
-    """Amount in the currency's minor units, e.g. 2599 for USD 25.99."""
+    """Amount in the currency's minor units, e.g. 2599 for USD 25.99.
+    In an item's unit_price: 0..10000000. An order's total is at most
+    100 items x 1000 x 10000000 = 10^12.
+    """
     def __init__(
         self,
         *,
@@ -89,15 +92,21 @@ class DeliveryLocation(_message.Message):
     CITY_FIELD_NUMBER: _builtins.int
     POSTAL_CODE_FIELD_NUMBER: _builtins.int
     latitude: _builtins.float
-    """WGS84 degrees, -90..90."""
+    """WGS84 degrees, -90..90; a magnitude below 1e-9 is stored as 0."""
     longitude: _builtins.float
-    """WGS84 degrees, -180..180."""
+    """WGS84 degrees, -180..180; a magnitude below 1e-9 is stored as 0."""
     address: _builtins.str
-    """Street address, up to 500 characters."""
+    """Street address. Required: 1..500 characters once trimmed of surrounding whitespace (the
+    trimmed text is stored), without control characters.
+    """
     city: _builtins.str
-    """City, up to 200 characters."""
+    """City. Required: 1..200 characters once trimmed of surrounding whitespace (the trimmed
+    text is stored), without control characters.
+    """
     postal_code: _builtins.str
-    """Postal code, up to 20 characters."""
+    """Postal code. Required: 1..20 characters once trimmed of surrounding whitespace (the
+    trimmed text is stored), without control characters.
+    """
     def __init__(
         self,
         *,
@@ -127,18 +136,23 @@ class OrderItem(_message.Message):
     UNIT_PRICE_FIELD_NUMBER: _builtins.int
     TOTAL_PRICE_FIELD_NUMBER: _builtins.int
     item_id: _builtins.str
-    """The restaurant's id for the item, e.g. "pizza-margherita"; 1..100 characters."""
+    """The restaurant's id for the item, e.g. "pizza-margherita". Required: 1..100 characters
+    once trimmed of surrounding whitespace (the trimmed text is stored), without control
+    characters.
+    """
     name: _builtins.str
-    """Display name; 1..200 characters."""
+    """Display name. Required: 1..200 characters once trimmed of surrounding whitespace (the
+    trimmed text is stored), without control characters.
+    """
     quantity: _builtins.int
-    """1..1000."""
+    """Required: 1..1000."""
     @_builtins.property
     def unit_price(self) -> Global___Money:
-        """Price of one unit; all items of an order share one currency."""
+        """Price of one unit. Required. All items of an order share one currency."""
 
     @_builtins.property
     def total_price(self) -> Global___Money:
-        """Output only: quantity × unit_price, computed by the server."""
+        """quantity x unit_price, computed by the server. Output only: ignored in requests."""
 
     def __init__(
         self,

@@ -32,26 +32,39 @@ class CreateOrderRequest(_message.Message):
     DELIVERY_LOCATION_FIELD_NUMBER: _builtins.int
     ESTIMATED_DELIVERY_TIME_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """AIP-155: a UUID chosen by the caller; a retry with the same request_id returns the
-    first response and creates nothing. Required.
+    """AIP-155: chosen by the caller; a retry with the same request_id returns the first
+    response and creates nothing, and the same request_id with a different request is
+    INVALID_ARGUMENT (reason REQUEST_ID_REUSED, a field violation on request_id).
+    Required: a UUID in canonical form, lower-case and hyphenated (8-4-4-4-12 hex digits,
+    e.g. 550e8400-e29b-41d4-a716-446655440000); any other spelling is refused.
     """
     customer_id: _builtins.str
-    """UUID. Required."""
+    """Required: a UUID in canonical form, lower-case and hyphenated (8-4-4-4-12 hex digits,
+    e.g. 550e8400-e29b-41d4-a716-446655440000); any other spelling is refused.
+    """
     restaurant_id: _builtins.str
-    """UUID. Required."""
+    """Required: a UUID in canonical form, lower-case and hyphenated (8-4-4-4-12 hex digits,
+    e.g. 550e8400-e29b-41d4-a716-446655440000); any other spelling is refused.
+    """
     channel_id: _builtins.str
-    """1..100 characters of [A-Za-z0-9._-]; "default-channel" when empty."""
+    """The sales channel. Optional: 1..100 characters of [A-Za-z0-9._-]; "default-channel"
+    when empty.
+    """
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[_order_pb2.OrderItem]:
-        """1..100 items; every unit_price in one currency; total_price is ignored."""
+        """Required: 1..100 items, every unit_price in one currency. See OrderItem for each
+        item's rules.
+        """
 
     @_builtins.property
     def delivery_location(self) -> _order_pb2.DeliveryLocation:
-        """Required."""
+        """Required. See DeliveryLocation for its fields' rules."""
 
     @_builtins.property
     def estimated_delivery_time(self) -> _timestamp_pb2.Timestamp:
-        """Optional; must be in the future when set."""
+        """Optional; when set, a valid Timestamp (years 0001..9999) in the future, kept to the
+        microsecond.
+        """
 
     def __init__(
         self,
@@ -102,18 +115,27 @@ class UpdateOrderStatusRequest(_message.Message):
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     ESTIMATED_DELIVERY_TIME_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """AIP-155: a UUID chosen by the caller; a retry with the same request_id returns the
-    first response and changes nothing. Required.
+    """AIP-155: chosen by the caller; a retry with the same request_id returns the first
+    response and changes nothing, and the same request_id with a different request is
+    INVALID_ARGUMENT (reason REQUEST_ID_REUSED, a field violation on request_id).
+    Required: a UUID in canonical form, lower-case and hyphenated (8-4-4-4-12 hex digits,
+    e.g. 550e8400-e29b-41d4-a716-446655440000); any other spelling is refused.
     """
     order_id: _builtins.str
-    """UUID. Required."""
+    """Required: a UUID in canonical form, lower-case and hyphenated (8-4-4-4-12 hex digits,
+    e.g. 550e8400-e29b-41d4-a716-446655440000); any other spelling is refused.
+    """
     status: _order_pb2.OrderStatus.ValueType
-    """The new status. Required."""
+    """The new status. Required: a known OrderStatus other than ORDER_STATUS_UNSPECIFIED."""
     expected_version: _builtins.int
-    """When set (> 0), the update applies only if the order is at this version (ABORTED otherwise)."""
+    """When set (> 0), the update applies only if the order is at this version (ABORTED
+    otherwise). Must not be negative; 0 means no version check.
+    """
     @_builtins.property
     def estimated_delivery_time(self) -> _timestamp_pb2.Timestamp:
-        """Optional new estimate; unset keeps the current one."""
+        """A new delivery estimate; unset keeps the current one. Optional; when set, a valid
+        Timestamp (years 0001..9999) in the future, kept to the microsecond.
+        """
 
     def __init__(
         self,
@@ -159,10 +181,13 @@ class GetOrderStatusRequest(_message.Message):
     ORDER_ID_FIELD_NUMBER: _builtins.int
     MIN_VERSION_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
-    """UUID. Required."""
+    """Required: a UUID in canonical form, lower-case and hyphenated (8-4-4-4-12 hex digits,
+    e.g. 550e8400-e29b-41d4-a716-446655440000); any other spelling is refused.
+    """
     min_version: _builtins.int
     """Read-your-writes: when > 0, the answer is at least this version (a caller that just
-    wrote version N passes N). FAILED_PRECONDITION if the order never reached it.
+    wrote version N passes N); FAILED_PRECONDITION if the order never reached it. Must not
+    be negative; 0 means no minimum.
     """
     def __init__(
         self,
@@ -205,7 +230,10 @@ class BatchGetOrderStatusRequest(_message.Message):
     ORDER_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def order_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """1..100 UUIDs; duplicates are allowed and answered once."""
+        """Required: 1..100 ids, duplicates allowed (answered once), each a UUID in canonical form,
+        lower-case and hyphenated (8-4-4-4-12 hex digits, e.g.
+        550e8400-e29b-41d4-a716-446655440000); any other spelling is refused.
+        """
 
     def __init__(
         self,
@@ -232,7 +260,9 @@ class BatchGetOrderStatusResponse(_message.Message):
 
     @_builtins.property
     def missing_order_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The requested ids with no order, in request order, each once."""
+        """The requested ids with no order, exactly as the request spelled them, in request order,
+        each once.
+        """
 
     def __init__(
         self,
@@ -255,9 +285,11 @@ class GetOrderDetailsRequest(_message.Message):
     ORDER_ID_FIELD_NUMBER: _builtins.int
     MIN_VERSION_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
-    """UUID. Required."""
+    """Required: a UUID in canonical form, lower-case and hyphenated (8-4-4-4-12 hex digits,
+    e.g. 550e8400-e29b-41d4-a716-446655440000); any other spelling is refused.
+    """
     min_version: _builtins.int
-    """As in GetOrderStatusRequest."""
+    """As in GetOrderStatusRequest. Must not be negative; 0 means no minimum."""
     def __init__(
         self,
         *,
@@ -301,13 +333,19 @@ class ListOrdersByCustomerRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     STATUS_FILTER_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
-    """UUID. Required."""
+    """Required: a UUID in canonical form, lower-case and hyphenated (8-4-4-4-12 hex digits,
+    e.g. 550e8400-e29b-41d4-a716-446655440000); any other spelling is refused.
+    """
     page_size: _builtins.int
-    """AIP-158: 0 → 20, above 100 → 100, negative → INVALID_ARGUMENT."""
+    """AIP-158: 0 means 20, above 100 means 100, negative is refused."""
     page_token: _builtins.str
-    """From a previous response's next_page_token, with the same other fields."""
+    """Empty for the first page, else a previous response's next_page_token for the same query
+    (same id and status_filter); any other value is refused.
+    """
     status_filter: _order_pb2.OrderStatus.ValueType
-    """Only orders in this status; ORDER_STATUS_UNSPECIFIED means all."""
+    """Only orders in this status. ORDER_STATUS_UNSPECIFIED means all; any other value must be
+    a known OrderStatus.
+    """
     def __init__(
         self,
         *,
@@ -359,13 +397,19 @@ class ListOrdersByRestaurantRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     STATUS_FILTER_FIELD_NUMBER: _builtins.int
     restaurant_id: _builtins.str
-    """UUID. Required."""
+    """Required: a UUID in canonical form, lower-case and hyphenated (8-4-4-4-12 hex digits,
+    e.g. 550e8400-e29b-41d4-a716-446655440000); any other spelling is refused.
+    """
     page_size: _builtins.int
-    """AIP-158: 0 → 20, above 100 → 100, negative → INVALID_ARGUMENT."""
+    """AIP-158: 0 means 20, above 100 means 100, negative is refused."""
     page_token: _builtins.str
-    """From a previous response's next_page_token, with the same other fields."""
+    """Empty for the first page, else a previous response's next_page_token for the same query
+    (same id and status_filter); any other value is refused.
+    """
     status_filter: _order_pb2.OrderStatus.ValueType
-    """Only orders in this status; ORDER_STATUS_UNSPECIFIED means all."""
+    """Only orders in this status. ORDER_STATUS_UNSPECIFIED means all; any other value must be
+    a known OrderStatus.
+    """
     def __init__(
         self,
         *,

@@ -28,8 +28,20 @@ GRPC_VERSION: str
 
 class OrderServiceStub:
     """Owns restaurant orders: creates them, moves them through their lifecycle and answers
-    status reads fast. Errors carry google.rpc.Status details: an ErrorInfo with an
-    UPPER_SNAKE reason, and BadRequest field violations for invalid input.
+    status reads fast.
+
+    Errors carry google.rpc.Status details (AIP-193): an ErrorInfo (domain "orders.uoom") with
+    an UPPER_SNAKE reason, and, with every INVALID_ARGUMENT, a BadRequest with the field
+    violations, at most 10 of them: when there are more, ErrorInfo.metadata holds
+    "field_violations" (how many in all) and "field_violations_omitted". Values a caller sent
+    are quoted at most 40 characters long, so a whole error stays under 6 KiB, inside the
+    default metadata limits of every gRPC client. A request whose bytes are not the method's
+    request message is INVALID_ARGUMENT with reason MALFORMED_REQUEST.
+
+    Ids are UUIDs in canonical form, lower-case and hyphenated. Upper case, braces, urn:uuid:,
+    missing hyphens, surrounding spaces and non-ASCII digits are refused (INVALID_ARGUMENT),
+    never converted: an id the service answers with is always exactly the string the caller
+    sent.
     """
 
     @_typing.overload
@@ -56,8 +68,20 @@ class OrderServiceStub:
 @_typing.type_check_only
 class OrderServiceAsyncStub(OrderServiceStub):
     """Owns restaurant orders: creates them, moves them through their lifecycle and answers
-    status reads fast. Errors carry google.rpc.Status details: an ErrorInfo with an
-    UPPER_SNAKE reason, and BadRequest field violations for invalid input.
+    status reads fast.
+
+    Errors carry google.rpc.Status details (AIP-193): an ErrorInfo (domain "orders.uoom") with
+    an UPPER_SNAKE reason, and, with every INVALID_ARGUMENT, a BadRequest with the field
+    violations, at most 10 of them: when there are more, ErrorInfo.metadata holds
+    "field_violations" (how many in all) and "field_violations_omitted". Values a caller sent
+    are quoted at most 40 characters long, so a whole error stays under 6 KiB, inside the
+    default metadata limits of every gRPC client. A request whose bytes are not the method's
+    request message is INVALID_ARGUMENT with reason MALFORMED_REQUEST.
+
+    Ids are UUIDs in canonical form, lower-case and hyphenated. Upper case, braces, urn:uuid:,
+    missing hyphens, surrounding spaces and non-ASCII digits are refused (INVALID_ARGUMENT),
+    never converted: an id the service answers with is always exactly the string the caller
+    sent.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -80,8 +104,20 @@ class OrderServiceAsyncStub(OrderServiceStub):
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     """Owns restaurant orders: creates them, moves them through their lifecycle and answers
-    status reads fast. Errors carry google.rpc.Status details: an ErrorInfo with an
-    UPPER_SNAKE reason, and BadRequest field violations for invalid input.
+    status reads fast.
+
+    Errors carry google.rpc.Status details (AIP-193): an ErrorInfo (domain "orders.uoom") with
+    an UPPER_SNAKE reason, and, with every INVALID_ARGUMENT, a BadRequest with the field
+    violations, at most 10 of them: when there are more, ErrorInfo.metadata holds
+    "field_violations" (how many in all) and "field_violations_omitted". Values a caller sent
+    are quoted at most 40 characters long, so a whole error stays under 6 KiB, inside the
+    default metadata limits of every gRPC client. A request whose bytes are not the method's
+    request message is INVALID_ARGUMENT with reason MALFORMED_REQUEST.
+
+    Ids are UUIDs in canonical form, lower-case and hyphenated. Upper case, braces, urn:uuid:,
+    missing hyphens, surrounding spaces and non-ASCII digits are refused (INVALID_ARGUMENT),
+    never converted: an id the service answers with is always exactly the string the caller
+    sent.
     """
 
     @_abc_1.abstractmethod
