@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -20,7 +21,15 @@ class RichError:
     size: int = 0  # bytes of trailing metadata, as the client's limit counts them
 
 
-def rich_error(error: grpc.aio.AioRpcError) -> RichError:
+class FailedCall(Protocol):
+    """What a failed call offers, sync (grpc.RpcError) or asyncio (grpc.aio.AioRpcError)."""
+
+    def code(self) -> grpc.StatusCode: ...
+    def details(self) -> str | None: ...
+    def trailing_metadata(self) -> Any: ...
+
+
+def rich_error(error: FailedCall) -> RichError:
     trailers = [(key, value) for key, value in (error.trailing_metadata() or ())]
     found = RichError(
         error.code(),
