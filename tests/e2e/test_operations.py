@@ -1,0 +1,196 @@
+"""What an operator relies on, tested on the service as a process: a SIGTERM with calls in
+flight, the metrics endpoint scraped over HTTP while the read path and the pipeline work, and
+the fast failure on an unreachable DAX endpoint that the README promises."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from functools import partial
+
+import asyncpg
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.builders import create_request, update_request
+from tests.e2e.conftest import StartService, free_port, service_env
+from tests.e2e.full_service import start_full_service
+from tests.integration.projector_support import eventually
+from uoom_orders.devstack import StackEndpoints
+from uoom_orders_client import OrderServiceClient, UnavailableError, order_pb2, order_service_pb2
+
+SERVICE = "uoom.orders.v1.OrderService"
+GRACE_SECONDS = 5  # SHUTDOWN_GRACE_SECONDS of the e2e services
+
+
+async def _waiting_on_a_lock(db: asyncpg.Connection) -> bool:
+    waiting = await db.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    return bool(waiting)
+
+
+async def test_sigterm_drains_calls_in_flight_refuses_new_ones_and_exits_zero(
+    start_service: StartService, database_url: str
+) -> None:
+    service = await start_service()
+    async with OrderServiceClient(service.target, default_timeout=30, max_attempts=1) as client:
+        order = (await client.create_order(create_request())).order
+
+        # An update held inside its transaction by a row lock the test holds.
+        db = await asyncpg.connect(database_url)
+        blocker = db.transaction()
+        await blocker.start()
+        await db.execute(
+            "SELECT 1 FROM orders WHERE order_id = $1 FOR UPDATE", uuid.UUID(order.order_id)
+        )
+        in_flight = asyncio.create_task(
+            client.update_order_status(
+                update_request(order.order_id, order_pb2.ORDER_STATUS_CONFIRMED)
+            )
+        )
+        try:
+            await eventually(lambda: _waiting_on_a_lock(db), "the update to wait on the lock")
+
+            async with grpc.aio.insecure_channel(service.target) as watch_channel:
+                watch = health_pb2_grpc.HealthStub(watch_channel).Watch(
+                    health_pb2.HealthCheckRequest(service=SERVICE), timeout=30
+                )
+                first = await watch.read()
+                assert first.status == health_pb2.HealthCheckResponse.SERVING
+
+                service.process.send_signal(signal.SIGTERM)
+                signalled = time.monotonic()
+                changed = await asyncio.wait_for(watch.read(), timeout=GRACE_SECONDS)
+                assert changed.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+                # New calls are refused while the one in flight is still running.
+                with pytest.raises(UnavailableError):
+                    await client.get_order_status(
+                        order_service_pb2.GetOrderStatusRequest(order_id=order.order_id)
+                    )
+                assert not in_flight.done()
+        finally:
+            await blocker.rollback()  # the update may go on
+            await db.close()
+
+        updated = (await asyncio.wait_for(in_flight, timeout=GRACE_SECONDS)).order
+        assert updated.version == 2
+        assert updated.status == order_pb2.ORDER_STATUS_CONFIRMED
+        assert time.monotonic() - signalled < GRACE_SECONDS
+
+    assert await asyncio.to_thread(service.process.wait, GRACE_SECONDS + 10) == 0, service.log()
+    assert "Traceback" not in service.log()
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(port: int) -> Samples:
+    """Every sample of the endpoint, by name and labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        assert reply.headers["Content-Type"].startswith("text/plain")
+        text = reply.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    return sum(
+        value
+        for (sample, sample_labels), value in samples.items()
+        if sample == name and set(labels.items()) <= set(sample_labels)
+    )
+
+
+async def test_the_metrics_endpoint_shows_the_read_path_and_the_pipeline_moving(
+    start_service: StartService, local_stack: StackEndpoints, database_url: str
+) -> None:
+    port = free_port()
+    service = await start_full_service(
+        start_service, local_stack, database_url, {"METRICS_PORT": str(port)}
+    )
+    before = await asyncio.to_thread(scrape, port)
+    async with OrderServiceClient(service.target, default_timeout=10) as client:
+        created = [(await client.create_order(create_request())).order for _ in range(3)]
+        moved = await client.update_order_status(
+            update_request(created[0].order_id, order_pb2.ORDER_STATUS_CONFIRMED)
+        )
+        for order in created:
+            await client.get_order_status(
+                order_service_pb2.GetOrderStatusRequest(order_id=order.order_id)
+            )
+        await client.batch_get_order_status(
+            order_service_pb2.BatchGetOrderStatusRequest(order_ids=[o.order_id for o in created])
+        )
+    assert moved.order.version == 2
+
+    def grew(name: str, by: float, **labels: str) -> Callable[[], bool]:
+        def check() -> bool:
+            now = scrape(port)
+            return total(now, name, **labels) - total(before, name, **labels) >= by
+
+        return check
+
+    # The RPCs, the read path, the relay and the projector, each seen moving over HTTP.
+    expectations: list[tuple[str, float, dict[str, str]]] = [
+        ("grpc_server_handled_total", 3, {"method": "CreateOrder", "code": "OK"}),
+        ("grpc_server_handled_total", 1, {"method": "BatchGetOrderStatus", "code": "OK"}),
+        ("grpc_server_handling_seconds_count", 1, {"method": "GetOrderStatus"}),
+        ("order_reads_served_total", 4, {}),
+        ("dynamodb_read_latency_seconds_count", 1, {}),
+        ("outbox_published_total", 4, {}),
+        # One write per order at least: a batch keeps only the newest version of each order.
+        ("projector_events_applied_total", 3, {"table": "order-status"}),
+        ("projector_events_applied_total", 3, {"table": "order-details"}),
+        ("projector_end_to_end_lag_seconds_count", 1, {}),
+    ]
+    for name, by, labels in expectations:
+        await eventually(
+            partial(asyncio.to_thread, grew(name, by, **labels)), f"{name} {labels} +{by}"
+        )
+    after = await asyncio.to_thread(scrape, port)
+    assert total(after, "outbox_oldest_unpublished_age_seconds") >= 0
+    assert total(after, "order_service_component_up", component="postgres") == 1
+
+
+def test_an_unreachable_dax_endpoint_stops_the_start_fast_and_names_the_variable(
+    local_stack: StackEndpoints, database_url: str
+) -> None:
+    """With the real amazon-dax-client (no stand-in): a closed port on loopback."""
+    env = service_env(local_stack, database_url, free_port()) | {
+        "DAX_ENDPOINT": f"dax://127.0.0.1:{free_port()}",
+        "READ_TIERS": "dax,dynamodb",
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "uoom_orders", "serve", "--roles", "api"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    assert "DAX_ENDPOINT" in result.stderr
+    # The operator's message is the last line; the service logs no error of its own. (The DAX
+    # client logs its failed connection itself, at INFO with a traceback, on its own logger.)
+    assert result.stderr.strip().splitlines()[-1].startswith("configuration error: DAX_ENDPOINT=")
+    for line in result.stderr.splitlines():
+        entry = json.loads(line) if line.startswith("{") else {"level": "TEXT", "logger": ""}
+        assert entry["level"] not in ("ERROR", "CRITICAL"), line
+        assert entry["logger"].startswith("amazondax") or "Traceback" not in line, line
+    assert elapsed < 15, f"took {elapsed:.1f} s to fail"
