@@ -175,7 +175,7 @@ def test_ids_have_one_spelling_and_other_spellings_are_told_the_canonical_one() 
         assert violation.field == "order_id"
         assert "canonical form" in violation.description
     with pytest.raises(InvalidInput) as raised:
-        request_parsing.batch_ids([canonical, canonical.replace("1", "\uff11")])
+        request_parsing.batch_ids([canonical, canonical.replace("4", "\uff14")])  # v4: has a 4
     assert fields_of(raised) == {"order_ids[1]"}
     assert request_parsing.batch_ids([canonical]) == [uuid.UUID(canonical)]
 
