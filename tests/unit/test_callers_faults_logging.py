@@ -9,7 +9,7 @@ import logging
 import pytest
 from prometheus_client import REGISTRY
 
-from uoom_orders.api.grpc_server import _CancelRequestNoise, _ClientGoneFilter
+from uoom_orders.api.caller_fault_logs import CancelRequestNoise, ClientGoneFilter
 from uoom_orders.observability.rate_limited_log import RateLimitedLog
 
 
@@ -55,7 +55,7 @@ def test_grpcs_client_gone_error_becomes_a_count_and_one_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    gone = _ClientGoneFilter()
+    gone = ClientGoneFilter(frozenset({"CreateOrder"}))
     before = REGISTRY.get_sample_value("grpc_server_cancelled_total", {"method": "CreateOrder"})
     for _ in range(5):
         record = _record(
@@ -79,7 +79,7 @@ async def test_asyncpgs_cancel_request_noise_is_one_warning_and_the_rest_passes_
     loop = asyncio.get_running_loop()
     previous = loop.get_exception_handler()
     loop.set_exception_handler(lambda _, context: seen.append(context))
-    noise = _CancelRequestNoise(RateLimitedLog(logging.getLogger("test.noise")))
+    noise = CancelRequestNoise(RateLimitedLog(logging.getLogger("test.noise")))
     noise.install()
     try:
         for _ in range(3):

@@ -7,8 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -17,6 +16,7 @@ from uoom.orders.v1 import order_service_pb2_grpc
 
 from uoom_orders import wire
 from uoom_orders.api import request_parsing
+from uoom_orders.api.request_decoding import UndecodableRequest
 from uoom_orders.api.status_mapping import status_for
 from uoom_orders.application import handlers
 from uoom_orders.application.handlers import TraceContext, UnitOfWorkFactory
@@ -35,44 +35,6 @@ _log = logging.getLogger(__name__)
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 Handler = Callable[["OrderServicer", Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]
-
-
-@dataclass(frozen=True, slots=True)
-class UndecodableRequest:
-    """Stands for a request whose bytes are not the method's request message."""
-
-    size: int
-    error: str
-
-
-def _tolerant(message_class: type[Message]) -> Callable[[bytes], Message | UndecodableRequest]:
-    """The message's deserializer, except that bytes it cannot decode become an
-    UndecodableRequest for the servicer to answer, instead of an exception that grpc would
-    log with a traceback and answer UNKNOWN."""
-    decode = message_class.FromString
-
-    def deserialize(data: bytes) -> Message | UndecodableRequest:
-        try:
-            return decode(data)
-        except Exception as error:  # DecodeError, or whatever else a parser may raise
-            return UndecodableRequest(len(data), str(error) or type(error).__name__)
-
-    return deserialize
-
-
-def add_to_server(servicer: OrderServicer, server: grpc.aio.Server) -> None:
-    """Registers the servicer's methods as the generated code does, with tolerant decoding."""
-    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
-    for method in _SERVICE_DESCRIPTOR.methods:
-        request_class = getattr(pb, method.input_type.name)
-        response_class = getattr(pb, method.output_type.name)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, method.name),
-            request_deserializer=_tolerant(request_class),
-            response_serializer=response_class.SerializeToString,
-        )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, handlers),))
-    server.add_registered_method_handlers(_SERVICE, handlers)
 
 
 def _malformed(method: str, request: UndecodableRequest, log: RateLimitedLog) -> InvalidInput:
