@@ -514,6 +514,9 @@ async def test_hostile_requests_find_nothing(
         def one_request(call: tuple[str, Message | bytes]) -> None:
             nonlocal seen
             method, request = call
+            # A dead service would show as UNAVAILABLE; say so, with its last words.
+            exited = service.process.poll()
+            assert exited is None, f"the service exited with {exited}:\n{service.log()[-3000:]}"
             check_one(channel, method, request, codes, recent)
             seen += 1
             if seen % 50 == 0:
