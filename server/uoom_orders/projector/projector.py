@@ -121,7 +121,7 @@ class ProjectorConfig:
     # Tries for an order whose write fails unexpectedly (not an outage, not a refusal).
     apply_attempts: int = 3
     retry_backoff_seconds: float = 0.1
-    max_backoff_seconds: float = 5.0
+    max_backoff_seconds: float = 1.0
     # A join takes about half the session timeout; 6 s rides out a GC pause or a slow batch.
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 1000

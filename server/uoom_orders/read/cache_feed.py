@@ -28,6 +28,10 @@ from uoom_orders.wire import summary_from_order
 
 _log = logging.getLogger(__name__)
 
+# Reconnect delays: a replica whose feed is down serves from slower tiers, so it retries often.
+_FIRST_RETRY = 0.1
+_MAX_RETRY = 1.0
+
 
 class NearCacheFeed:
     """Applies each event's order snapshot to the near cache (newest version wins)."""
@@ -95,8 +99,9 @@ class NearCacheFeed:
         return True
 
     async def _run(self) -> None:
-        backoff = 0.1
+        backoff = _FIRST_RETRY
         while True:
+            was_live_at = self._last_ok
             try:
                 await self._follow()
             except asyncio.CancelledError:
@@ -104,8 +109,12 @@ class NearCacheFeed:
             except Exception as error:
                 _log.warning("near cache feed interrupted: %r; retrying in %.1fs", error, backoff)
             self._live = False
+            # A feed that was live since the last attempt starts over: the broker is back
+            # within a second of answering again, not after a backoff grown during an outage.
+            if self._last_ok != was_live_at:
+                backoff = _FIRST_RETRY
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, _MAX_RETRY)
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
