@@ -16,7 +16,7 @@ from tests.integration.pipeline import Api, Pipeline, dynamodb_item, pipeline
 from tests.integration.projector_support import eventually
 from tests.integration.test_read_path import served_by
 from uoom_orders.devstack import StackEndpoints
-from uoom_orders.projector import Reconciler
+from uoom_orders.projector import Reconciler, ReconcileReport
 from uoom_orders.readmodel import items
 from uoom_orders.readmodel.client import dynamodb_client
 from uoom_orders_client import order_pb2, order_service_pb2
@@ -28,6 +28,16 @@ S = order_pb2
 async def stack(local_stack: StackEndpoints, database_url: str) -> AsyncIterator[Pipeline]:
     async with pipeline(local_stack, database_url) as running:
         yield running
+
+
+async def _reconcile(stack: Pipeline, database_url: str) -> ReconcileReport:
+    """One reconciliation pass over the pipeline's database and tables."""
+    settings = stack.settings()
+    async with (
+        asyncpg.create_pool(database_url, min_size=1, max_size=4) as pool,
+        dynamodb_client(region=settings.aws_region, endpoint=settings.dynamodb_endpoint) as ddb,
+    ):
+        return await Reconciler(pool, ddb, settings.dynamodb_table_prefix).run()
 
 
 async def _move(api: Api, order_id: str, status: int) -> order_pb2.Order:
@@ -86,12 +96,7 @@ async def test_a_lost_commit_is_repaired_everywhere(stack: Pipeline, database_ur
     assert item is not None
     assert items.summary_from_item(item).status == S.ORDER_STATUS_CANCELLED  # stuck, until…
 
-    settings = stack.settings()
-    async with (
-        asyncpg.create_pool(database_url, min_size=1, max_size=4) as pool,
-        dynamodb_client(region=settings.aws_region, endpoint=settings.dynamodb_endpoint) as ddb,
-    ):
-        report = await Reconciler(pool, ddb, settings.dynamodb_table_prefix).run()
+    report = await _reconcile(stack, database_url)
     assert {(d.table, d.kind.value) for d in report.differences} == {
         ("order-status", "content"),
         ("order-details", "content"),
@@ -129,12 +134,7 @@ async def test_a_lost_create_is_removed_everywhere(stack: Pipeline, database_url
         await conn.execute("DELETE FROM orders WHERE order_id = $1::uuid", order.order_id)
     finally:
         await conn.close()
-    settings = stack.settings()
-    async with (
-        asyncpg.create_pool(database_url, min_size=1, max_size=4) as pool,
-        dynamodb_client(region=settings.aws_region, endpoint=settings.dynamodb_endpoint) as ddb,
-    ):
-        report = await Reconciler(pool, ddb, settings.dynamodb_table_prefix).run()
+    report = await _reconcile(stack, database_url)
     assert {(d.table, d.kind.value) for d in report.differences} == {
         ("order-status", "orphan"),
         ("order-details", "orphan"),
