@@ -41,11 +41,16 @@ class ItemReadStore:
         *,
         name: str,
         clock: Callable[[], float] = time.time,
+        unprocessed_retry_seconds: float = 0.1,
     ) -> None:
+        """`unprocessed_retry_seconds`: how long a batch keeps asking again for UnprocessedKeys
+        before it leaves them to the next tier. Keep it well inside the tier's timeout: a
+        timeout throws away what the batch did find and counts as a failure of the tier."""
         self.name = name
         self._client = client
         self._tables = tables
         self._clock = clock
+        self._unprocessed_retry_seconds = unprocessed_retry_seconds
 
     def _live(self, item: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         if item is None or items.is_expired(item, self._clock()):
@@ -67,8 +72,9 @@ class ItemReadStore:
         return None if item is None else items.order_from_item(item)
 
     async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
-        """BatchGetItem in chunks of 100, retrying UnprocessedKeys with backoff. Keys still
-        unprocessed after that are left out: the next tier answers them."""
+        """BatchGetItem in chunks of 100, retrying UnprocessedKeys with backoff for at most
+        `unprocessed_retry_seconds`. Keys still unprocessed after that are left out: the next
+        tier answers them."""
         chunks = [
             order_ids[i : i + BATCH_GET_LIMIT] for i in range(0, len(order_ids), BATCH_GET_LIMIT)
         ]
@@ -83,6 +89,7 @@ class ItemReadStore:
             table: {"Keys": [items.item_key(str(i)) for i in dict.fromkeys(order_ids)]}
         }
         found: dict[UUID, order_pb2.OrderSummary] = {}
+        give_up_at = time.monotonic() + self._unprocessed_retry_seconds
         for attempt in range(_UNPROCESSED_ATTEMPTS):
             reply = await self._client.batch_get_item(RequestItems=request)
             for raw in reply.get("Responses", {}).get(table, []):
@@ -93,7 +100,12 @@ class ItemReadStore:
             request = reply.get("UnprocessedKeys") or {}
             if not request:
                 break
-            await asyncio.sleep(0.01 * 2**attempt)
+            backoff = 0.01 * 2**attempt
+            # Past the budget, answer what was found rather than run into the tier's timeout,
+            # which would discard it all and count against the tier's breaker.
+            if time.monotonic() + backoff >= give_up_at:
+                break
+            await asyncio.sleep(backoff)
         return found
 
     async def list_summaries(self, query: ListQuery) -> list[order_pb2.OrderSummary]:
