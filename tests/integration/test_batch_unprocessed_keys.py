@@ -23,8 +23,8 @@ from tests.support.dynamodb_proxy import DynamoDBProxy, UnprocessedKeys
 from uoom_orders.bootstrap import running_service
 from uoom_orders.config import Settings
 from uoom_orders.devstack import StackEndpoints
-from uoom_orders.projector import rebuild_read_model
-from uoom_orders.readmodel import ReadModelWriter, TableNames
+from uoom_orders.projector import Reconciler
+from uoom_orders.readmodel import TableNames
 from uoom_orders_client import OrderServiceClient, order_service_pb2
 
 ORDERS = 30
@@ -50,16 +50,17 @@ async def placed(
     settings = _settings(local_stack, database_url, local_stack.dynamodb_endpoint, prefix)
     async with (
         running_service(settings, ("api",)) as service,
-        OrderServiceClient(f"127.0.0.1:{service.port}", default_timeout=10) as client,
+        OrderServiceClient(
+            f"127.0.0.1:{service.port}", default_timeout=10, session_guarantees=False
+        ) as client,
     ):
         ids = [(await client.create_order(create_request())).order.order_id for _ in range(ORDERS)]
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
-        async with ReadModelWriter(ddb, prefix) as writer:
-            stats = await rebuild_read_model(pool, writer)
+        report = await Reconciler(pool, ddb, prefix).run()
     finally:
         await pool.close()
-    assert stats.applied == ORDERS
+    assert report.repaired == 2 * ORDERS
     return ids, prefix
 
 
@@ -97,7 +98,9 @@ async def api_behind_proxy(
         settings = _settings(local_stack, database_url, proxy.endpoint, prefix)
         async with (
             running_service(settings, ("api",)) as service,
-            OrderServiceClient(f"127.0.0.1:{service.port}", default_timeout=10) as client,
+            OrderServiceClient(
+                f"127.0.0.1:{service.port}", default_timeout=10, session_guarantees=False
+            ) as client,
         ):
             yield BatchApi(client, handler, ids)
             assert service.write_back is not None

@@ -36,8 +36,8 @@ from uoom_orders.devstack.dynamodb_endpoint import MotoDynamoDBServer
 from uoom_orders.devstack.ports import free_port
 from uoom_orders.domain.commands import CreateOrder
 from uoom_orders.domain.order import DeliveryLocation, OrderItem
-from uoom_orders.projector import rebuild_read_model
-from uoom_orders.readmodel import ReadModelWriter, create_tables, items
+from uoom_orders.projector import Reconciler
+from uoom_orders.readmodel import create_tables, items
 from uoom_orders.readmodel.tables import CUSTOMER_INDEX, RESTAURANT_INDEX
 from uoom_orders.write.unit_of_work import PostgresUnitOfWork
 from uoom_orders_client import OrderServiceClient, order_service_pb2
@@ -129,9 +129,9 @@ async def lists(
         )
         async with dynamodb(replace(local_stack, dynamodb_endpoint=private_moto.endpoint)) as ddb:
             await create_tables(ddb, prefix)
-            async with ReadModelWriter(ddb, prefix) as writer:
-                stats = await rebuild_read_model(pool, writer)
-        assert stats.applied == placed == len(rows)
+            report = await Reconciler(pool, ddb, prefix).run()
+        assert report.checked == placed == len(rows)
+        assert report.repaired == 2 * placed
     finally:
         await pool.close()
 
@@ -164,7 +164,9 @@ async def lists(
         )
         service = await stack.enter_async_context(running_service(settings, ("api",)))
         client = await stack.enter_async_context(
-            OrderServiceClient(f"127.0.0.1:{service.port}", default_timeout=10)
+            OrderServiceClient(
+                f"127.0.0.1:{service.port}", default_timeout=10, session_guarantees=False
+            )
         )
         # Unwound first: the endpoint runs again before anything closes, whatever the test did.
         stack.callback(private_moto.resume)
