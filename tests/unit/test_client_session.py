@@ -16,6 +16,7 @@ from uoom.orders.v1 import order_service_pb2_grpc
 
 from uoom_orders_client import (
     FailedPreconditionError,
+    InvalidArgumentError,
     OrderServiceClient,
     order_pb2,
     order_service_pb2,
@@ -42,6 +43,8 @@ class LaggingService(order_service_pb2_grpc.OrderServiceServicer):
 
     async def _version(self, order_id: str, min_version: int, context: Context) -> int:
         self.min_versions.append(min_version)
+        if min_version < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "min_version: negative")
         if min_version > self.truth[order_id]:
             detail = any_pb2.Any()
             detail.Pack(
@@ -180,6 +183,13 @@ async def test_a_version_the_service_lost_is_forgotten(service: tuple[LaggingSer
                 order_service_pb2.GetOrderStatusRequest(order_id=ORDER, min_version=5)
             )
         assert raised.value.reason == "VERSION_NOT_REACHED"
+        # A negative one is left for the service to refuse.
+        fake.min_versions.clear()
+        with pytest.raises(InvalidArgumentError):
+            await client.get_order_status(
+                order_service_pb2.GetOrderStatusRequest(order_id=ORDER, min_version=-1)
+            )
+        assert fake.min_versions == [-1]
 
 
 async def test_session_guarantees_can_be_turned_off(service: tuple[LaggingService, str]) -> None:

@@ -366,7 +366,8 @@ class OrderServiceClient:
         session = self._session
         floor = 0 if session is None else session.floor(request.order_id)
         sent = request
-        if floor > request.min_version:
+        # A negative min_version is the caller's mistake: the service's answer says so.
+        if floor > request.min_version >= 0:
             sent = type(request)()
             sent.CopyFrom(request)
             sent.min_version = floor
