@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import grpc
@@ -33,7 +34,7 @@ order PostgreSQL does not have), the same version with other content, or not rea
 STATUS_TABLE = "status-table"
 DETAILS_TABLE = "details-table"
 POSTGRES = "postgres"
-_READ_TIMEOUT_S = 5.0
+_READ_TIMEOUT_S = 10.0
 _BATCH = 100
 _EXAMPLES = 3
 
@@ -48,11 +49,6 @@ _ITEMS = """
     SELECT order_id, item_id, name, quantity, unit_price_minor, total_minor AS item_total
     FROM order_items ORDER BY order_id, line_no
 """
-
-
-class _Versioned(Protocol):
-    @property
-    def version(self) -> int: ...
 
 
 _M = TypeVar("_M", order_pb2.Order, order_pb2.OrderSummary)
@@ -89,11 +85,13 @@ class Snapshot:
 
 
 def compare(
-    expected: Mapping[str, _M], found: Mapping[str, _M | None]
-) -> tuple[collections.Counter[str], list[str]]:
-    """Differences of `found` (None: an entry that could not be decoded) from `expected`."""
+    expected: Mapping[str, _M], found: Mapping[str, _M | None], unknown: Iterable[str] = ()
+) -> tuple[collections.Counter[str], list[str], set[str]]:
+    """Differences of `found` (None: an entry that could not be decoded) from `expected`, and
+    the orders that agree. An order of `unknown` (not in PostgreSQL) that is found is newer."""
     kinds: collections.Counter[str] = collections.Counter()
     examples: list[str] = []
+    agreeing: set[str] = set()
 
     def note(kind: str, order_id: str, detail: str) -> None:
         kinds[kind] += 1
@@ -113,47 +111,97 @@ def compare(
             note("newer", order_id, f"v{got.version} > v{want.version}")
         elif got != want:
             note("content", order_id, f"at v{got.version}")
-    for order_id in found.keys() - expected.keys():
-        note("newer", order_id, "(not in PostgreSQL)")
-    return kinds, examples
+        else:
+            agreeing.add(order_id)
+    for order_id in unknown:
+        if order_id in found:
+            note("newer", order_id, "(not in PostgreSQL)")
+    return kinds, examples, agreeing
 
 
 def _decoded(
-    items: Mapping[str, Mapping[str, Any]], decode: Callable[[Mapping[str, Any]], _M]
+    items: Iterable[Mapping[str, Any]], decode: Callable[[Mapping[str, Any]], _M]
 ) -> dict[str, _M | None]:
     decoded: dict[str, _M | None] = {}
-    for order_id, item in items.items():
+    for item in items:
         try:
-            decoded[order_id] = decode(item)
+            decoded[item["orderId"]["S"]] = decode(item)
         except (ValueError, KeyError, TypeError):
-            decoded[order_id] = None
+            decoded[str(item.get("orderId", {}).get("S", "?"))] = None
     return decoded
 
 
+@dataclass(frozen=True)
+class _Component:
+    """Something that should agree with PostgreSQL, and how to read orders from it."""
+
+    name: str
+    read: Callable[[list[str]], Awaitable[dict[str, Any]]]
+    """Reads the given orders; returns what it has (None for an undecodable entry)."""
+    expected: Callable[[PostgresState], Mapping[str, Any]]
+
+
 class StateReader:
-    """Reads PostgreSQL, the two tables and every replica; an async context manager."""
+    """Reads PostgreSQL, the two tables and every replica; an async context manager.
+
+    Incremental, so that measuring does not load the servers it measures (moto spends
+    milliseconds of CPU per item): each component keeps the orders it was last seen to agree on
+    (at which version), and a snapshot reads only the others — orders new or changed in
+    PostgreSQL since, and those it did not agree on. `forget()` makes the next snapshot read
+    everything again: done when a fault lifts (a lost read model forgets what was confirmed)
+    and for each fault's final snapshot. Orders PostgreSQL does not have but that were
+    acknowledged (`also_known`) are read too: found anywhere, they are newer than PostgreSQL.
+    """
 
     def __init__(
-        self, database_url: str, read_model: ReadModelAccess, replicas: Sequence[RoleProcess]
+        self,
+        database_url: str,
+        read_model: ReadModelAccess,
+        replicas: Sequence[RoleProcess],
+        also_known: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self._database_url = database_url
         self._read_model = read_model
         self._replicas = list(replicas)
+        self._also_known = also_known
         self._stack = contextlib.AsyncExitStack()
         self._dynamodb: Any = None
-        self._stubs: list[Any] = []
+        self._components: list[_Component] = []
+        self._confirmed: dict[str, dict[str, int]] = {}
         self.last_postgres: PostgresState | None = None
 
     async def __aenter__(self) -> StateReader:
         await self._stack.__aenter__()
-        self._dynamodb = await self._stack.enter_async_context(self._read_model.client())
+        self._dynamodb = await self._stack.enter_async_context(
+            self._read_model.client(max_retries=2, timeout_ms=5000)
+        )
+        tables = self._read_model.tables
+        self._components = [
+            _Component(
+                STATUS_TABLE,
+                lambda ids: self._items(tables.status, ids, summary_from_item),
+                lambda pg: pg.summaries,
+            ),
+            _Component(
+                DETAILS_TABLE,
+                lambda ids: self._items(tables.details, ids, order_from_item),
+                lambda pg: pg.orders,
+            ),
+        ]
         for replica in self._replicas:
             channel = grpc.aio.insecure_channel(
                 replica.address,
                 options=[*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)],
             )
             self._stack.push_async_callback(channel.close)
-            self._stubs.append(order_service_pb2_grpc.OrderServiceStub(channel))
+            stub = order_service_pb2_grpc.OrderServiceStub(channel)
+            self._components.append(
+                _Component(
+                    replica.name,
+                    functools.partial(self._answers, stub),
+                    lambda pg: pg.summaries,
+                )
+            )
         return self
 
     async def __aexit__(
@@ -163,6 +211,10 @@ class StateReader:
         tb: TracebackType | None,
     ) -> None:
         await self._stack.__aexit__(exc_type, exc, tb)
+
+    def forget(self) -> None:
+        """The next snapshot reads every order from every component."""
+        self._confirmed.clear()
 
     async def snapshot(self) -> Snapshot:
         """PostgreSQL first, then every other component at once, each compared with it."""
@@ -174,20 +226,44 @@ class StateReader:
                 postgres = await self.postgres()
         except (OSError, asyncpg.PostgresError, TimeoutError, asyncpg.InterfaceError) as error:
             differences[POSTGRES] = collections.Counter(unreachable=1)
-            examples[POSTGRES] = [repr(error)]
+            examples[POSTGRES] = [repr(error)[:200]]
             return Snapshot(started, time.monotonic(), None, differences, examples)
         self.last_postgres = postgres
-        names = [STATUS_TABLE, DETAILS_TABLE, *(r.name for r in self._replicas)]
-        reads = [
-            self._guarded(self._table(self._read_model.tables.status, postgres, summary=True)),
-            self._guarded(self._table(self._read_model.tables.details, postgres, summary=False)),
-            *(self._guarded(self._replica(stub, postgres)) for stub in self._stubs),
-        ]
-        for name, (kinds, found) in zip(names, await asyncio.gather(*reads), strict=True):
-            differences[name] = kinds
+        unknown = {oid for oid in self._also_known() if oid not in postgres.summaries}
+        outcomes = await asyncio.gather(
+            *(self._check(component, postgres, unknown) for component in self._components)
+        )
+        for component, (kinds, found) in zip(self._components, outcomes, strict=True):
+            differences[component.name] = kinds
             if found:
-                examples[name] = found
+                examples[component.name] = found
         return Snapshot(started, time.monotonic(), postgres, differences, examples)
+
+    async def _check(
+        self, component: _Component, postgres: PostgresState, unknown: set[str]
+    ) -> tuple[collections.Counter[str], list[str]]:
+        confirmed = self._confirmed.setdefault(component.name, {})
+        expected_all = component.expected(postgres)
+        expected = {
+            oid: want for oid, want in expected_all.items() if confirmed.get(oid) != want.version
+        }
+        # Confirmed once but gone from PostgreSQL since (a crash lost its commits): read again.
+        gone = {oid for oid in confirmed if oid not in expected_all}
+        strangers = unknown | gone
+        for order_id in gone:
+            del confirmed[order_id]
+        try:
+            async with asyncio.timeout(_READ_TIMEOUT_S):
+                found = await component.read([*expected, *strangers])
+        except Exception as error:  # any failure to read: the component is not there yet
+            return collections.Counter(unreachable=1), [repr(error)[:200]]
+        kinds, found_examples, agreeing = compare(expected, found, strangers)
+        for order_id in expected:
+            if order_id in agreeing:
+                confirmed[order_id] = expected[order_id].version
+            else:
+                confirmed.pop(order_id, None)
+        return kinds, found_examples
 
     async def postgres(self) -> PostgresState:
         connection = await asyncpg.connect(self._database_url, timeout=_READ_TIMEOUT_S)
@@ -206,42 +282,30 @@ class StateReader:
         }
         return PostgresState(summaries, orders)
 
+    async def _items(
+        self, table: str, order_ids: list[str], decode: Callable[[Mapping[str, Any]], _M]
+    ) -> dict[str, _M | None]:
+        """BatchGetItem (consistent) in chunks of 100, unprocessed keys asked again."""
+        items: list[Mapping[str, Any]] = []
+        for start in range(0, len(order_ids), _BATCH):
+            keys = [{"orderId": {"S": oid}} for oid in order_ids[start : start + _BATCH]]
+            while keys:
+                reply = await self._dynamodb.batch_get_item(
+                    RequestItems={table: {"Keys": keys, "ConsistentRead": True}}
+                )
+                items.extend(reply.get("Responses", {}).get(table, []))
+                keys = reply.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+                if keys:
+                    await asyncio.sleep(0.05)
+        return _decoded(items, decode)
+
     @staticmethod
-    async def _guarded(
-        read: Any,
-    ) -> tuple[collections.Counter[str], list[str]]:
-        try:
-            async with asyncio.timeout(_READ_TIMEOUT_S):
-                result: tuple[collections.Counter[str], list[str]] = await read
-                return result
-        except Exception as error:  # any failure to read: the component is not there yet
-            return collections.Counter(unreachable=1), [repr(error)[:200]]
-
-    async def _table(
-        self, table: str, postgres: PostgresState, *, summary: bool
-    ) -> tuple[collections.Counter[str], list[str]]:
-        items: dict[str, Mapping[str, Any]] = {}
-        kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-        while True:
-            page = await self._dynamodb.scan(**kwargs)
-            for item in page.get("Items", []):
-                items[item["orderId"]["S"]] = item
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        if summary:
-            return compare(postgres.summaries, _decoded(items, summary_from_item))
-        return compare(postgres.orders, _decoded(items, order_from_item))
-
-    async def _replica(
-        self, stub: Any, postgres: PostgresState
-    ) -> tuple[collections.Counter[str], list[str]]:
-        """What the replica answers now for every order (BatchGetOrderStatus, no min_version).
+    async def _answers(stub: Any, order_ids: list[str]) -> dict[str, order_pb2.OrderSummary]:
+        """What the replica answers now (BatchGetOrderStatus, no min_version).
 
         Such reads are ordinary reads: a miss in the replica's near cache copies what a lower
         tier answered into it, as any caller's read would.
         """
-        order_ids = list(postgres.summaries)
         chunks = [order_ids[i : i + _BATCH] for i in range(0, len(order_ids), _BATCH)]
         semaphore = asyncio.Semaphore(4)
 
@@ -252,11 +316,11 @@ class StateReader:
                 )
                 return list(reply.orders)
 
-        found: dict[str, order_pb2.OrderSummary | None] = {}
+        found: dict[str, order_pb2.OrderSummary] = {}
         for answered in await asyncio.gather(*(read(chunk) for chunk in chunks)):
             for summary in answered:
                 found[summary.order_id] = summary
-        return compare(postgres.summaries, found)
+        return found
 
 
 @dataclass
@@ -288,6 +352,7 @@ async def await_convergence(
     """
     agreed_after: dict[str, float | None] = {}
     durations: list[float] = []
+    reader.forget()  # what agreed before the fault proves nothing after it
     while True:
         was_quiet = quiet()
         snapshot = await reader.snapshot()

@@ -68,7 +68,12 @@ async def run(options: RunOptions, progress: Callable[[str], None] | None = None
             + f"; load {options.write_rate:g} writes/s, {options.read_rate:g} reads/s"
         )
         async with (
-            StateReader(cluster.database_url, cluster.read_model, cluster.replicas) as state,
+            StateReader(
+                cluster.database_url,
+                cluster.read_model,
+                cluster.replicas,
+                also_known=lambda: list(ledger.orders),
+            ) as state,
             LoadDriver(
                 cluster.replicas,
                 ledger,
@@ -116,10 +121,9 @@ async def _one_fault(
     await _finish_recovery(ctx, lifted)
     with contextlib.suppress(Exception):
         await quiesce
-    final = convergence.last
-    if lifted.recovery is not None or final.postgres is None:
-        # Whatever recovery still ran (a restart, a repair) is over now: look once more.
-        final = await state.snapshot()
+    # Once any restart or repair is over, everything is read again: the final differences.
+    state.forget()
+    final = await state.snapshot()
     postgres = final.postgres or state.last_postgres
     lost_examples: list[str] = []
     lost_count: int | None = None
