@@ -144,13 +144,15 @@ class _Component:
 class StateReader:
     """Reads PostgreSQL, the two tables and every replica; an async context manager.
 
-    Incremental, so that measuring does not load the servers it measures (moto spends
-    milliseconds of CPU per item): each component keeps the orders it was last seen to agree on
-    (at which version), and a snapshot reads only the others — orders new or changed in
-    PostgreSQL since, and those it did not agree on. `forget()` makes the next snapshot read
-    everything again: done when a fault lifts (a lost read model forgets what was confirmed)
-    and for each fault's final snapshot. Orders PostgreSQL does not have but that were
-    acknowledged (`also_known`) are read too: found anywhere, they are newer than PostgreSQL.
+    Incremental, so that measuring neither loads the servers it measures (moto spends
+    milliseconds of CPU per item) nor takes longer than the convergence it times: each
+    component keeps the orders it was last seen to agree on (at which version), and a snapshot
+    reads only the others — orders new or changed in PostgreSQL since, and those it did not
+    agree on. `forget()` makes the next snapshot read orders again whatever they agreed on:
+    what a fault may have changed behind an unchanged PostgreSQL version (a lost read model, a
+    restarted replica, orders that got stale events), and everything for each fault's final
+    snapshot. Orders PostgreSQL does not have but that were acknowledged (`also_known`) are
+    read too: found anywhere, they are newer than PostgreSQL.
     """
 
     def __init__(
@@ -212,9 +214,26 @@ class StateReader:
     ) -> None:
         await self._stack.__aexit__(exc_type, exc, tb)
 
-    def forget(self) -> None:
-        """The next snapshot reads every order from every component."""
-        self._confirmed.clear()
+    @property
+    def component_names(self) -> list[str]:
+        return [component.name for component in self._components]
+
+    def forget(
+        self, components: Iterable[str] | None = None, orders: Iterable[str] | None = None
+    ) -> None:
+        """The next snapshot reads these orders (default: all) from these components (default:
+        all) again, whatever they agreed on before."""
+        names = self.component_names if components is None else list(components)
+        wanted = None if orders is None else set(orders)
+        for name in names:
+            confirmed = self._confirmed.get(name)
+            if confirmed is None:
+                continue
+            if wanted is None:
+                confirmed.clear()
+            else:
+                for order_id in wanted:
+                    confirmed.pop(order_id, None)
 
     async def snapshot(self) -> Snapshot:
         """PostgreSQL first, then every other component at once, each compared with it."""
@@ -352,7 +371,6 @@ async def await_convergence(
     """
     agreed_after: dict[str, float | None] = {}
     durations: list[float] = []
-    reader.forget()  # what agreed before the fault proves nothing after it
     while True:
         was_quiet = quiet()
         snapshot = await reader.snapshot()

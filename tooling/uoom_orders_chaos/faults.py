@@ -44,6 +44,10 @@ class Lifted:
     recovery: asyncio.Task[None] | None = None
     writes_until_recovered: bool = False
     """Writes go on until `recovery` ends (the repair of a lost read model runs under writes)."""
+    reread_components: tuple[str, ...] = ()
+    """Components whose every order may have changed without PostgreSQL changing ("*": all)."""
+    reread_orders: frozenset[str] = frozenset()
+    """Orders that may have changed anywhere without PostgreSQL changing."""
 
 
 Fault = Callable[[FaultContext], Awaitable[Lifted]]
@@ -68,7 +72,12 @@ async def _kill_and_restart(ctx: FaultContext, process: RoleProcess) -> Lifted:
     await asyncio.sleep(ctx.seconds)
     lifted = time.monotonic()
     ctx.log(f"restart {process.name}")
-    return Lifted(lifted, _recover(ctx, f"{process.name} ready after restart", process.start()))
+    return Lifted(
+        lifted,
+        _recover(ctx, f"{process.name} ready after restart", process.start()),
+        # A restarted replica starts empty: whatever it answers now, it answers anew.
+        reread_components=(process.name,) if process.role == "api" else (),
+    )
 
 
 async def kill_api(ctx: FaultContext) -> Lifted:
@@ -188,7 +197,10 @@ async def dynamodb_lost(ctx: FaultContext) -> Lifted:
         ctx.log(f"{command[-1]} exited with {code} (log: {log_path.name})")
 
     return Lifted(
-        lifted, _recover(ctx, "read model rebuilt", rebuild()), writes_until_recovered=True
+        lifted,
+        _recover(ctx, "read model rebuilt", rebuild()),
+        writes_until_recovered=True,
+        reread_components=("*",),
     )
 
 
@@ -199,7 +211,7 @@ async def stale_events(ctx: FaultContext) -> Lifted:
         f"published {published.old} old and {published.duplicate} duplicate events "
         f"straight to {ctx.cluster.topic}"
     )
-    return Lifted(time.monotonic())
+    return Lifted(time.monotonic(), reread_orders=published.order_ids)
 
 
 FAULT_FUNCTIONS: dict[str, Fault] = {

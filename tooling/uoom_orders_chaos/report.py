@@ -34,6 +34,8 @@ class FaultReport:
     convergence_s: float | None
     agreed_after_s: dict[str, float | None]
     snapshot_s: float
+    final_check_s: float
+    """How long the final, full snapshot took (every order from every component)."""
     final_differences: dict[str, dict[str, int]]
     difference_examples: dict[str, list[str]]
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -148,6 +150,7 @@ def _details(r: FaultReport, convergence_target_s: float) -> list[str]:
         f"  converged: {_seconds(r.convergence_s)} s after the lift (snapshots take "
         f"{r.snapshot_s:.2f} s); agreed from: {agreed}"
     )
+    lines.append(f"  final check of every order in every component took {r.final_check_s:.1f} s")
     if r.lost_examples:
         lines.append(f"  lost writes, e.g.: {'; '.join(r.lost_examples)}")
     if r.regressions_by_tier:

@@ -114,6 +114,11 @@ async def _one_fault(
     lifted = await FAULT_FUNCTIONS[name](ctx)
     say(f"{name}: lifted ({'; '.join(ctx.notes)}); waiting for agreement")
 
+    if "*" in lifted.reread_components:
+        state.forget()
+    else:
+        state.forget(lifted.reread_components)
+        state.forget(orders=lifted.reread_orders)
     quiesce = asyncio.create_task(_quiesce(load, lifted), name="quiesce")
     convergence = await await_convergence(
         state, lifted.at, options.settle_timeout, quiet=quiesce.done
@@ -165,6 +170,7 @@ async def _one_fault(
         convergence_s=convergence.seconds,
         agreed_after_s=convergence.agreed_after,
         snapshot_s=convergence.snapshot_seconds,
+        final_check_s=final.finished - final.started,
         final_differences=_differences(final),
         difference_examples=final.examples,
         timings_s=dict(ctx.timings),

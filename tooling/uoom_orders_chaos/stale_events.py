@@ -36,6 +36,8 @@ _ROWS = """
 class Published:
     old: int
     duplicate: int
+    order_ids: frozenset[str]
+    """The orders the events were about."""
 
 
 def _record(row: asyncpg.Record) -> OutboxRecord:
@@ -86,4 +88,8 @@ async def publish_stale_events(
             await asyncio.sleep(pause)
     finally:
         await producer.stop()
-    return Published(old=sent["old"], duplicate=sent["duplicate"])
+    return Published(
+        old=sent["old"],
+        duplicate=sent["duplicate"],
+        order_ids=frozenset(str(row["order_id"]) for row in rows),
+    )
