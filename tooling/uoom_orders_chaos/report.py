@@ -16,6 +16,9 @@ class FaultReport:
     """Seconds since the run began when the fault was injected."""
     fault_seconds: float
     """Injected → lifted, as it happened."""
+    injected_at: str
+    """Wall-clock time (UTC, as in the processes' logs) when the fault was injected."""
+    lifted_at: str
     writes_acknowledged: int
     writes_not_sent: int
     reads: int
@@ -132,7 +135,10 @@ def format_table(reports: Sequence[FaultReport], convergence_target_s: float) ->
 
 
 def _details(r: FaultReport, convergence_target_s: float) -> list[str]:
-    lines = [f"{r.fault} (at {r.started_at_s:.0f} s, {r.orders} orders): " + "; ".join(r.notes)]
+    lines = [
+        f"{r.fault} (at {r.started_at_s:.0f} s, {r.orders} orders; injected {r.injected_at}, "
+        f"lifted {r.lifted_at} UTC): " + "; ".join(r.notes)
+    ]
     if r.timings_s:
         lines.append(
             "  timings: " + ", ".join(f"{name} {s:.1f} s" for name, s in r.timings_s.items())

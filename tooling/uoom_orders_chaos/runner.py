@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from uoom_orders_chaos.cluster import ChaosCluster
@@ -110,8 +111,10 @@ async def _one_fault(
     await asyncio.sleep(options.steady_seconds)
     ctx = FaultContext(cluster, options.fault_seconds, rng)
     injected = time.monotonic()
+    injected_at = _wall_clock()
     say(f"{name}: injecting for {options.fault_seconds:g} s")
     lifted = await FAULT_FUNCTIONS[name](ctx)
+    lifted_at = _wall_clock(time.monotonic() - lifted.at)
     say(f"{name}: lifted ({'; '.join(ctx.notes)}); waiting for agreement")
 
     if "*" in lifted.reread_components:
@@ -152,6 +155,8 @@ async def _one_fault(
         fault=name,
         started_at_s=injected - run_started,
         fault_seconds=lifted.at - injected,
+        injected_at=injected_at,
+        lifted_at=lifted_at,
         writes_acknowledged=tally.writes_acknowledged,
         writes_not_sent=tally.writes_not_sent,
         reads=tally.reads,
@@ -195,6 +200,12 @@ async def _finish_recovery(ctx: FaultContext, lifted: Lifted) -> None:
             await lifted.recovery
     except Exception as error:  # reported, and the next fault runs anyway
         ctx.log(f"recovery failed: {error!r}")
+
+
+def _wall_clock(seconds_ago: float = 0.0) -> str:
+    """HH:MM:SS.mmm UTC, `seconds_ago` before now: what the processes' logs print."""
+    moment = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+    return moment.strftime("%H:%M:%S.%f")[:-3]
 
 
 def _differences(snapshot: Snapshot) -> dict[str, dict[str, int]]:
