@@ -228,8 +228,10 @@ class ChaosCluster:
 
     async def _start(self) -> None:
         endpoints = await asyncio.to_thread(self.stack.start)
+        # The tool's own gRPC setting (see __main__.py) is not the service's.
+        inherited = {k: v for k, v in os.environ.items() if k != "GRPC_ENABLE_FORK_SUPPORT"}
         self.env = (
-            dict(os.environ)
+            inherited
             | endpoints.env()
             | {
                 "DYNAMODB_TABLE_PREFIX": TABLE_PREFIX,

@@ -142,10 +142,9 @@ async def postgres_crash(ctx: FaultContext) -> Lifted:
 async def _start_postgres(ctx: FaultContext, server: PostgresServer, attempts: int = 3) -> None:
     """Starts PostgreSQL again; a start whose process dies at once is tried again.
 
-    Seen here now and then: the restarted postmaster dies with SIGSEGV before writing a log
-    line (exit status -11), i.e. before or right at exec — a fork of this multi-threaded
-    process (gRPC, boto, asyncio threads) as another user, not the service's doing. The
-    retry is reported in the fault's notes.
+    Seen here with gRPC's fork handlers on (see __main__.py): the restarted postmaster died
+    with SIGSEGV before writing a log line (exit status -11), i.e. in the forked child before
+    exec — not the service's doing. A retry, if any, is reported in the fault's notes.
     """
     for attempt in range(1, attempts + 1):
         try:
