@@ -157,8 +157,8 @@ class ReadModelAccess:
 class ChaosCluster:
     """The local stack plus every role as processes; an async context manager.
 
-    On enter: the stack's servers, the migrations (with `synchronous_commit` on for the
-    service's database, see `_require_synchronous_commit`), the read-model tables and the
+    On enter: the stack's servers, the migrations (after checking `synchronous_commit` is on,
+    see `_require_synchronous_commit`), the read-model tables and the
     topics, then the six role processes. On exit: the roles stopped, then the stack.
     """
 
@@ -273,23 +273,16 @@ class ChaosCluster:
 
 
 async def _require_synchronous_commit(database_url: str) -> None:
-    """Turns `synchronous_commit` on for the service's database, whatever the server's default.
+    """Refuses to measure a write model that may lose acknowledged commits in a crash.
 
-    The launcher starts its throwaway cluster with synchronous_commit=off, which the design
-    rules out: a PostgreSQL crash then loses commits already acknowledged (and published).
-    The service assumes it on, so the fault run measures the service with it on. A database
-    setting applies to every new session, so it must be set before the roles connect.
+    The service assumes `synchronous_commit` on (it warns at start otherwise); the local
+    stack's cluster runs with it on. With it off, the postgres-crash fault would measure the
+    configuration, not the service.
     """
-    connection = await asyncpg.connect(database_url)
-    try:
-        database = await connection.fetchval("SELECT current_database()")
-        await connection.execute(f'ALTER DATABASE "{database}" SET synchronous_commit = on')
-    finally:
-        await connection.close()
     connection = await asyncpg.connect(database_url)
     try:
         value = await connection.fetchval("SHOW synchronous_commit")
     finally:
         await connection.close()
-    if value != "on":
-        raise RuntimeError(f"synchronous_commit is {value!r} for new sessions, not 'on'")
+    if value == "off":
+        raise RuntimeError("synchronous_commit is off for the service's database: turn it on")
