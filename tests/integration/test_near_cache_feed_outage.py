@@ -19,6 +19,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
+from functools import partial
 
 import asyncpg
 import pytest
@@ -38,7 +39,7 @@ S = order_pb2
 NEAR_CACHE = "near-cache"
 # The feed notices a silent broker within its max silence (2 s) plus a probe interval.
 FEED_DOWN_WITHIN = 10.0
-# After a resume: the feed's reconnect backoff reaches 5 s during a long outage.
+# After a resume: the feed retries at most every second, then replays what it missed.
 FEED_BACK_WITHIN = 20.0
 VISIBLE_WITHIN = 10.0
 
@@ -148,7 +149,6 @@ async def test_while_the_feed_is_down_reads_bypass_the_near_cache_and_it_serves_
             assert version >= 2
             reads += 1
         assert reads > 0
-        # Read-your-writes while the feed is down: PostgreSQL answers.
         # Read-your-writes while the feed is down: a tier new enough answers (PostgreSQL, or
         # DynamoDB once a PostgreSQL fallback has written the order back).
         tier, version = await read(api.client, read_during.order_id, min_version=3)
@@ -156,10 +156,21 @@ async def test_while_the_feed_is_down_reads_bypass_the_near_cache_and_it_serves_
 
         broker.resume()
         assert await feed.wait_live(within=FEED_BACK_WITHIN), "the feed did not come back"
-        # The first read of an order not read during the outage: its near cache entry from
-        # before the outage (version 2) missed version 3 and must not answer.
-        tier, version = await read(api.client, untouched.order_id)
-        assert version == 3, f"{tier} answered version {version} after the feed came back"
+        # The feed resumes where it stopped: the events the relay publishes now (version 3 of
+        # both orders, committed during the outage) reach the near cache, which stayed warm.
+        # Until they do it answers as the stream lets it: never older than it answered.
+
+        async def caught_up(order_id: str) -> bool:
+            tier, version = await read(api.client, order_id)
+            assert version >= 2
+            return (tier, version) == (NEAR_CACHE, 3)
+
+        for order in (untouched, read_during):
+            await eventually(
+                partial(caught_up, order.order_id),
+                "the missed version in the near cache",
+                timeout=VISIBLE_WITHIN,
+            )
 
         # A change committed now reaches the near cache through the feed again.
         assert await advance(api, read_during.order_id, S.ORDER_STATUS_READY_FOR_PICKUP) == 4
