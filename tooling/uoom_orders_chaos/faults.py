@@ -157,23 +157,16 @@ async def _start_postgres(ctx: FaultContext, server: PostgresServer, attempts: i
                 raise
 
 
-def repair_command() -> list[str]:
-    """`reconcile` when the service has that command, else `rebuild`."""
-    probe = subprocess.run(
-        [sys.executable, "-m", "uoom_orders", "reconcile", "--help"],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    command = "reconcile" if probe.returncode == 0 else "rebuild"
-    return [sys.executable, "-m", "uoom_orders", command]
+# The operator's repair of a lost read model: one reconciliation pass (it writes every missing
+# item and deletes nothing PostgreSQL has).
+REPAIR_COMMAND = [sys.executable, "-m", "uoom_orders", "reconcile"]
 
 
 async def dynamodb_lost(ctx: FaultContext) -> Lifted:
     cluster = ctx.cluster
     endpoint = cluster.stack.dynamodb
     assert endpoint is not None
-    command = await asyncio.to_thread(repair_command)
+    command = REPAIR_COMMAND
     await asyncio.to_thread(endpoint.kill)
     ctx.log("SIGKILL moto_server (every table and item gone)")
     await asyncio.sleep(ctx.seconds)
