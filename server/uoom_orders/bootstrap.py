@@ -223,9 +223,19 @@ async def _start_projector(
     dynamodb: Any,
     service: RunningService,
 ) -> None:
+    schedule = None
+    if settings.reconcile_interval_seconds > 0:
+        reconciler = Reconciler(
+            pool,
+            dynamodb,
+            settings.dynamodb_table_prefix,
+            ttl_hours=settings.order_cache_ttl_hours,
+        )
+        schedule = ReconcileSchedule(reconciler, pool, settings.reconcile_interval_seconds)
     projector = OrderProjector(
         ReadModelWriter(dynamodb, settings.dynamodb_table_prefix),
         ProjectorConfig.from_settings(settings),
+        on_recovered=None if schedule is None else schedule.trigger,
     )
     await projector.start()
     task = asyncio.create_task(projector.run(), name="projector")
@@ -237,16 +247,8 @@ async def _start_projector(
     stack.push_async_callback(stop)
     service.background.append(projector)
     service.tasks.append(task)
-    if settings.reconcile_interval_seconds > 0:
-        reconciler = Reconciler(
-            pool,
-            dynamodb,
-            settings.dynamodb_table_prefix,
-            ttl_hours=settings.order_cache_ttl_hours,
-        )
-        await stack.enter_async_context(
-            ReconcileSchedule(reconciler, pool, settings.reconcile_interval_seconds)
-        )
+    if schedule is not None:
+        await stack.enter_async_context(schedule)
 
 
 def _health_monitor(

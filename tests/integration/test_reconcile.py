@@ -417,3 +417,22 @@ async def test_one_scheduled_pass_at_a_time_across_processes(
         again = await second.run_once()
         assert again is not None
         assert again.differences == []
+
+
+async def test_a_trigger_brings_the_next_scheduled_pass_forward(
+    pool: asyncpg.Pool, ddb: Any, make_tables: Any
+) -> None:
+    """What the projector does when the read model answers again after an outage."""
+    tables = await make_tables()
+    await _place_orders(pool, [uuid.uuid4()], per_customer=2)
+    schedule = ReconcileSchedule(Reconciler(pool, ddb, _prefix(tables)), pool, 3600)
+    async with schedule:
+        await asyncio.sleep(0.2)
+        assert schedule.passes == 0
+        schedule.trigger()
+        await eventually(lambda: _passes(schedule, 1), "a pass soon after the trigger")
+    assert len(await scan_all(ddb, tables.status)) == 2
+
+
+async def _passes(schedule: ReconcileSchedule, count: int) -> bool:
+    return schedule.passes >= count

@@ -251,8 +251,10 @@ class OrderProjector:
         config: ProjectorConfig,
         *,
         clock: Callable[[], float] = time.time,
+        on_recovered: Callable[[], None] | None = None,
     ) -> None:
         self._writer = writer
+        self._on_recovered = on_recovered
         self._config = config
         self._clock = clock
         self.stats = ProjectorStats()
@@ -489,6 +491,10 @@ class OrderProjector:
                 )
                 await self._wait_out(delay)
             pending = retry
+        if backoff.failures and self._on_recovered is not None:
+            # The read model was unreachable and answers again: it may have lost what it held
+            # (a restore, a new table) — reconciliation is told to look now.
+            self._on_recovered()
         return letters
 
     async def _apply_one(self, item: _Pending) -> PutResult | _Poison | _Outage:
