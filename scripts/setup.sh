@@ -49,9 +49,10 @@ fi
 . .venv/bin/activate
 # Reinstall only when the package definitions changed since the last install.
 stamp=.venv/.uoom-installed
-if [[ ! -f $stamp || pyproject.toml -nt $stamp || clients/python/pyproject.toml -nt $stamp ]]; then
+if [[ ! -f $stamp || pyproject.toml -nt $stamp || clients/python/pyproject.toml -nt $stamp \
+      || tooling/pyproject.toml -nt $stamp ]]; then
   step "installing the project"
-  python -m pip install --quiet -e clients/python -e '.[test]'
+  python -m pip install --quiet -e clients/python -e '.[test]' -e tooling
   touch "$stamp"
 fi
 

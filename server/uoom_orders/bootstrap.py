@@ -103,6 +103,9 @@ async def _read_path(
     """The tiers configured by READ_TIERS, fastest first, then PostgreSQL."""
     postgres = PostgresOrderReadStore(pool)
     tier_timeout = settings.read_tier_timeout_ms / 1000
+    # Retries of UnprocessedKeys stop at half the tier's budget, leaving the other half for
+    # the last call to answer; the keys still unprocessed then go to the next tier.
+    unprocessed_retry = tier_timeout / 2
     tables = TableNames.for_prefix(settings.dynamodb_table_prefix)
     tiers: list[Tier] = []
     remember = None
@@ -146,7 +149,7 @@ async def _read_path(
         # Not for lists: DAX's query cache is not invalidated by item writes.
         tiers.append(
             Tier(
-                ItemReadStore(dax, tables, name="dax"),
+                ItemReadStore(dax, tables, name="dax", unprocessed_retry_seconds=unprocessed_retry),
                 timeout=tier_timeout,
                 breaker=_breaker("dax", settings),
                 serves_lists=False,
@@ -156,7 +159,9 @@ async def _read_path(
     if "dynamodb" in wanted and dynamodb is not None:
         tiers.append(
             Tier(
-                ItemReadStore(dynamodb, tables, name="dynamodb"),
+                ItemReadStore(
+                    dynamodb, tables, name="dynamodb", unprocessed_retry_seconds=unprocessed_retry
+                ),
                 timeout=tier_timeout,
                 breaker=_breaker("dynamodb", settings),
             )
@@ -218,9 +223,19 @@ async def _start_projector(
     dynamodb: Any,
     service: RunningService,
 ) -> None:
+    schedule = None
+    if settings.reconcile_interval_seconds > 0:
+        reconciler = Reconciler(
+            pool,
+            dynamodb,
+            settings.dynamodb_table_prefix,
+            ttl_hours=settings.order_cache_ttl_hours,
+        )
+        schedule = ReconcileSchedule(reconciler, pool, settings.reconcile_interval_seconds)
     projector = OrderProjector(
         ReadModelWriter(dynamodb, settings.dynamodb_table_prefix),
         ProjectorConfig.from_settings(settings),
+        on_recovered=None if schedule is None else schedule.trigger,
     )
     await projector.start()
     task = asyncio.create_task(projector.run(), name="projector")
@@ -232,16 +247,8 @@ async def _start_projector(
     stack.push_async_callback(stop)
     service.background.append(projector)
     service.tasks.append(task)
-    if settings.reconcile_interval_seconds > 0:
-        reconciler = Reconciler(
-            pool,
-            dynamodb,
-            settings.dynamodb_table_prefix,
-            ttl_hours=settings.order_cache_ttl_hours,
-        )
-        await stack.enter_async_context(
-            ReconcileSchedule(reconciler, pool, settings.reconcile_interval_seconds)
-        )
+    if schedule is not None:
+        await stack.enter_async_context(schedule)
 
 
 def _health_monitor(

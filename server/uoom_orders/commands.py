@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from uuid import UUID
 
@@ -10,7 +12,7 @@ import asyncpg
 
 from uoom_orders.config import Settings
 from uoom_orders.projector.dead_letters import list_dead_letters, replay_dead_letters
-from uoom_orders.projector.reconcile import Progress, Reconciler
+from uoom_orders.projector.reconcile import RECONCILE_LOCK_KEY, Progress, Reconciler
 from uoom_orders.readmodel.client import dynamodb_client_from_settings
 from uoom_orders.readmodel.tables import create_tables
 from uoom_orders.write.migrate import apply_migrations
@@ -40,6 +42,23 @@ def _progress(label: str) -> Progress:
     return line
 
 
+@asynccontextmanager
+async def _one_pass_at_a_time(pool: asyncpg.Pool, *, wait: bool) -> AsyncIterator[None]:
+    """Holds the lock the projectors' scheduled passes take, so that two passes never repair
+    the same items at once; a dry run, which writes nothing, does not wait for it."""
+    if not wait:
+        yield
+        return
+    async with pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RECONCILE_LOCK_KEY):
+            print("a reconciliation pass is running; waiting for it", file=sys.stderr)
+            await conn.execute("SELECT pg_advisory_lock($1)", RECONCILE_LOCK_KEY)
+        try:
+            yield
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", RECONCILE_LOCK_KEY)
+
+
 async def reconcile(
     settings: Settings,
     *,
@@ -63,9 +82,13 @@ async def reconcile(
                 settings.dynamodb_table_prefix,
                 ttl_hours=settings.order_cache_ttl_hours,
             )
-            report = await reconciler.run(
-                dry_run=dry_run, customer_id=customer_id, since=since, progress=_progress(label)
-            )
+            async with _one_pass_at_a_time(pool, wait=not dry_run):
+                report = await reconciler.run(
+                    dry_run=dry_run,
+                    customer_id=customer_id,
+                    since=since,
+                    progress=_progress(label),
+                )
     finally:
         await pool.close()
     print(

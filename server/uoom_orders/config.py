@@ -40,6 +40,9 @@ class Settings:
     # Real Kafka: on. The local tansu broker rejects aiokafka's idempotent producer.
     kafka_idempotent_producer: bool = True
     projector_group_id: str = "uoom-orders-projector"
+    # How long the group waits for a silent projector before its partitions move to another
+    # (and, on the broker, roughly twice what a join takes). Heartbeats go every sixth of it.
+    projector_session_timeout_ms: int = 6000
     # How long a consumer's fetch may wait for records. Kafka answers as soon as records
     # arrive, so a long wait costs no latency and saves idle CPU; tansu waits it out (10 ms).
     kafka_fetch_max_wait_ms: int = 500
@@ -116,6 +119,11 @@ class Settings:
                 "KAFKA_IDEMPOTENT_PRODUCER", _bool, cls.kafka_idempotent_producer
             ),
             projector_group_id=reader.get("PROJECTOR_GROUP_ID", _topic, cls.projector_group_id),
+            projector_session_timeout_ms=reader.get(
+                "PROJECTOR_SESSION_TIMEOUT_MS",
+                _int_between(1000, 300_000),
+                cls.projector_session_timeout_ms,
+            ),
             kafka_fetch_max_wait_ms=reader.get(
                 "KAFKA_FETCH_MAX_WAIT_MS", _int_between(1, 30_000), cls.kafka_fetch_max_wait_ms
             ),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,8 +48,11 @@ class Pipeline:
         service = await self.stack.enter_async_context(
             running_service(self.settings(**overrides), ("api",))
         )
+        # Without the client's session guarantees: these tests check what the server answers.
         client = await self.stack.enter_async_context(
-            OrderServiceClient(f"127.0.0.1:{service.port}", default_timeout=10)
+            OrderServiceClient(
+                f"127.0.0.1:{service.port}", default_timeout=10, session_guarantees=False
+            )
         )
         if service.near_cache_feed is not None:
             assert await service.near_cache_feed.wait_live(within=20)
@@ -60,9 +63,14 @@ class Pipeline:
 
 @asynccontextmanager
 async def pipeline(
-    endpoints: StackEndpoints, database_url: str, *, dynamodb_endpoint: str | None = None
+    endpoints: StackEndpoints,
+    database_url: str,
+    *,
+    dynamodb_endpoint: str | None = None,
+    roles: Collection[str] = ("relay", "projector"),
 ) -> AsyncIterator[Pipeline]:
-    """Relay and projector running; tables and topic created; no API yet."""
+    """The background `roles` running (relay and projector unless told otherwise); tables and
+    topic created; no API yet."""
     use_stack_credentials(endpoints)
     tag = uuid.uuid4().hex[:10]
     # The stack's own environment first: it carries the local broker's settings.
@@ -87,7 +95,7 @@ async def pipeline(
         await create_tables(client, settings.dynamodb_table_prefix)
     await ensure_topics(endpoints.kafka_bootstrap_servers, {settings.kafka_topic: 6})
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(running_service(settings, ("relay", "projector")))
+        await stack.enter_async_context(running_service(settings, roles))
         yield Pipeline(endpoints, env, stack)
 
 

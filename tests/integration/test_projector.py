@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -406,7 +407,10 @@ async def test_dynamodb_outage_keeps_events_until_it_returns(
         async with dynamodb(endpoints, max_retries=0, timeout_ms=1000) as client:
             await create_tables(client, prefix)
             writer = ReadModelWriter(client, prefix, attempts=2, backoff_seconds=0.01)
-            projector = OrderProjector(writer, config)
+            recovered: list[float] = []
+            projector = OrderProjector(
+                writer, config, on_recovered=lambda: recovered.append(time.monotonic())
+            )
             async with running(projector), producer(config.bootstrap_servers) as kafka:
                 await publish(kafka, config.topic, before[:2])
                 await eventually(
@@ -430,6 +434,8 @@ async def test_dynamodb_outage_keeps_events_until_it_returns(
                 await eventually(lambda: _all_final(client, tables, finals), "recovery")
                 await _assert_equals_event(client, tables, during[-1])
                 await _assert_equals_event(client, tables, before[-1])
+                # The read model came back (empty): reconciliation was told to look.
+                assert recovered
         assert projector.stats.dead_lettered == 0
         assert await list_dead_letters(config.bootstrap_servers, config.dlq_topic) == []
     finally:

@@ -163,6 +163,19 @@ async def _last_outbox_id(pool: asyncpg.Pool) -> int:
     return int(await pool.fetchval("SELECT coalesce(max(id), 0) FROM outbox"))
 
 
+async def _projector_config(local_stack: StackEndpoints) -> ProjectorConfig:
+    """A fresh topic (2 partitions) and group."""
+    topic = unique("reconcile")
+    await create_topics(local_stack.kafka_bootstrap_servers, {topic: 2})
+    return ProjectorConfig(
+        bootstrap_servers=local_stack.kafka_bootstrap_servers,
+        topic=topic,
+        group_id=unique("reconcile"),
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=500,
+    )
+
+
 def _kinds(report: Any) -> dict[tuple[str, str], int]:
     return dict(report.counts())
 
@@ -171,15 +184,7 @@ async def test_into_empty_tables_it_equals_the_projection(
     pool: asyncpg.Pool, ddb: Any, make_tables: Any, local_stack: StackEndpoints
 ) -> None:
     orders = await _place_orders(pool, [uuid.uuid4() for _ in range(3)], per_customer=5)
-    topic = unique("rebuild")
-    await create_topics(local_stack.kafka_bootstrap_servers, {topic: 2})
-    config = ProjectorConfig(
-        bootstrap_servers=local_stack.kafka_bootstrap_servers,
-        topic=topic,
-        group_id=unique("rebuild"),
-        session_timeout_ms=3000,
-        heartbeat_interval_ms=500,
-    )
+    config = await _projector_config(local_stack)
     projected = await make_tables()
     await _project_outbox(pool, ddb, projected, config, len(orders))
 
@@ -373,15 +378,7 @@ async def test_rebuild_and_the_projector_together_end_at_postgres_versions(
     pool: asyncpg.Pool, ddb: Any, make_tables: Any, local_stack: StackEndpoints
 ) -> None:
     orders = await _place_orders(pool, [uuid.uuid4() for _ in range(4)], per_customer=6)
-    topic = unique("race")
-    await create_topics(local_stack.kafka_bootstrap_servers, {topic: 2})
-    config = ProjectorConfig(
-        bootstrap_servers=local_stack.kafka_bootstrap_servers,
-        topic=topic,
-        group_id=unique("race"),
-        session_timeout_ms=3000,
-        heartbeat_interval_ms=500,
-    )
+    config = await _projector_config(local_stack)
     tables = await make_tables()
     reconciler = Reconciler(pool, ddb, _prefix(tables), page_size=5)
     await asyncio.gather(_project_outbox(pool, ddb, tables, config, len(orders)), reconciler.run())
@@ -420,3 +417,22 @@ async def test_one_scheduled_pass_at_a_time_across_processes(
         again = await second.run_once()
         assert again is not None
         assert again.differences == []
+
+
+async def test_a_trigger_brings_the_next_scheduled_pass_forward(
+    pool: asyncpg.Pool, ddb: Any, make_tables: Any
+) -> None:
+    """What the projector does when the read model answers again after an outage."""
+    tables = await make_tables()
+    await _place_orders(pool, [uuid.uuid4()], per_customer=2)
+    schedule = ReconcileSchedule(Reconciler(pool, ddb, _prefix(tables)), pool, 3600)
+    async with schedule:
+        await asyncio.sleep(0.2)
+        assert schedule.passes == 0
+        schedule.trigger()
+        await eventually(lambda: _passes(schedule, 1), "a pass soon after the trigger")
+    assert len(await scan_all(ddb, tables.status)) == 2
+
+
+async def _passes(schedule: ReconcileSchedule, count: int) -> bool:
+    return schedule.passes >= count

@@ -51,6 +51,9 @@ class StackEndpoints:
             "KAFKA_IDEMPOTENT_PRODUCER": "false",
             # tansu holds a fetch for its whole max wait, even when records are there.
             "KAFKA_FETCH_MAX_WAIT_MS": "10",
+            # A group join on tansu takes about half the session timeout: a projector that
+            # died or restarted costs about a second of projection instead of several.
+            "PROJECTOR_SESSION_TIMEOUT_MS": "2000",
         }
         return (tansu if self.local_broker else {}) | {
             "DATABASE_URL": self.database_url,

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any
 from uuid import UUID
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from google.protobuf.message import DecodeError
 from uoom.orders.v1 import order_events_pb2
@@ -121,7 +121,7 @@ class ProjectorConfig:
     # Tries for an order whose write fails unexpectedly (not an outage, not a refusal).
     apply_attempts: int = 3
     retry_backoff_seconds: float = 0.1
-    max_backoff_seconds: float = 5.0
+    max_backoff_seconds: float = 1.0
     # A join takes about half the session timeout; 6 s rides out a GC pause or a slow batch.
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 1000
@@ -139,7 +139,8 @@ class ProjectorConfig:
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> ProjectorConfig:
         """KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC, KAFKA_DEAD_LETTER_TOPIC, PROJECTOR_GROUP_ID,
-        ORDER_CACHE_TTL_HOURS and KAFKA_IDEMPOTENT_PRODUCER; keyword arguments override."""
+        PROJECTOR_SESSION_TIMEOUT_MS, ORDER_CACHE_TTL_HOURS and KAFKA_IDEMPOTENT_PRODUCER;
+        keyword arguments override."""
         if not settings.kafka_bootstrap_servers:
             raise ValueError("the projector needs KAFKA_BOOTSTRAP_SERVERS")
         config = cls(
@@ -150,6 +151,8 @@ class ProjectorConfig:
             ttl_hours=settings.order_cache_ttl_hours,
             idempotent_producer=settings.kafka_idempotent_producer,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            session_timeout_ms=settings.projector_session_timeout_ms,
+            heartbeat_interval_ms=max(100, settings.projector_session_timeout_ms // 6),
         )
         return replace(config, **overrides)
 
@@ -170,6 +173,8 @@ class ProjectorStats:
     removed: int = 0
     dead_lettered: int = 0
     corrections: int = 0
+    # Times the consumer left a group join that did not end and joined again.
+    rejoins: int = 0
     commit_failures: int = 0
 
 
@@ -211,6 +216,26 @@ class _Backoff:
         return random.uniform(self.base, min(self.ceiling, self.base * 2**self.failures))
 
 
+class _GroupMembership(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells whether the consumer is in the group with an assignment (possibly empty) or still
+    joining: a join starts when partitions are revoked and ends when some are assigned."""
+
+    def __init__(self) -> None:
+        self._joining_since: float | None = time.monotonic()
+
+    def joining_for(self) -> float:
+        """Seconds since the current join began; 0 when the consumer has its assignment."""
+        since = self._joining_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        if self._joining_since is None:
+            self._joining_since = time.monotonic()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._joining_since = None
+
+
 class OrderProjector:
     """Consumes the order event topic in a consumer group and writes the read model.
 
@@ -226,8 +251,10 @@ class OrderProjector:
         config: ProjectorConfig,
         *,
         clock: Callable[[], float] = time.time,
+        on_recovered: Callable[[], None] | None = None,
     ) -> None:
         self._writer = writer
+        self._on_recovered = on_recovered
         self._config = config
         self._clock = clock
         self.stats = ProjectorStats()
@@ -240,6 +267,7 @@ class OrderProjector:
         self._running = False
         self._closed = False
         self._next_offsets: dict[TopicPartition, int] = {}
+        self._membership = _GroupMembership()
 
     @property
     def config(self) -> ProjectorConfig:
@@ -274,18 +302,7 @@ class OrderProjector:
             acks="all",
             enable_idempotence=config.idempotent_producer,
         )
-        consumer = AIOKafkaConsumer(
-            config.topic,
-            bootstrap_servers=config.bootstrap_servers,
-            client_id=config.client_id,
-            group_id=config.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=config.fetch_max_wait_ms,
-            session_timeout_ms=config.session_timeout_ms,
-            heartbeat_interval_ms=config.heartbeat_interval_ms,
-            max_poll_interval_ms=config.max_poll_interval_ms,
-        )
+        consumer = self._new_consumer()
         # A client that failed to start still holds sockets and warns when collected.
         try:
             await producer.start()
@@ -302,6 +319,52 @@ class OrderProjector:
             config.dlq_topic,
         )
 
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        config = self._config
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=config.bootstrap_servers,
+            client_id=config.client_id,
+            group_id=config.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=config.fetch_max_wait_ms,
+            session_timeout_ms=config.session_timeout_ms,
+            heartbeat_interval_ms=config.heartbeat_interval_ms,
+            max_poll_interval_ms=config.max_poll_interval_ms,
+        )
+        self._membership = _GroupMembership()
+        consumer.subscribe([config.topic], listener=self._membership)
+        return consumer
+
+    async def _rejoin_if_stuck(self) -> None:
+        """Leaves the group and joins again as a new member when a join has not ended.
+
+        A join normally takes a fraction of the session timeout. The local tansu broker can
+        answer two members that join at the same moment with a group that has no leader: both
+        then rejoin in step forever and nothing is projected. A new member, after a random
+        pause, breaks the tie; with Kafka it costs one extra join.
+        """
+        waited = self._membership.joining_for()
+        limit = max(5.0, 3 * self._config.session_timeout_ms / 1000)
+        if waited < limit:
+            return
+        _log.warning(
+            "projector: no partitions assigned after %.1fs in the group; rejoining as a new member",
+            waited,
+        )
+        self.stats.rejoins += 1
+        old, self._consumer = self._consumer, None
+        if old is not None:
+            await old.stop()
+        await asyncio.sleep(random.uniform(0, self._config.session_timeout_ms / 1000))
+        consumer = self._new_consumer()
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+
     async def run(self) -> None:
         """Consumes and projects until `stop()`, then closes the clients."""
         if self._running:
@@ -309,9 +372,9 @@ class OrderProjector:
         self._running = True
         try:
             await self.start()
-            consumer = self._consumer
-            assert consumer is not None
             while not self._stopping.is_set():
+                consumer = self._consumer
+                assert consumer is not None
                 batch = await consumer.getmany(
                     timeout_ms=self._config.poll_timeout_ms,
                     max_records=self._config.max_records,
@@ -322,6 +385,8 @@ class OrderProjector:
                     except _Stopped:
                         _log.info("stopped during an outage; the last batch stays uncommitted")
                         break
+                else:
+                    await self._rejoin_if_stuck()
                 self._update_lag()
         finally:
             await self._close()
@@ -426,6 +491,10 @@ class OrderProjector:
                 )
                 await self._wait_out(delay)
             pending = retry
+        if backoff.failures and self._on_recovered is not None:
+            # The read model was unreachable and answers again: it may have lost what it held
+            # (a restore, a new table) — reconciliation is told to look now.
+            self._on_recovered()
         return letters
 
     async def _apply_one(self, item: _Pending) -> PutResult | _Poison | _Outage:

@@ -489,8 +489,10 @@ async def _all(work: Sequence[Any]) -> None:
 class ReconcileSchedule:
     """A full pass every `interval` seconds, in one process at a time: each pass holds a
     session advisory lock, and a process that cannot take it skips its turn. A pass that fails
-    (the read model or PostgreSQL is down) is logged and retried at the next turn. As an async
-    context manager: entering starts the schedule, leaving cancels it (safe twice)."""
+    (the read model or PostgreSQL is down) is logged and retried at the next turn. `trigger()`
+    brings the next pass forward (the projector calls it when the read model answers again
+    after an outage: it may have come back empty). As an async context manager: entering
+    starts the schedule, leaving cancels it (safe twice)."""
 
     def __init__(self, reconciler: Reconciler, pool: asyncpg.Pool, interval: float) -> None:
         if interval <= 0:
@@ -499,7 +501,12 @@ class ReconcileSchedule:
         self._pool = pool
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
         self.passes = 0
+
+    def trigger(self) -> None:
+        """Runs the next pass now rather than at the end of the interval."""
+        self._wake.set()
 
     async def __aenter__(self) -> ReconcileSchedule:
         if self._task is None:
@@ -515,7 +522,10 @@ class ReconcileSchedule:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
+            self._wake.clear()
             try:
                 await self.run_once()
             except asyncio.CancelledError:

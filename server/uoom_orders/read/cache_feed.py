@@ -1,10 +1,12 @@
 """Keeps the near cache coherent: every API replica tails the event topic from its end.
 
 No consumer group: each replica needs every event, and a restarted replica starts empty, so
-there is nothing to resume. The feed is "live" while the broker answers; when it stops
-answering, the near cache is bypassed (it may be missing events), and when it answers again
-tailing restarts from the end and every entry is demoted: it no longer answers, but its version
-still bounds what this replica answers (see near_cache.py), so a replica never goes back in
+it tails from the end. The feed is "live" while the broker answers; when it stops answering,
+the near cache is bypassed (it may be missing events). When the broker answers again the feed
+resumes where it stopped and answers again once it has applied every event it missed, so the
+cache stays whole. When it cannot resume (the records are gone, a broker restarted empty) it
+tails from the end and every entry is demoted: it no longer answers, but its version still
+bounds what this replica answers (see near_cache.py). Either way a replica never goes back in
 time because its feed went down.
 
 Reconciliation's events apply whatever their version: ORDER_EVENT_TYPE_CORRECTED replaces the
@@ -27,6 +29,10 @@ from uoom_orders.read.near_cache import NearCache
 from uoom_orders.wire import summary_from_order
 
 _log = logging.getLogger(__name__)
+
+# Reconnect delays: a replica whose feed is down serves from slower tiers, so it retries often.
+_FIRST_RETRY = 0.1
+_MAX_RETRY = 1.0
 
 
 class NearCacheFeed:
@@ -53,6 +59,8 @@ class NearCacheFeed:
         self._last_ok = 0.0
         self._live = False
         self._task: asyncio.Task[None] | None = None
+        # The next offset to apply in each partition: where a reconnect resumes.
+        self._positions: dict[TopicPartition, int] = {}
         self.applied = 0
 
     def is_live(self) -> bool:
@@ -95,8 +103,9 @@ class NearCacheFeed:
         return True
 
     async def _run(self) -> None:
-        backoff = 0.1
+        backoff = _FIRST_RETRY
         while True:
+            was_live_at = self._last_ok
             try:
                 await self._follow()
             except asyncio.CancelledError:
@@ -104,8 +113,12 @@ class NearCacheFeed:
             except Exception as error:
                 _log.warning("near cache feed interrupted: %r; retrying in %.1fs", error, backoff)
             self._live = False
+            # A feed that was live since the last attempt starts over: the broker is back
+            # within a second of answering again, not after a backoff grown during an outage.
+            if self._last_ok != was_live_at:
+                backoff = _FIRST_RETRY
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, _MAX_RETRY)
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -119,31 +132,46 @@ class NearCacheFeed:
             request_timeout_ms=5000,
             metadata_max_age_ms=30_000,
         )
-        await consumer.start()
         try:
+            await consumer.start()
             partitions = await self._partitions(consumer)
             consumer.assign(partitions)
-            await consumer.seek_to_end(*partitions)
-            # Resolve the end offsets now, so everything after this point is seen.
-            for partition in partitions:
-                await consumer.position(partition)
-            # Events may have been missed since the entries were stored: they stop answering
-            # and stay as floors until a read or an event brings them up to date.
-            self._cache.demote()
+            catch_up = await self._resume(consumer, partitions)
+            if catch_up is None:
+                await consumer.seek_to_end(*partitions)
+                # Resolve the end offsets now, so everything after this point is seen.
+                for partition in partitions:
+                    self._positions[partition] = await consumer.position(partition)
+                # Events may have been missed since the entries were stored: they stop
+                # answering and stay as floors until a read or an event brings them up to date.
+                self._cache.demote()
+                self._live = True
+                _log.info(
+                    "near cache feed live on %s (%d partitions)", self._topic, len(partitions)
+                )
+            else:
+                _log.info("near cache feed resumes %s where it stopped", self._topic)
             self._mark_ok()
-            self._live = True
-            _log.info("near cache feed live on %s (%d partitions)", self._topic, len(partitions))
             next_probe = time.monotonic() + self._probe_interval
             while True:
                 batches = await consumer.getmany(timeout_ms=100, max_records=1000)
-                for records in batches.values():
+                for partition, records in batches.items():
                     for record in records:
                         try:
                             self._apply(record.value)
                         except ValueError:  # e.g. a malformed order id: the projector's poison
                             _log.debug("near cache feed skipped a malformed event")
+                    if records:
+                        self._positions[partition] = records[-1].offset + 1
                 if batches:
                     self._mark_ok()
+                if catch_up is not None and all(
+                    self._positions[p] >= end for p, end in catch_up.items()
+                ):
+                    # Every event missed while the feed was down is applied: answer again.
+                    catch_up = None
+                    self._live = True
+                    _log.info("near cache feed live again on %s, nothing missed", self._topic)
                 if time.monotonic() >= next_probe:
                     # getmany() hides a dead broker (it retries quietly): ask it something.
                     async with asyncio.timeout(self._max_silence):
@@ -153,6 +181,26 @@ class NearCacheFeed:
         finally:
             self._live = False
             await consumer.stop()
+
+    async def _resume(
+        self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int] | None:
+        """Seeks back to where the feed stopped, when the broker still has every record from
+        there; returns the end offsets to reach before answering again, or None when the feed
+        cannot resume (first start, other partitions, records gone, a broker that restarted
+        empty) and must start from the end."""
+        saved = self._positions
+        if not saved or set(saved) != set(partitions):
+            return None
+        async with asyncio.timeout(self._max_silence * 2):
+            first = await consumer.beginning_offsets(partitions)
+            end = await consumer.end_offsets(partitions)
+        if not all(first[p] <= saved[p] <= end[p] for p in partitions):
+            _log.warning("near cache feed cannot resume %s: records are gone", self._topic)
+            return None
+        for partition in partitions:
+            consumer.seek(partition, saved[partition])
+        return {partition: int(end[partition]) for partition in partitions}
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         async with asyncio.timeout(10):

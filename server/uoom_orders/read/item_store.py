@@ -41,11 +41,16 @@ class ItemReadStore:
         *,
         name: str,
         clock: Callable[[], float] = time.time,
+        unprocessed_retry_seconds: float = 0.1,
     ) -> None:
+        """`unprocessed_retry_seconds`: how long a batch keeps asking again for UnprocessedKeys
+        before it leaves them to the next tier. Keep it well inside the tier's timeout: a
+        timeout throws away what the batch did find and counts as a failure of the tier."""
         self.name = name
         self._client = client
         self._tables = tables
         self._clock = clock
+        self._unprocessed_retry_seconds = unprocessed_retry_seconds
 
     def _live(self, item: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         if item is None or items.is_expired(item, self._clock()):
@@ -67,8 +72,9 @@ class ItemReadStore:
         return None if item is None else items.order_from_item(item)
 
     async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
-        """BatchGetItem in chunks of 100, retrying UnprocessedKeys with backoff. Keys still
-        unprocessed after that are left out: the next tier answers them."""
+        """BatchGetItem in chunks of 100, retrying UnprocessedKeys with backoff for at most
+        `unprocessed_retry_seconds`. Keys still unprocessed after that are left out: the next
+        tier answers them."""
         chunks = [
             order_ids[i : i + BATCH_GET_LIMIT] for i in range(0, len(order_ids), BATCH_GET_LIMIT)
         ]
@@ -83,6 +89,7 @@ class ItemReadStore:
             table: {"Keys": [items.item_key(str(i)) for i in dict.fromkeys(order_ids)]}
         }
         found: dict[UUID, order_pb2.OrderSummary] = {}
+        give_up_at = time.monotonic() + self._unprocessed_retry_seconds
         for attempt in range(_UNPROCESSED_ATTEMPTS):
             reply = await self._client.batch_get_item(RequestItems=request)
             for raw in reply.get("Responses", {}).get(table, []):
@@ -93,18 +100,42 @@ class ItemReadStore:
             request = reply.get("UnprocessedKeys") or {}
             if not request:
                 break
-            await asyncio.sleep(0.01 * 2**attempt)
+            backoff = 0.01 * 2**attempt
+            # Past the budget, answer what was found rather than run into the tier's timeout,
+            # which would discard it all and count against the tier's breaker.
+            if time.monotonic() + backoff >= give_up_at:
+                break
+            await asyncio.sleep(backoff)
         return found
 
     async def list_summaries(self, query: ListQuery) -> list[order_pb2.OrderSummary]:
-        """A GSI query, newest first, walking DynamoDB pages until `query.limit` orders pass
-        the filters (status, not expired) or the index ends."""
+        """A GSI query, newest first by (updatedAt, orderId) like PostgreSQL, walking DynamoDB
+        pages until `query.limit` orders pass the filters (status, not expired) or the index
+        ends.
+
+        A GSI sorts by its range key alone: the order of items with the same `updatedAt` is
+        unspecified, and an ExclusiveStartKey resumes in that order. So the page cursor is not
+        a start key but a key condition (`updatedAt <=` the cursor's) with the cursor's ties at
+        or above its order id skipped here; the query reads on to the end of the tie group at
+        the page's edge and sorts ties by order id itself. Pages then join up exactly with
+        PostgreSQL's, whichever tier serves the next one. The price: a page that starts inside
+        a group of tied orders reads that group again from its start (ties are rare: the
+        same microsecond for one customer or restaurant).
+        """
         index, owner_attribute = _OWNER[query.scope]
         names = {"#owner": owner_attribute, "#ttl": items.TTL}
         values: dict[str, Any] = {
             ":owner": {"S": str(query.owner_id)},
             ":now": {"N": str(int(self._clock()))},
         }
+        key_condition = "#owner = :owner"
+        after = query.after
+        after_key: tuple[str, str] | None = None
+        if after is not None:
+            after_key = (items.format_datetime(after.updated_at), str(after.order_id))
+            names["#updated"] = items.UPDATED_AT
+            values[":after"] = {"S": after_key[0]}
+            key_condition += " AND #updated <= :after"
         filters = ["(attribute_not_exists(#ttl) OR #ttl >= :now)"]
         if query.status is not None:
             names["#status"] = items.STATUS
@@ -113,25 +144,30 @@ class ItemReadStore:
         request: dict[str, Any] = {
             "TableName": self._tables.status,
             "IndexName": index,
-            "KeyConditionExpression": "#owner = :owner",
+            "KeyConditionExpression": key_condition,
             "FilterExpression": " AND ".join(filters),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
             "ScanIndexForward": False,
         }
-        if query.after is not None:
-            request["ExclusiveStartKey"] = {
-                items.ORDER_ID: {"S": str(query.after.order_id)},
-                owner_attribute: {"S": str(query.owner_id)},
-                items.UPDATED_AT: {"S": items.format_datetime(query.after.updated_at)},
-            }
-        page: list[order_pb2.OrderSummary] = []
-        while len(page) < query.limit:
-            request["Limit"] = query.limit - len(page)
+        # (updatedAt, orderId, item): fixed-width UTC times and canonical lower-case UUIDs
+        # compare as strings the way PostgreSQL compares the timestamps and the UUIDs.
+        found: list[tuple[str, str, items.Item]] = []
+        edge: str | None = None  # updatedAt of the limit-th order in the index's order
+        while True:
+            request["Limit"] = max(query.limit - len(found), 1) if edge is None else query.limit
             reply = await self._client.query(**request)
-            page.extend(items.summary_from_item(item) for item in reply.get("Items", []))
+            for item in reply.get("Items", []):
+                key = (item[items.UPDATED_AT]["S"], item[items.ORDER_ID]["S"])
+                if after_key is not None and key >= after_key:
+                    continue  # the cursor's own order, or a tie of it already listed
+                found.append((*key, item))
+            if edge is None and len(found) >= query.limit:
+                edge = found[query.limit - 1][0]
             last = reply.get("LastEvaluatedKey")
-            if not last:
+            # Done at the index's end, or once past every tie of the edge's updatedAt.
+            if not last or (edge is not None and last[items.UPDATED_AT]["S"] < edge):
                 break
             request["ExclusiveStartKey"] = last
-        return page[: query.limit]
+        found.sort(key=lambda row: (row[0], row[1]), reverse=True)
+        return [items.summary_from_item(item) for _, _, item in found[: query.limit]]

@@ -84,7 +84,7 @@ class OutboxRelay:
         listen: bool = True,
         respect_xid_horizon: bool = True,
         backoff_initial: float = 0.05,
-        backoff_max: float = 5.0,
+        backoff_max: float = 1.0,
         held_back_warning_after: float = 10.0,
         application_name: str = "uoom-outbox-relay",
     ) -> None:

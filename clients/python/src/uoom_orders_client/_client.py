@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, MutableSequence, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -16,8 +17,13 @@ import grpc
 import grpc.aio
 from uoom.orders.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
 
-from uoom_orders_client._errors import error_from_rpc_error
+from uoom_orders_client._errors import (
+    FailedPreconditionError,
+    NotFoundError,
+    error_from_rpc_error,
+)
 from uoom_orders_client._service_config import service_config_json
+from uoom_orders_client._session import DEFAULT_SESSION_CAPACITY, SessionVersions
 
 if TYPE_CHECKING:
     from uoom.orders.v1.order_service_pb2_grpc import OrderServiceAsyncStub
@@ -28,6 +34,18 @@ SERVED_BY_KEY = "x-served-by"
 
 _Request = TypeVar("_Request")
 _Response = TypeVar("_Response")
+_SingleRead = TypeVar(
+    "_SingleRead",
+    order_service_pb2.GetOrderStatusRequest,
+    order_service_pb2.GetOrderDetailsRequest,
+)
+_SingleReply = TypeVar(
+    "_SingleReply",
+    order_service_pb2.GetOrderStatusResponse,
+    order_service_pb2.GetOrderDetailsResponse,
+)
+# The reason the service gives when an order never reached the requested min_version.
+VERSION_NOT_REACHED = "VERSION_NOT_REACHED"
 _Mutation = TypeVar(
     "_Mutation",
     order_service_pb2.CreateOrderRequest,
@@ -60,6 +78,14 @@ class OrderServiceClient:
     ``root_certificates``, ``private_key`` and ``certificate_chain`` (PEM bytes; the last two
     together for mTLS), from which SSL channel credentials are built. ``options`` are extra
     channel arguments; they override the client's own for the same key.
+
+    Session guarantees (on unless ``session_guarantees=False``): the client remembers the
+    newest version of each order it wrote or read (``session_capacity`` orders, least recently
+    used forgotten first) and never returns an older one, across replicas too. Single reads
+    ask for at least that version (``min_version``); an order older than remembered in a batch
+    or a list page is read again with it. If the service answers that the order never reached
+    the remembered version (its source of truth lost a commit), the client takes the service's
+    answer and forgets the lost version.
     """
 
     def __init__(
@@ -73,6 +99,8 @@ class OrderServiceClient:
         certificate_chain: bytes | None = None,
         options: Sequence[tuple[str, Any]] = (),
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        session_guarantees: bool = True,
+        session_capacity: int = DEFAULT_SESSION_CAPACITY,
     ) -> None:
         if default_timeout <= 0:
             raise ValueError(f"default_timeout must be > 0, got {default_timeout}")
@@ -86,6 +114,7 @@ class OrderServiceClient:
         )
         self._default_timeout = default_timeout
         self._closed = False
+        self._session = SessionVersions(session_capacity) if session_guarantees else None
         if channel_credentials is None:
             self._channel = grpc.aio.insecure_channel(target, options=list(channel_options.items()))
         else:
@@ -122,7 +151,9 @@ class OrderServiceClient:
         self, request: order_service_pb2.CreateOrderRequest, *, timeout: float | None = None
     ) -> order_service_pb2.CreateOrderResponse:
         """Create an order in PENDING; idempotent on ``request.request_id``."""
-        return await self._invoke(self._stub.CreateOrder, _with_request_id(request), timeout)
+        response = await self._invoke(self._stub.CreateOrder, _with_request_id(request), timeout)
+        self._observe(response.order)
+        return response
 
     async def update_order_status(
         self,
@@ -131,7 +162,11 @@ class OrderServiceClient:
         timeout: float | None = None,
     ) -> order_service_pb2.UpdateOrderStatusResponse:
         """Move an order to another status; idempotent on ``request.request_id``."""
-        return await self._invoke(self._stub.UpdateOrderStatus, _with_request_id(request), timeout)
+        response = await self._invoke(
+            self._stub.UpdateOrderStatus, _with_request_id(request), timeout
+        )
+        self._observe(response.order)
+        return response
 
     # Reads.
 
@@ -139,7 +174,7 @@ class OrderServiceClient:
         self, request: order_service_pb2.GetOrderStatusRequest, *, timeout: float | None = None
     ) -> order_service_pb2.GetOrderStatusResponse:
         """The status record of one order."""
-        return await self._invoke(self._stub.GetOrderStatus, request, timeout)
+        return (await self._read_one(self._stub.GetOrderStatus, request, timeout, False))[0]
 
     async def batch_get_order_status(
         self,
@@ -148,13 +183,15 @@ class OrderServiceClient:
         timeout: float | None = None,
     ) -> order_service_pb2.BatchGetOrderStatusResponse:
         """The status records of up to 100 orders, and the ids not found."""
-        return await self._invoke(self._stub.BatchGetOrderStatus, request, timeout)
+        response = await self._invoke(self._stub.BatchGetOrderStatus, request, timeout)
+        await self._no_older(response.orders, timeout)
+        return response
 
     async def get_order_details(
         self, request: order_service_pb2.GetOrderDetailsRequest, *, timeout: float | None = None
     ) -> order_service_pb2.GetOrderDetailsResponse:
         """The whole order, items included."""
-        return await self._invoke(self._stub.GetOrderDetails, request, timeout)
+        return (await self._read_one(self._stub.GetOrderDetails, request, timeout, False))[0]
 
     async def list_orders_by_customer(
         self,
@@ -163,7 +200,9 @@ class OrderServiceClient:
         timeout: float | None = None,
     ) -> order_service_pb2.ListOrdersByCustomerResponse:
         """One page of a customer's orders, most recently updated first."""
-        return await self._invoke(self._stub.ListOrdersByCustomer, request, timeout)
+        response = await self._invoke(self._stub.ListOrdersByCustomer, request, timeout)
+        await self._no_older(response.orders, timeout)
+        return response
 
     async def list_orders_by_restaurant(
         self,
@@ -172,7 +211,9 @@ class OrderServiceClient:
         timeout: float | None = None,
     ) -> order_service_pb2.ListOrdersByRestaurantResponse:
         """One page of a restaurant's orders, most recently updated first."""
-        return await self._invoke(self._stub.ListOrdersByRestaurant, request, timeout)
+        response = await self._invoke(self._stub.ListOrdersByRestaurant, request, timeout)
+        await self._no_older(response.orders, timeout)
+        return response
 
     # Reads with the call's trailing metadata, e.g. which read tier served them.
 
@@ -180,7 +221,9 @@ class OrderServiceClient:
         self, request: order_service_pb2.GetOrderStatusRequest, *, timeout: float | None = None
     ) -> tuple[order_service_pb2.GetOrderStatusResponse, CallInfo]:
         """As ``get_order_status``, with the call's ``CallInfo``."""
-        return await self._invoke_with_info(self._stub.GetOrderStatus, request, timeout)
+        response, info = await self._read_one(self._stub.GetOrderStatus, request, timeout, True)
+        assert info is not None
+        return response, info
 
     async def batch_get_order_status_with_metadata(
         self,
@@ -189,13 +232,19 @@ class OrderServiceClient:
         timeout: float | None = None,
     ) -> tuple[order_service_pb2.BatchGetOrderStatusResponse, CallInfo]:
         """As ``batch_get_order_status``, with the call's ``CallInfo``."""
-        return await self._invoke_with_info(self._stub.BatchGetOrderStatus, request, timeout)
+        response, info = await self._invoke_with_info(
+            self._stub.BatchGetOrderStatus, request, timeout
+        )
+        await self._no_older(response.orders, timeout)
+        return response, info
 
     async def get_order_details_with_metadata(
         self, request: order_service_pb2.GetOrderDetailsRequest, *, timeout: float | None = None
     ) -> tuple[order_service_pb2.GetOrderDetailsResponse, CallInfo]:
         """As ``get_order_details``, with the call's ``CallInfo``."""
-        return await self._invoke_with_info(self._stub.GetOrderDetails, request, timeout)
+        response, info = await self._read_one(self._stub.GetOrderDetails, request, timeout, True)
+        assert info is not None
+        return response, info
 
     async def list_orders_by_customer_with_metadata(
         self,
@@ -204,7 +253,11 @@ class OrderServiceClient:
         timeout: float | None = None,
     ) -> tuple[order_service_pb2.ListOrdersByCustomerResponse, CallInfo]:
         """As ``list_orders_by_customer``, with the call's ``CallInfo``."""
-        return await self._invoke_with_info(self._stub.ListOrdersByCustomer, request, timeout)
+        response, info = await self._invoke_with_info(
+            self._stub.ListOrdersByCustomer, request, timeout
+        )
+        await self._no_older(response.orders, timeout)
+        return response, info
 
     async def list_orders_by_restaurant_with_metadata(
         self,
@@ -213,7 +266,11 @@ class OrderServiceClient:
         timeout: float | None = None,
     ) -> tuple[order_service_pb2.ListOrdersByRestaurantResponse, CallInfo]:
         """As ``list_orders_by_restaurant``, with the call's ``CallInfo``."""
-        return await self._invoke_with_info(self._stub.ListOrdersByRestaurant, request, timeout)
+        response, info = await self._invoke_with_info(
+            self._stub.ListOrdersByRestaurant, request, timeout
+        )
+        await self._no_older(response.orders, timeout)
+        return response, info
 
     # Every page of a listing.
 
@@ -291,6 +348,82 @@ class OrderServiceClient:
             None,
         )
         return response, CallInfo(served_by=served_by, trailing_metadata=trailing)
+
+    # Session guarantees.
+
+    def _observe(self, order: order_pb2.Order | order_pb2.OrderSummary) -> None:
+        if self._session is not None:
+            self._session.observe(order.order_id, order.version)
+
+    async def _read_one(
+        self,
+        rpc: grpc.aio.UnaryUnaryMultiCallable[_SingleRead, _SingleReply],
+        request: _SingleRead,
+        timeout: float | None,
+        with_info: bool,
+    ) -> tuple[_SingleReply, CallInfo | None]:
+        """One order's read, at least at the version this session has seen of it."""
+        session = self._session
+        floor = 0 if session is None else session.floor(request.order_id)
+        sent = request
+        # A negative min_version is the caller's mistake: the service's answer says so.
+        if floor > request.min_version >= 0:
+            sent = type(request)()
+            sent.CopyFrom(request)
+            sent.min_version = floor
+        try:
+            response, info = await self._call(rpc, sent, timeout, with_info)
+        except FailedPreconditionError as error:
+            if sent is request or error.reason != VERSION_NOT_REACHED:
+                raise
+            # The service never reached what this session saw: its source of truth lost a
+            # commit. Its answer is the truth now; the lost version is forgotten.
+            response, info = await self._call(rpc, request, timeout, with_info)
+            if session is not None:
+                session.reset(response.order.order_id, response.order.version)
+            return response, info
+        except NotFoundError:
+            if session is not None and floor:
+                session.reset(request.order_id, 0)
+            raise
+        self._observe(response.order)
+        return response, info
+
+    async def _no_older(
+        self, orders: MutableSequence[order_pb2.OrderSummary], timeout: float | None
+    ) -> None:
+        """Reads again, at the remembered version, each order older than this session has
+        seen; then remembers what it returns."""
+        session = self._session
+        if session is None:
+            return
+        stale = [
+            i for i, order in enumerate(orders) if order.version < session.floor(order.order_id)
+        ]
+        if stale:
+            fresh = await asyncio.gather(
+                *(
+                    self.get_order_status(
+                        order_service_pb2.GetOrderStatusRequest(order_id=orders[i].order_id),
+                        timeout=timeout,
+                    )
+                    for i in stale
+                )
+            )
+            for i, reply in zip(stale, fresh, strict=True):
+                orders[i].CopyFrom(reply.order)
+        session.observe_all((order.order_id, order.version) for order in orders)
+
+    async def _call(
+        self,
+        rpc: grpc.aio.UnaryUnaryMultiCallable[_Request, _Response],
+        request: _Request,
+        timeout: float | None,
+        with_info: bool,
+    ) -> tuple[_Response, CallInfo | None]:
+        if with_info:
+            return await self._invoke_with_info(rpc, request, timeout)
+        return await self._invoke(rpc, request, timeout), None
 
     def _timeout(self, timeout: float | None) -> float:
         return self._default_timeout if timeout is None else timeout
