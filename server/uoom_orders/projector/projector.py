@@ -18,6 +18,7 @@ retried with backoff, fetching paused, until the writes succeed or the projector
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -53,6 +54,9 @@ from uoom_orders.readmodel.ports import (
 from uoom_orders.readmodel.tables import DETAILS_TABLE, STATUS_TABLE
 
 _log = logging.getLogger(__name__)
+
+# How often a consumer waiting for its group's assignment checks whether the join is stuck.
+_JOIN_CHECK_SECONDS = 1.0
 
 
 _PUT_ORDER_SPAN = {"db.system": "dynamodb", "rpc.system": "aws-api", "rpc.service": "DynamoDB"}
@@ -375,10 +379,15 @@ class OrderProjector:
             while not self._stopping.is_set():
                 consumer = self._consumer
                 assert consumer is not None
-                batch = await consumer.getmany(
-                    timeout_ms=self._config.poll_timeout_ms,
-                    max_records=self._config.max_records,
-                )
+                batch = {}
+                # getmany() waits without a timeout while the group rebalances: bounded here,
+                # so that a join that never ends is noticed.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_JOIN_CHECK_SECONDS):
+                        batch = await consumer.getmany(
+                            timeout_ms=self._config.poll_timeout_ms,
+                            max_records=self._config.max_records,
+                        )
                 if batch:
                     try:
                         await self._process(batch)
