@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING
 import grpc
 from uoom.orders.v1 import order_service_pb2_grpc
 
+from uoom_orders.benchmark.workload import NEXT_STATUS
 from uoom_orders_chaos.cluster import RoleProcess
 from uoom_orders_chaos.observations import MonotonicReads, Regression, Tally, WriteLedger
 from uoom_orders_client import (
@@ -74,16 +74,6 @@ _RETRY_LATER = frozenset(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     }
 )
-
-_LIFECYCLE = (
-    order_pb2.ORDER_STATUS_PENDING,
-    order_pb2.ORDER_STATUS_CONFIRMED,
-    order_pb2.ORDER_STATUS_PREPARING,
-    order_pb2.ORDER_STATUS_READY_FOR_PICKUP,
-    order_pb2.ORDER_STATUS_OUT_FOR_DELIVERY,
-    order_pb2.ORDER_STATUS_DELIVERED,
-)
-_NEXT_STATUS = dict(itertools.pairwise(_LIFECYCLE))
 
 _PIZZA = order_pb2.OrderItem(
     item_id="pizza-margherita",
@@ -142,7 +132,7 @@ class OrderBook:
     def release(self, order: _TrackedOrder) -> None:
         if order.retired:
             self.retired.append(order.order_id)
-        elif order.status in _NEXT_STATUS:
+        elif order.status in NEXT_STATUS:
             self._idle[order.order_id] = order
 
 
@@ -311,7 +301,7 @@ class LoadDriver:
         request = order.pending or order_service_pb2.UpdateOrderStatusRequest(
             request_id=str(uuid.uuid4()),
             order_id=order.order_id,
-            status=_NEXT_STATUS[order.status],
+            status=NEXT_STATUS[order.status],
             expected_version=order.version,
         )
         try:
