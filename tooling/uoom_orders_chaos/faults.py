@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from uoom_orders.devstack import PostgresServer, StackStartError
+from uoom_orders.devstack import MotoDynamoDBServer, PostgresServer, StackStartError, TansuBroker
 from uoom_orders_chaos.cluster import ChaosCluster, RoleProcess
 from uoom_orders_chaos.stale_events import publish_stale_events
 
@@ -109,22 +109,22 @@ async def pause_broker(ctx: FaultContext) -> Lifted:
     # tansu keeps everything in memory: a restart would lose every record. Pause it instead.
     broker = ctx.cluster.stack.kafka
     assert broker is not None
-    broker.pause()
-    ctx.log("SIGSTOP tansu")
-    await asyncio.sleep(ctx.seconds)
-    broker.resume()
-    ctx.log("SIGCONT tansu")
-    return Lifted(time.monotonic())
+    return await _paused(ctx, broker, "tansu")
 
 
 async def pause_dynamodb(ctx: FaultContext) -> Lifted:
     endpoint = ctx.cluster.stack.dynamodb
     assert endpoint is not None
-    endpoint.pause()
-    ctx.log("SIGSTOP moto_server")
+    return await _paused(ctx, endpoint, "moto_server")
+
+
+async def _paused(ctx: FaultContext, server: TansuBroker | MotoDynamoDBServer, name: str) -> Lifted:
+    """SIGSTOP for the fault's duration, then SIGCONT: connections stay open, nothing answers."""
+    server.pause()
+    ctx.log(f"SIGSTOP {name}")
     await asyncio.sleep(ctx.seconds)
-    endpoint.resume()
-    ctx.log("SIGCONT moto_server")
+    server.resume()
+    ctx.log(f"SIGCONT {name}")
     return Lifted(time.monotonic())
 
 
