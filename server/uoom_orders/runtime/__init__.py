@@ -1,0 +1,1 @@
+"""Primitives every long-running part shares: background tasks and the retry policy."""

@@ -1,0 +1,69 @@
+"""The one retry policy: exponential backoff with jitter, from tenacity.
+
+Every retry in the service (relay, projector, read-model writes, near-cache feed, PostgreSQL
+LISTEN) waits by this policy. Delays grow from `initial` by doubling up to `cap`; each is drawn
+uniformly between `initial / 2` and that bound. The jitter keeps replicas hit by the same outage
+from retrying in step; the floor keeps a failing loop from spinning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import tenacity
+from tenacity.retry import retry_base
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+
+def backoff_policy(initial: float, cap: float) -> wait_base:
+    """The wait strategy, for `tenacity.AsyncRetrying(wait=...)`."""
+    if not 0 < initial <= cap:
+        raise ValueError("need 0 < initial <= cap")
+    return tenacity.wait_random_exponential(multiplier=initial, max=cap, min=initial / 2)
+
+
+def retrying(
+    initial: float,
+    cap: float,
+    *,
+    retry: retry_base,
+    stop: stop_base = tenacity.stop_never,
+    sleep: Callable[[float], Awaitable[Any]] | None = None,
+    before_sleep: Callable[[tenacity.RetryCallState], Any] | None = None,
+) -> tenacity.AsyncRetrying:
+    """Retries a block (`async for attempt in retrying(...): with attempt: ...`) by the policy;
+    the last error is re-raised when `stop` says so. `sleep` lets a loop wake early on stop."""
+    options: dict[str, Any] = {}
+    if sleep is not None:
+        options["sleep"] = sleep
+    if before_sleep is not None:
+        options["before_sleep"] = before_sleep
+    return tenacity.AsyncRetrying(
+        wait=backoff_policy(initial, cap), retry=retry, stop=stop, reraise=True, **options
+    )
+
+
+class Backoff:
+    """The same policy for loops that are not one retried call (a feed that reconnects, a relay
+    that polls): `next_delay()` after each failure, `reset()` after a success."""
+
+    def __init__(self, initial: float, cap: float) -> None:
+        self._wait = backoff_policy(initial, cap)
+        self._state = tenacity.RetryCallState(tenacity.AsyncRetrying(), None, (), {})
+        self._failures = 0
+
+    @property
+    def failures(self) -> int:
+        """Delays handed out since the last reset: the failures in a row."""
+        return self._failures
+
+    def next_delay(self) -> float:
+        self._failures += 1
+        # Bounded exponent: a long outage cannot overflow the float.
+        self._state.attempt_number = min(self._failures, 64)
+        return float(self._wait(self._state))
+
+    def reset(self) -> None:
+        self._failures = 0

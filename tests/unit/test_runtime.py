@@ -1,0 +1,84 @@
+"""The shared primitives: the retry policy's bounds and the background tasks' lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import tenacity
+
+from uoom_orders.runtime.retry import Backoff, retrying
+from uoom_orders.runtime.tasks import BackgroundTasks, cancel_and_wait
+
+
+def test_backoff_grows_within_floor_and_cap_and_resets() -> None:
+    backoff = Backoff(0.1, 1.0)
+    for failure in range(1, 200):
+        delay = backoff.next_delay()
+        assert 0.05 <= delay <= min(1.0, 0.1 * 2 ** (failure - 1))
+    assert backoff.failures == 199
+    backoff.reset()
+    assert backoff.failures == 0
+    assert backoff.next_delay() <= 0.1
+
+
+def test_backoff_refuses_a_cap_below_the_start() -> None:
+    with pytest.raises(ValueError, match="initial"):
+        Backoff(1.0, 0.5)
+
+
+async def test_retrying_retries_the_chosen_errors_then_reraises() -> None:
+    calls = 0
+    slept: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+
+    async def retry_until_stopped() -> None:
+        nonlocal calls
+        async for attempt in retrying(
+            0.01,
+            0.02,
+            retry=tenacity.retry_if_exception_type(ConnectionError),
+            stop=tenacity.stop_after_attempt(3),
+            sleep=sleep,
+        ):
+            with attempt:
+                calls += 1
+                raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        await retry_until_stopped()
+    assert calls == 3
+    assert len(slept) == 2
+    assert all(0.005 <= delay <= 0.02 for delay in slept)
+
+
+async def test_background_tasks_are_cancelled_and_awaited_on_exit() -> None:
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def work() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with BackgroundTasks() as tasks:
+        task = tasks.spawn(work(), "work")
+        await started.wait()
+    assert task.done()
+    assert cancelled.is_set()
+    await tasks.aclose()  # safe twice
+
+
+async def test_cancel_and_wait_swallows_the_tasks_failures() -> None:
+    async def fails() -> None:
+        raise RuntimeError("boom")
+
+    task = asyncio.create_task(fails())
+    await asyncio.sleep(0)
+    await cancel_and_wait(task, None)
+    assert task.done()
