@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Coroutine, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from uoom_orders.config import ConfigError, Settings
+from uoom_orders.config import ConfigError, Settings, parsers
 
 T = TypeVar("T")
-ROLE_NAMES = ("api", "relay", "projector")
 
 
-def _configure_logging(level: str, default_format: str = "json") -> None:
-    """Root logging to stderr as LOG_FORMAT says (json or text), else `default_format`."""
-    from uoom_orders.observability.logs import configure_logging, log_format_from_env
+def _configure_logging(settings: Settings, default_format: str) -> None:
+    """Root logging to stderr at LOG_LEVEL, as LOG_FORMAT says, else `default_format`."""
+    from uoom_orders.observability.logs import configure_logging
 
-    configure_logging(level, log_format_from_env(default_format))
+    configure_logging(settings.log_level, settings.log_format or default_format)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -29,24 +27,24 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
-def _settings() -> Settings:
+def _settings(default_log_format: str = "json") -> Settings:
     settings = Settings.from_env()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings, default_log_format)
     return settings
 
 
 def _roles(raw: str) -> tuple[str, ...]:
-    roles = tuple(dict.fromkeys(r.strip() for r in raw.split(",") if r.strip()))
-    unknown = [r for r in roles if r not in ROLE_NAMES]
-    if not roles or unknown:
-        raise argparse.ArgumentTypeError(f"roles are a comma list of {', '.join(ROLE_NAMES)}")
-    return roles
+    try:
+        return parsers.roles(raw)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"roles are {error}") from error
 
 
 def _serve(args: argparse.Namespace) -> int:
     from uoom_orders.bootstrap import serve_until_signalled
 
-    return _run(serve_until_signalled(_settings(), args.roles))
+    settings = _settings()
+    return _run(serve_until_signalled(settings, args.roles or settings.service_roles))
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -82,9 +80,11 @@ def _dead_letters(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
+    from uoom_orders.config import read_setting
     from uoom_orders.devstack.session import run_dev_session
+    from uoom_orders.observability.logs import configure_logging
 
-    _configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), default_format="text")
+    configure_logging(read_setting("log_level"), read_setting("log_format") or "text")
     return _run(run_dev_session(grpc_port=args.port, metrics_port=args.metrics_port))
 
 
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--roles",
         type=_roles,
-        default=_roles(os.environ.get("SERVICE_ROLES", ",".join(ROLE_NAMES))),
+        default=None,
         help="comma list of api, relay, projector (default: all, or SERVICE_ROLES)",
     )
     serve.set_defaults(func=_serve)

@@ -20,10 +20,12 @@ import prometheus_client
 from uoom_orders.api.grpc_server import ORDER_SERVICE, GrpcServer, server_credentials
 from uoom_orders.api.servicer import OrderServicer
 from uoom_orders.application.queries import OrderQueries
-from uoom_orders.config import ConfigError, Settings
+from uoom_orders.config import Settings
+from uoom_orders.config.components import dynamodb_client_for, outbox_relay, tracing_config
 from uoom_orders.observability import metrics
 from uoom_orders.observability.health import Component, HealthMonitor
-from uoom_orders.observability.tracing import configure_tracing, inject_current
+from uoom_orders.observability.tracing import inject_current
+from uoom_orders.observability.tracing_setup import configure_tracing
 from uoom_orders.projector.projector import OrderProjector, ProjectorConfig
 from uoom_orders.projector.reconcile import Reconciler, ReconcileSchedule
 from uoom_orders.read.cache_feed import NearCacheFeed
@@ -34,13 +36,11 @@ from uoom_orders.read.page_token import PageTokenCodec
 from uoom_orders.read.postgres_store import PostgresOrderReadStore
 from uoom_orders.read.tiers import ReadPath, Tier
 from uoom_orders.read.write_back import ReadModelWriteBack
-from uoom_orders.readmodel.client import dynamodb_client_from_settings
 from uoom_orders.readmodel.tables import TableNames
 from uoom_orders.readmodel.writer import ReadModelWriter
 from uoom_orders.relay import (
     DEAD_LETTER_TOPIC_PARTITIONS,
     EVENT_TOPIC_PARTITIONS,
-    OutboxRelay,
     ensure_topics,
 )
 from uoom_orders.write.durability import check_durability
@@ -205,10 +205,8 @@ def _serve_metrics(port: int, stack: AsyncExitStack) -> None:
 
 
 async def _ensure_topics(settings: Settings) -> None:
-    if settings.kafka_bootstrap_servers is None:
-        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is required for the relay and projector roles")
     await ensure_topics(
-        settings.kafka_bootstrap_servers,
+        settings.require_kafka("the relay and projector roles"),
         {
             settings.kafka_topic: EVENT_TOPIC_PARTITIONS,
             settings.dead_letter_topic: DEAD_LETTER_TOPIC_PARTITIONS,
@@ -316,7 +314,7 @@ async def running_service(
     """Starts the given roles; on exit stops taking calls, drains, then closes the stores."""
     service = RunningService(roles=frozenset(roles))
     async with AsyncExitStack() as stack:
-        stack.enter_context(configure_tracing())  # off unless OTEL_* configures an exporter
+        stack.enter_context(configure_tracing(tracing_config(settings)))
         if settings.metrics_port:
             _serve_metrics(settings.metrics_port, stack)
         pool = await asyncpg.create_pool(
@@ -331,14 +329,14 @@ async def running_service(
         if {"relay", "projector"} & service.roles:
             await _ensure_topics(settings)
         if "relay" in roles:
-            relay = OutboxRelay.from_settings(settings)
+            relay = outbox_relay(settings)
             await stack.enter_async_context(relay)
             service.background.append(relay)
             if relay.task is not None:
                 service.tasks.append(relay.task)
         dynamodb = None
         if _wants_dynamodb(settings, roles):
-            dynamodb = await stack.enter_async_context(dynamodb_client_from_settings(settings))
+            dynamodb = await stack.enter_async_context(dynamodb_client_for(settings))
         if "projector" in roles:
             await _start_projector(settings, stack, pool, dynamodb, service)
         if "api" in roles:

@@ -11,9 +11,9 @@ from uuid import UUID
 import asyncpg
 
 from uoom_orders.config import Settings
+from uoom_orders.config.components import dynamodb_client_for
 from uoom_orders.projector.dead_letters import list_dead_letters, replay_dead_letters
 from uoom_orders.projector.reconcile import RECONCILE_LOCK_KEY, Progress, Reconciler
-from uoom_orders.readmodel.client import dynamodb_client_from_settings
 from uoom_orders.readmodel.tables import create_tables
 from uoom_orders.write.migrate import apply_migrations
 
@@ -25,7 +25,7 @@ async def migrate(settings: Settings) -> int:
 
 
 async def create_read_model_tables(settings: Settings) -> int:
-    async with dynamodb_client_from_settings(settings) as client:
+    async with dynamodb_client_for(settings) as client:
         created = await create_tables(client, settings.dynamodb_table_prefix)
     print(f"read-model tables ready: {', '.join(created)}")
     return 0
@@ -75,7 +75,7 @@ async def reconcile(
     """
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8)
     try:
-        async with dynamodb_client_from_settings(settings) as client:
+        async with dynamodb_client_for(settings) as client:
             reconciler = Reconciler(
                 pool,
                 client,
@@ -122,16 +122,10 @@ async def rebuild(settings: Settings, customer_id: UUID | None, since: datetime 
     return await reconcile(settings, customer_id=customer_id, since=since, label="rebuild")
 
 
-def _require_kafka(settings: Settings) -> str:
-    from uoom_orders.config import ConfigError
-
-    if settings.kafka_bootstrap_servers is None:
-        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is required for dead-letter commands")
-    return settings.kafka_bootstrap_servers
-
-
 async def dead_letters_list(settings: Settings, limit: int) -> int:
-    letters = await list_dead_letters(_require_kafka(settings), settings.dead_letter_topic, limit)
+    letters = await list_dead_letters(
+        settings.require_kafka("the dead-letter commands"), settings.dead_letter_topic, limit
+    )
     for letter in letters:
         key = letter.key.decode(errors="replace") if letter.key else "-"
         print(
@@ -144,7 +138,7 @@ async def dead_letters_list(settings: Settings, limit: int) -> int:
 
 async def dead_letters_replay(settings: Settings, limit: int | None) -> int:
     count = await replay_dead_letters(
-        _require_kafka(settings),
+        settings.require_kafka("the dead-letter commands"),
         settings.dead_letter_topic,
         settings.kafka_topic,
         limit=limit,

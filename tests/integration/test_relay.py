@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 from uoom.orders.v1 import order_events_pb2
 
+from tests.support.memory_publisher import InMemoryEventPublisher
 from uoom_orders import wire
 from uoom_orders.application.handlers import create_order, update_order_status
 from uoom_orders.devstack import LocalStack, StackEndpoints
@@ -29,12 +30,12 @@ from uoom_orders.relay import (
     EVENT_TOPIC_PARTITIONS,
     EventMessage,
     EventPublisher,
-    InMemoryEventPublisher,
     KafkaEventPublisher,
     OutboxRecord,
     OutboxRelay,
     PostgresOutboxStore,
     PublishError,
+    RelayConfig,
     ensure_topics,
 )
 from uoom_orders.write.unit_of_work import PostgresUnitOfWork
@@ -104,9 +105,14 @@ def kafka_publisher(endpoints: StackEndpoints, topic: str) -> KafkaEventPublishe
 
 
 def relay_for(database_url: str, publisher: EventPublisher, **options: Any) -> OutboxRelay:
-    settings: dict[str, Any] = {"poll_interval": 0.2, "backoff_max": 0.5}
-    settings.update(options)
-    return OutboxRelay(database_url, publisher, **settings)
+    config: dict[str, Any] = {
+        "batch_size": 500,
+        "poll_interval": 0.2,
+        "retention": timedelta(hours=24),
+        "backoff_max": 0.5,
+    }
+    config.update(options)
+    return OutboxRelay(RelayConfig(database_url, **config), publisher)
 
 
 def create_command() -> CreateOrder:
@@ -729,7 +735,7 @@ async def test_stop_is_safe_twice_and_closes_the_publisher(database_url: str) ->
 
 
 async def test_a_relay_that_cannot_reach_postgres_fails_at_start() -> None:
-    relay = OutboxRelay("postgresql://nobody@127.0.0.1:1/none", InMemoryEventPublisher())
+    relay = relay_for("postgresql://nobody@127.0.0.1:1/none", InMemoryEventPublisher())
     with pytest.raises(OSError, match=r"Connect call failed|connection refused|Errno"):
         async with relay:
             pass

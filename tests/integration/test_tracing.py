@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 import asyncpg
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import INVALID_SPAN, SpanKind, StatusCode
@@ -24,8 +25,14 @@ from tests.builders import create_request
 from tests.integration.projector_support import eventually
 from uoom_orders.bootstrap import running_service
 from uoom_orders.config import ConfigError, Settings
+from uoom_orders.config.components import tracing_config
 from uoom_orders.devstack import StackEndpoints
 from uoom_orders.observability import tracing
+from uoom_orders.observability.tracing_setup import (
+    TracingConfig,
+    configure_tracing,
+    tracer_provider,
+)
 from uoom_orders.readmodel.client import dynamodb_client
 from uoom_orders.readmodel.tables import create_tables
 from uoom_orders_client import OrderServiceClient
@@ -211,6 +218,15 @@ async def test_a_failed_call_marks_its_server_span(
 # --- configuration by OTEL_* ----------------------------------------------------------------
 
 
+def _tracing_config() -> TracingConfig:
+    """As the service reads it: every OTEL_* variable through the settings."""
+    return tracing_config(Settings.from_env(os.environ | {"DATABASE_URL": "postgresql://x"}))
+
+
+def _provider_from_env() -> SdkTracerProvider | None:
+    return tracer_provider(_tracing_config())
+
+
 @pytest.fixture
 def otel_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """No OTEL_* variable from the outside environment."""
@@ -221,8 +237,8 @@ def otel_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 def test_tracing_is_off_without_otel_variables(otel_env: pytest.MonkeyPatch) -> None:
-    assert tracing.tracer_provider_from_env() is None
-    with tracing.configure_tracing() as provider:
+    assert _provider_from_env() is None
+    with configure_tracing(_tracing_config()) as provider:
         assert provider is None
         assert not tracing.enabled()
         # Off means no span work at all: the shared no-op span, and nothing to propagate.
@@ -243,7 +259,7 @@ def test_none_or_disabled_turns_tracing_off(
 ) -> None:
     for name, value in variables.items():
         otel_env.setenv(name, value)
-    assert tracing.tracer_provider_from_env() is None
+    assert _provider_from_env() is None
 
 
 @pytest.mark.parametrize(
@@ -260,7 +276,7 @@ def test_an_exporter_or_an_otlp_endpoint_turns_tracing_on(
 ) -> None:
     for name, value in variables.items():
         otel_env.setenv(name, value)
-    provider = tracing.tracer_provider_from_env()
+    provider = _provider_from_env()
     assert provider is not None
     try:
         assert provider.resource.attributes["service.name"] == tracing.DEFAULT_SERVICE_NAME
@@ -271,7 +287,7 @@ def test_an_exporter_or_an_otlp_endpoint_turns_tracing_on(
 def test_otel_service_name_wins_over_the_default(otel_env: pytest.MonkeyPatch) -> None:
     otel_env.setenv("OTEL_TRACES_EXPORTER", "console")
     otel_env.setenv("OTEL_SERVICE_NAME", "orders-canary")
-    provider = tracing.tracer_provider_from_env()
+    provider = _provider_from_env()
     assert provider is not None
     try:
         assert provider.resource.attributes["service.name"] == "orders-canary"
@@ -295,4 +311,4 @@ def test_an_unsupported_setting_names_its_variable(
     for name, value in variables.items():
         otel_env.setenv(name, value)
     with pytest.raises(ConfigError, match=named):
-        tracing.tracer_provider_from_env()
+        _provider_from_env()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
-from uoom_orders.config import ConfigError, Settings
+from uoom_orders.config import ConfigError, Settings, declarations
+from uoom_orders.config.table import replace_table
 
 BASE = {"DATABASE_URL": "postgresql://u@localhost:5432/orders"}
 
@@ -51,3 +55,58 @@ def test_the_reference_dax_endpoint_form_is_accepted() -> None:
     assert settings.dax_endpoint == (
         "dax://dax-cluster.abc123.dax-clusters.us-east-1.amazonaws.com:8111"
     )
+
+
+# --- one config story -------------------------------------------------------------------------
+
+_ROOT = Path(__file__).resolve().parents[2]
+_PACKAGE = _ROOT / "server" / "uoom_orders"
+
+
+def test_the_readme_table_is_made_from_the_declarations() -> None:
+    readme = (_ROOT / "README.md").read_text()
+    assert replace_table(readme) == readme, "run `python scripts/settings_table.py` and commit"
+
+
+def test_every_setting_is_declared_once_with_what_it_accepts_and_means() -> None:
+    names = [declaration.env for _, declaration in declarations()]
+    assert len(names) == len(set(names))
+    for _, declaration in declarations():
+        assert declaration.accepts, declaration.env
+        assert declaration.meaning, declaration.env
+
+
+def test_only_the_settings_read_the_environment() -> None:
+    readers = []
+    for path in _PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("environ", "getenv")
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "os"
+            ):
+                readers.append(str(path.relative_to(_PACKAGE)))
+    assert sorted(set(readers)) == ["config/settings.py"]
+
+
+def test_components_never_import_the_settings() -> None:
+    allowed = {"config", "bootstrap.py", "__main__.py", "commands.py", "benchmark", "devstack"}
+    importers = []
+    for path in _PACKAGE.rglob("*.py"):
+        relative = path.relative_to(_PACKAGE)
+        if relative.parts[0] in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                in (
+                    "uoom_orders.config",
+                    "uoom_orders.config.settings",
+                )
+                and any(alias.name == "Settings" for alias in node.names)
+            ):
+                importers.append(str(relative))
+    assert importers == []

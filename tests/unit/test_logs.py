@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from uoom_orders.config import ConfigError
-from uoom_orders.observability.logs import log_format_from_env, log_handler
+from uoom_orders.config import ConfigError, read_setting
+from uoom_orders.observability.logs import log_handler
 
 
 @pytest.fixture
@@ -118,9 +118,9 @@ def test_text_lines_are_plain_and_add_trace_ids_inside_a_span(logger: logging.Lo
 def test_log_format_comes_from_log_format_or_the_commands_default(
     env: dict[str, str], default: str, expected: str
 ) -> None:
-    assert log_format_from_env(default, env) == expected
+    assert (read_setting("log_format", env) or default) == expected
 
 
 def test_a_bad_log_format_names_the_variable() -> None:
     with pytest.raises(ConfigError, match="LOG_FORMAT"):
-        log_format_from_env("json", {"LOG_FORMAT": "xml"})
+        read_setting("log_format", {"LOG_FORMAT": "xml"})

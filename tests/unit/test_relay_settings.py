@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.memory_publisher import InMemoryEventPublisher
 from uoom_orders.config import ConfigError, Settings
-from uoom_orders.relay import InMemoryEventPublisher, KafkaEventPublisher, OutboxRelay
+from uoom_orders.config.components import outbox_relay, relay_config
+from uoom_orders.relay import KafkaEventPublisher, RelayConfig
 
 DATABASE_URL = "postgresql://u@127.0.0.1:5432/orders"
+_BASE = vars(relay_config(Settings.from_env({"DATABASE_URL": DATABASE_URL})))
 
 
 def test_without_kafka_the_relay_names_the_missing_variable() -> None:
     settings = Settings.from_env({"DATABASE_URL": DATABASE_URL})
     with pytest.raises(ConfigError, match="KAFKA_BOOTSTRAP_SERVERS"):
-        OutboxRelay.from_settings(settings)
+        outbox_relay(settings)
 
 
 def test_with_kafka_it_publishes_to_the_configured_topic() -> None:
@@ -25,7 +28,7 @@ def test_with_kafka_it_publishes_to_the_configured_topic() -> None:
             "KAFKA_IDEMPOTENT_PRODUCER": "false",
         }
     )
-    relay = OutboxRelay.from_settings(settings)
+    relay = outbox_relay(settings)
     publisher = relay.publisher
     assert isinstance(publisher, KafkaEventPublisher)
     assert publisher.topic == "orders.events"
@@ -34,7 +37,7 @@ def test_with_kafka_it_publishes_to_the_configured_topic() -> None:
 def test_a_given_publisher_is_used() -> None:
     settings = Settings.from_env({"DATABASE_URL": DATABASE_URL})
     publisher = InMemoryEventPublisher()
-    assert OutboxRelay.from_settings(settings, publisher).publisher is publisher
+    assert outbox_relay(settings, publisher).publisher is publisher
 
 
 @pytest.mark.parametrize(
@@ -48,4 +51,4 @@ def test_a_given_publisher_is_used() -> None:
 )
 def test_bad_options_are_refused(options: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"must be positive|backoff"):
-        OutboxRelay(DATABASE_URL, InMemoryEventPublisher(), **options)  # type: ignore[arg-type]
+        RelayConfig(**(_BASE | options))

@@ -280,7 +280,8 @@ async def _prepare_stores(env: Mapping[str, str]) -> None:
     import aioboto3
 
     from uoom_orders.config import Settings
-    from uoom_orders.readmodel import create_tables, dynamodb_client_from_settings
+    from uoom_orders.config.components import dynamodb_client_for
+    from uoom_orders.readmodel import create_tables
     from uoom_orders.write.migrate import apply_migrations
 
     settings = Settings.from_env(env)
@@ -292,7 +293,7 @@ async def _prepare_stores(env: Mapping[str, str]) -> None:
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
         region_name=settings.aws_region,
     )
-    async with dynamodb_client_from_settings(settings, session) as client:
+    async with dynamodb_client_for(settings, session) as client:
         await create_tables(client, settings.dynamodb_table_prefix)
 
 

@@ -11,8 +11,8 @@ from dataclasses import replace
 
 from uoom_orders.bootstrap import ROLES, running_service
 from uoom_orders.config import Settings
+from uoom_orders.config.components import dynamodb_client_for
 from uoom_orders.devstack.stack import LocalStack, StackEndpoints
-from uoom_orders.readmodel.client import dynamodb_client_from_settings
 from uoom_orders.readmodel.tables import create_tables
 from uoom_orders.relay import DEAD_LETTER_TOPIC_PARTITIONS, EVENT_TOPIC_PARTITIONS
 from uoom_orders.write.migrate import apply_migrations
@@ -86,7 +86,7 @@ async def run_dev_session(grpc_port: int, metrics_port: int = 0) -> int:
         settings = replace(Settings.from_env(env), page_token_secret=secrets.token_bytes(32))
         # The AWS SDK reads its (dummy, local) credentials from the environment.
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
-        async with dynamodb_client_from_settings(settings) as client:
+        async with dynamodb_client_for(settings) as client:
             await create_tables(client, settings.dynamodb_table_prefix)
         async with running_service(settings, ROLES) as service:
             print(_banner(endpoints, service.port, metrics_port), flush=True)

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from opentelemetry import trace
-
-from uoom_orders.config import ConfigError
 
 __all__ = [
     "LOG_FORMATS",
@@ -25,7 +21,6 @@ __all__ = [
     "TextFormatter",
     "TraceContextFilter",
     "configure_logging",
-    "log_format_from_env",
     "log_handler",
 ]
 
@@ -41,17 +36,6 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, No
     "span_id",
 }
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-
-
-def log_format_from_env(default: str, env: Mapping[str, str] | None = None) -> str:
-    """LOG_FORMAT (json or text), or `default` when unset; ConfigError names a bad value."""
-    env = os.environ if env is None else env
-    raw = env.get("LOG_FORMAT", "").strip().lower()
-    if not raw:
-        return default
-    if raw not in LOG_FORMATS:
-        raise ConfigError(f"LOG_FORMAT must be json or text, not {env['LOG_FORMAT']!r}")
-    return raw
 
 
 class TraceContextFilter(logging.Filter):

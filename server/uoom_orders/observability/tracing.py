@@ -6,10 +6,7 @@ publish, the projector's write) rather than by instrumentation packages: each bo
 place in our code, and a hand-made span there costs nothing when tracing is off, while an
 interceptor or a patched driver would sit on every call.
 
-Off by default. `configure_tracing()` reads the standard OTEL_* variables: OTLP when
-`OTEL_TRACES_EXPORTER` says so or an OTLP endpoint is set, otherwise nothing; the SDK itself
-reads the sampler (`OTEL_TRACES_SAMPLER`), the batch settings (`OTEL_BSP_*`), the resource
-(`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`) and the exporter's endpoint and headers.
+Off by default; `tracing_setup.configure_tracing` turns it on as the settings say.
 
 Our spans go to the provider made current by `configure_tracing` or `use_tracer_provider`,
 looked up at call time, rather than to OTel's global provider: the global can be set only once
@@ -25,9 +22,7 @@ default; `OTEL_PROPAGATORS` changes the set): in the gRPC metadata, then in the 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import Token
@@ -37,19 +32,13 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
-
-from uoom_orders.config import ConfigError
 
 __all__ = [
     "DEFAULT_SERVICE_NAME",
     "OpenSpan",
     "client_span",
-    "configure_tracing",
     "consume_span",
     "enabled",
     "end_publish_spans",
@@ -58,7 +47,6 @@ __all__ = [
     "publish_span",
     "server_span",
     "set_rpc_status",
-    "tracer_provider_from_env",
     "use_tracer_provider",
 ]
 
@@ -68,7 +56,6 @@ DEFAULT_SERVICE_NAME = "uoom-orders"
 """`service.name` unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES name it."""
 
 _SCOPE = "uoom_orders"
-_EXPORTERS = ("otlp", "console", "none")
 # Server-side gRPC codes that mean the server failed (OTel's RPC conventions): bad input,
 # not-found and the like are the caller's business and leave the span's status unset.
 _SERVER_FAULT_CODES = frozenset({2, 4, 12, 13, 14, 15})  # UNKNOWN, DEADLINE_EXCEEDED, ...
@@ -101,108 +88,6 @@ def use_tracer_provider(provider: trace.TracerProvider) -> Iterator[None]:
         yield
     finally:
         _current = previous
-
-
-# --- configuration ------------------------------------------------------------------------
-
-
-def _exporter_names() -> list[str]:
-    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return []
-    raw = os.environ.get("OTEL_TRACES_EXPORTER", "").strip()
-    if not raw:
-        # The spec's default is "otlp"; ours is none unless an OTLP endpoint is given, so a
-        # process with no tracing set up does not try to reach localhost:4318 forever.
-        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
-            "OTEL_EXPORTER_OTLP_ENDPOINT"
-        )
-        return ["otlp"] if endpoint else []
-    names = [name.strip().lower() for name in raw.split(",") if name.strip()]
-    unknown = [name for name in names if name not in _EXPORTERS]
-    if unknown:
-        raise ConfigError(
-            f"OTEL_TRACES_EXPORTER: unknown exporter {unknown[0]!r}; use otlp, console or none"
-        )
-    return [] if "none" in names else list(dict.fromkeys(names))
-
-
-def _otlp_exporter() -> SpanExporter:
-    protocol = (
-        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "http/protobuf"
-    ).strip()
-    # Imported here: the exporters pull in an HTTP or gRPC client that an untraced process
-    # never needs to load.
-    if protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter()
-    if protocol == "grpc":
-        try:
-            module = importlib.import_module(
-                "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
-            )
-        except ImportError as error:
-            raise ConfigError(
-                "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the package "
-                "opentelemetry-exporter-otlp-proto-grpc; install it or use http/protobuf"
-            ) from error
-        exporter: SpanExporter = module.OTLPSpanExporter()
-        return exporter
-    raise ConfigError(
-        f"OTEL_EXPORTER_OTLP_PROTOCOL: unsupported protocol {protocol!r}; use http/protobuf or grpc"
-    )
-
-
-def _resource(service_name: str) -> Resource:
-    resource = Resource.create()  # OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME
-    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME: service_name}))
-    return resource
-
-
-def tracer_provider_from_env(service_name: str = DEFAULT_SERVICE_NAME) -> SdkTracerProvider | None:
-    """An SDK provider exporting as the OTEL_* variables say, or None when they say nothing.
-
-    Raises ConfigError naming the variable when they say something unsupported. The provider
-    is not made current or global; the caller shuts it down.
-    """
-    names = _exporter_names()
-    if not names:
-        return None
-    exporters = [_otlp_exporter() if name == "otlp" else ConsoleSpanExporter() for name in names]
-    provider = SdkTracerProvider(resource=_resource(service_name))
-    for exporter in exporters:
-        # Batching keeps the export (and its network calls) off the request path.
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider
-
-
-@contextlib.contextmanager
-def configure_tracing(
-    service_name: str = DEFAULT_SERVICE_NAME,
-) -> Iterator[trace.TracerProvider | None]:
-    """Turns tracing on for the block when the OTEL_* variables configure an exporter.
-
-    Yields the provider, or None (tracing stays off). On exit, flushes and shuts the provider
-    down. The provider is also made OTel's global one the first time, so any library that
-    reports to the global provider joins the same traces.
-    """
-    provider = tracer_provider_from_env(service_name)
-    if provider is None:
-        yield None
-        return
-    # OTel allows one global provider per process; a second configure (a test, a restart in
-    # the same process) leaves the first in place and only swaps ours.
-    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-        trace.set_tracer_provider(provider)
-    _log.info("tracing on: %s", ", ".join(_exporter_names()))
-    try:
-        with use_tracer_provider(provider):
-            yield provider
-    finally:
-        provider.shutdown()
 
 
 # --- propagation --------------------------------------------------------------------------

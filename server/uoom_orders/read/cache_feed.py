@@ -26,6 +26,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from uoom.orders.v1 import order_events_pb2
 
 from uoom_orders.read.near_cache import NearCache
+from uoom_orders.runtime.retry import Backoff
+from uoom_orders.runtime.tasks import cancel_and_wait
 from uoom_orders.wire import summary_from_order
 
 _log = logging.getLogger(__name__)
@@ -76,10 +78,7 @@ class NearCacheFeed:
         """Stops tailing; safe to call twice."""
         task, self._task = self._task, None
         self._live = False
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def __aenter__(self) -> NearCacheFeed:
         await self.start()
@@ -103,22 +102,25 @@ class NearCacheFeed:
         return True
 
     async def _run(self) -> None:
-        backoff = _FIRST_RETRY
+        backoff = Backoff(_FIRST_RETRY, _MAX_RETRY)
         while True:
             was_live_at = self._last_ok
+            # A feed that was live since the last attempt starts over: the broker is back
+            # within a second of answering again, not after a backoff grown during an outage.
+            failure: Exception | None = None
             try:
                 await self._follow()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                _log.warning("near cache feed interrupted: %r; retrying in %.1fs", error, backoff)
+                failure = error
             self._live = False
-            # A feed that was live since the last attempt starts over: the broker is back
-            # within a second of answering again, not after a backoff grown during an outage.
             if self._last_ok != was_live_at:
-                backoff = _FIRST_RETRY
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_RETRY)
+                backoff.reset()
+            delay = backoff.next_delay()
+            if failure is not None:
+                _log.warning("near cache feed interrupted: %r; retrying in %.2fs", failure, delay)
+            await asyncio.sleep(delay)
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(

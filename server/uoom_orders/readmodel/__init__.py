@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uoom_orders.readmodel.client import dynamodb_client, dynamodb_client_from_settings
+from uoom_orders.readmodel.client import dynamodb_client
 from uoom_orders.readmodel.items import (
     details_item,
     is_expired,
@@ -32,7 +32,6 @@ __all__ = [
     "create_tables",
     "details_item",
     "dynamodb_client",
-    "dynamodb_client_from_settings",
     "is_expired",
     "order_from_item",
     "status_item",

@@ -12,7 +12,6 @@ from typing import Any
 import aioboto3
 from botocore.config import Config
 
-from uoom_orders.config import Settings
 from uoom_orders.observability.metrics import DYNAMODB_THROTTLES
 
 # Error codes DynamoDB answers when a request exceeds throughput or a request-rate limit.
@@ -79,17 +78,3 @@ async def dynamodb_client(
     ) as client:
         count_throttles(client)
         yield client
-
-
-def dynamodb_client_from_settings(
-    settings: Settings, session: aioboto3.Session | None = None
-) -> contextlib.AbstractAsyncContextManager[Any]:
-    """`dynamodb_client` configured by AWS_REGION, DYNAMODB_ENDPOINT, DYNAMODB_MAX_RETRIES and
-    DYNAMODB_TIMEOUT."""
-    return dynamodb_client(
-        region=settings.aws_region,
-        endpoint=settings.dynamodb_endpoint,
-        max_retries=settings.dynamodb_max_retries,
-        timeout_ms=settings.dynamodb_timeout_ms,
-        session=session,
-    )

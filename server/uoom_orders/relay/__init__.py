@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uoom_orders.relay.memory_publisher import InMemoryEventPublisher
+from uoom_orders.relay.config import RelayConfig
 from uoom_orders.relay.outbox_relay import OutboxRelay
 from uoom_orders.relay.outbox_store import OutboxStats, PostgresOutboxStore
 from uoom_orders.relay.publisher import EventPublisher, KafkaEventPublisher, PublishError
@@ -19,13 +19,13 @@ __all__ = [
     "EVENT_TOPIC_PARTITIONS",
     "EventMessage",
     "EventPublisher",
-    "InMemoryEventPublisher",
     "KafkaEventPublisher",
     "OutboxRecord",
     "OutboxRelay",
     "OutboxStats",
     "PostgresOutboxStore",
     "PublishError",
+    "RelayConfig",
     "ensure_topics",
     "event_message",
 ]

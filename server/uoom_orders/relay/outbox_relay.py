@@ -27,33 +27,27 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
 from contextlib import AsyncExitStack
-from datetime import timedelta
 from types import TracebackType
-from typing import Any
 
 import asyncpg
 
-from uoom_orders.config import ConfigError, Settings
 from uoom_orders.observability.metrics import (
     OUTBOX_OLDEST_AGE,
     OUTBOX_PENDING,
     OUTBOX_PUBLISH_ERRORS,
     OUTBOX_PUBLISHED,
-    OUTBOX_PURGED,
 )
-from uoom_orders.relay.backoff import Backoff
+from uoom_orders.relay.config import RelayConfig
+from uoom_orders.relay.listener import NotifyListener
 from uoom_orders.relay.outbox_store import OutboxStats, PostgresOutboxStore
-from uoom_orders.relay.publisher import EventPublisher, KafkaEventPublisher, PublishError
-from uoom_orders.write.outbox import OUTBOX_CHANNEL
+from uoom_orders.relay.publisher import EventPublisher, PublishError
+from uoom_orders.relay.retention import purge_published
+from uoom_orders.runtime.retry import Backoff
+from uoom_orders.runtime.tasks import BackgroundTasks, cancel_and_wait
 
 _log = logging.getLogger(__name__)
 
-# The LISTEN connection is checked this often: a connection that died without a FIN (a network
-# partition) would otherwise look alive and stop delivering notifications.
-_LISTENER_CHECK_SECONDS = 10.0
-_LISTENER_CHECK_TIMEOUT = 5.0
 # A held-back row is checked again this soon at first: the older transaction blocking it may
 # roll back, and a rollback sends no NOTIFY.
 _HELD_BACK_RECHECK_SECONDS = 0.005
@@ -71,73 +65,26 @@ class OutboxRelay:
     the commit publishes the batch again.
     """
 
-    def __init__(
-        self,
-        database_url: str,
-        publisher: EventPublisher,
-        *,
-        batch_size: int = 500,
-        poll_interval: float = 1.0,
-        retention: timedelta = timedelta(hours=24),
-        purge_interval: float = 60.0,
-        purge_chunk_size: int = 5000,
-        listen: bool = True,
-        respect_xid_horizon: bool = True,
-        backoff_initial: float = 0.05,
-        backoff_max: float = 1.0,
-        held_back_warning_after: float = 10.0,
-        application_name: str = "uoom-outbox-relay",
-    ) -> None:
-        if batch_size < 1 or purge_chunk_size < 1:
-            raise ValueError("batch_size and purge_chunk_size must be positive")
-        if poll_interval <= 0 or purge_interval <= 0:
-            raise ValueError("poll_interval and purge_interval must be positive")
-        if not 0 < backoff_initial <= backoff_max:
-            raise ValueError("need 0 < backoff_initial <= backoff_max")
-        self._database_url = database_url
+    def __init__(self, config: RelayConfig, publisher: EventPublisher) -> None:
+        self._config = config
         self._publisher = publisher
-        self._batch_size = batch_size
-        self._poll_interval = poll_interval
-        self._retention = retention
-        self._purge_interval = purge_interval
-        self._purge_chunk_size = purge_chunk_size
-        self._listen = listen
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
-        self._held_back_warning_after = held_back_warning_after
-        self._application_name = application_name
-        self._store = PostgresOutboxStore(respect_xid_horizon=respect_xid_horizon)
+        self._store = PostgresOutboxStore(respect_xid_horizon=config.respect_xid_horizon)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self._finished = asyncio.Event()
+        self._listener = NotifyListener(
+            config.database_url,
+            config.application_name,
+            self._wake.set,
+            self._stopping,
+            config.backoff_max,
+        )
         self._started = False
         self._task: asyncio.Task[None] | None = None
-        self._listening = False
         self._stats: OutboxStats | None = None
         self._published = 0
         self._last_held_back_warning = -math.inf
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, publisher: EventPublisher | None = None
-    ) -> OutboxRelay:
-        """A relay configured by Settings; publishes to KAFKA_TOPIC unless given a publisher."""
-        if publisher is None:
-            if not settings.kafka_bootstrap_servers:
-                raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is required to run the outbox relay")
-            publisher = KafkaEventPublisher(
-                settings.kafka_bootstrap_servers,
-                settings.kafka_topic,
-                enable_idempotence=settings.kafka_idempotent_producer,
-            )
-        return cls(
-            settings.database_url,
-            publisher,
-            batch_size=settings.relay_batch_size,
-            poll_interval=settings.relay_poll_interval_seconds,
-            retention=timedelta(hours=settings.outbox_retention_hours),
-        )
 
     @property
     def publisher(self) -> EventPublisher:
@@ -152,7 +99,7 @@ class OutboxRelay:
     @property
     def listening(self) -> bool:
         """True while the LISTEN connection is up."""
-        return self._listening
+        return self._listener.listening
 
     @property
     def stats(self) -> OutboxStats | None:
@@ -171,9 +118,7 @@ class OutboxRelay:
         try:
             await asyncio.wait({self._task, ready}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            ready.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ready
+            await cancel_and_wait(ready)
         if self._task.done():
             task, self._task = self._task, None
             task.result()  # raises the start error
@@ -211,38 +156,42 @@ class OutboxRelay:
             async with AsyncExitStack() as stack:
                 # Two connections: the publish loop and the purge loop. LISTEN has its own,
                 # outside the pool, because it must stay on one session.
+                config = self._config
                 pool: asyncpg.Pool = await asyncpg.create_pool(
-                    self._database_url,
+                    config.database_url,
                     min_size=1,
                     max_size=2,
-                    server_settings={"application_name": self._application_name},
+                    server_settings={"application_name": config.application_name},
                 )
                 stack.push_async_callback(pool.close)
                 await stack.enter_async_context(self._publisher)
-                tasks: list[asyncio.Task[None]] = []
-                stack.push_async_callback(_cancel_and_wait, tasks)
-                if self._listen:
-                    tasks.append(asyncio.create_task(self._listen_loop(), name="outbox-listen"))
-                tasks.append(asyncio.create_task(self._purge_loop(pool), name="outbox-purge"))
+                tasks = await stack.enter_async_context(BackgroundTasks())
+                if config.listen:
+                    tasks.spawn(self._listener.run(), "outbox-listen")
+                tasks.spawn(
+                    purge_published(pool, self._store, config, self._stopping), "outbox-purge"
+                )
                 self._ready.set()
                 _log.info(
                     "outbox relay started (batch %d, poll %.3gs, listen %s, xid horizon %s)",
-                    self._batch_size,
-                    self._poll_interval,
-                    self._listen,
-                    self._store.respect_xid_horizon,
+                    config.batch_size,
+                    config.poll_interval,
+                    config.listen,
+                    config.respect_xid_horizon,
                 )
                 await self._publish_loop(pool)
         finally:
-            self._listening = False
             self._finished.set()
             _log.info("outbox relay stopped after publishing %d rows", self._published)
 
     # --- publishing ------------------------------------------------------------------------
 
     async def _publish_loop(self, pool: asyncpg.Pool) -> None:
-        failures = Backoff(self._backoff_initial, self._backoff_max)
-        recheck = Backoff(min(_HELD_BACK_RECHECK_SECONDS, self._poll_interval), self._poll_interval)
+        config = self._config
+        failures = Backoff(config.backoff_initial, config.backoff_max)
+        recheck = Backoff(
+            min(_HELD_BACK_RECHECK_SECONDS, config.poll_interval), config.poll_interval
+        )
         while not self._stopping.is_set():
             # Cleared before reading: a NOTIFY arriving during the drain wakes the next cycle.
             self._wake.clear()
@@ -254,7 +203,7 @@ class OutboxRelay:
                 _log.warning(
                     "outbox relay: publishing failed (attempt %d), rows stay unpublished; "
                     "retrying in %.3fs: %s",
-                    failures.attempts,
+                    failures.failures,
                     delay,
                     error,
                     # Kafka failures are expected and say enough; anything else gets a trace.
@@ -263,20 +212,20 @@ class OutboxRelay:
                 # A NOTIFY does not cut a backoff short; only stop() does.
                 await self._sleep(delay)
                 continue
-            if failures.attempts:
+            if failures.failures:
                 _log.info(
-                    "outbox relay: publishing again after %d failed attempts", failures.attempts
+                    "outbox relay: publishing again after %d failed attempts", failures.failures
                 )
                 failures.reset()
             if not active:
                 # Standby: another relay holds the publisher lock. Try again at the next poll,
                 # not at every NOTIFY, so a standby costs the database almost nothing.
-                await self._sleep(self._poll_interval)
+                await self._sleep(self._config.poll_interval)
             elif stats.held_back:
                 await self._wait_for_wake(recheck.next_delay())
             else:
                 recheck.reset()
-                await self._wait_for_wake(self._poll_interval)
+                await self._wait_for_wake(self._config.poll_interval)
 
     async def _cycle(self, pool: asyncpg.Pool) -> tuple[bool, OutboxStats]:
         """Drains the outbox, then measures it: (whether this relay was the publisher, stats)."""
@@ -294,7 +243,7 @@ class OutboxRelay:
     async def _drain(self, conn: asyncpg.Connection) -> bool:
         """Publishes batches back to back until the outbox is drained; False on standby."""
         while True:
-            async with self._store.claim(conn, self._batch_size) as batch:
+            async with self._store.claim(conn, self._config.batch_size) as batch:
                 if batch is None:
                     return False
                 if batch.records:
@@ -308,7 +257,7 @@ class OutboxRelay:
                     "outbox relay: published %d rows up to id %d", count, batch.records[-1].id
                 )
             # Stopping ends the drain after the batch in flight.
-            if count < self._batch_size or self._stopping.is_set():
+            if count < self._config.batch_size or self._stopping.is_set():
                 return True
 
     async def _refresh_stats(self, conn: asyncpg.Connection) -> OutboxStats:
@@ -316,7 +265,7 @@ class OutboxRelay:
         self._stats = stats
         OUTBOX_PENDING.set(stats.pending)
         OUTBOX_OLDEST_AGE.set(stats.oldest_age_seconds)
-        if stats.held_back and stats.oldest_age_seconds >= self._held_back_warning_after:
+        if stats.held_back and stats.oldest_age_seconds >= self._config.held_back_warning_after:
             await self._warn_held_back(conn, stats)
         return stats
 
@@ -342,51 +291,6 @@ class OutboxRelay:
 
     # --- waking up -------------------------------------------------------------------------
 
-    async def _listen_loop(self) -> None:
-        """Keeps a LISTEN connection up, reconnecting with backoff; every NOTIFY wakes us."""
-        backoff = Backoff(min(0.1, self._backoff_max), self._backoff_max)
-        while not self._stopping.is_set():
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(
-                    self._database_url,
-                    server_settings={"application_name": f"{self._application_name}-listen"},
-                )
-                lost = asyncio.Event()
-                conn.add_termination_listener(_setter(lost))
-                await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
-                self._listening = True
-                if backoff.attempts:
-                    _log.info("outbox relay: LISTEN %s restored", OUTBOX_CHANNEL)
-                backoff.reset()
-                # Rows committed while nobody listened sent their NOTIFY into the void.
-                self._wake.set()
-                await self._watch_listener(conn, lost)
-                if not self._stopping.is_set():
-                    _log.warning("outbox relay: LISTEN connection lost; polling until it is back")
-            except Exception as error:
-                _log.warning("outbox relay: LISTEN %s failed: %s", OUTBOX_CHANNEL, error)
-            finally:
-                self._listening = False
-                if conn is not None:
-                    await _close_quietly(conn)
-            if not self._stopping.is_set():
-                await self._sleep(backoff.next_delay())
-
-    async def _watch_listener(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
-        """Returns when the connection is lost, fails a liveness check, or the relay stops."""
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), _LISTENER_CHECK_SECONDS)
-            if lost.is_set() or conn.is_closed():
-                return
-            if self._stopping.is_set():
-                return
-            await conn.fetchval("SELECT 1", timeout=_LISTENER_CHECK_TIMEOUT)
-
-    def _on_notify(self, conn: Any, pid: int, channel: str, payload: object) -> None:
-        self._wake.set()
-
     async def _wait_for_wake(self, seconds: float) -> None:
         """Waits for a NOTIFY (or stop()) at most `seconds`."""
         with contextlib.suppress(TimeoutError):
@@ -396,50 +300,3 @@ class OutboxRelay:
         """Sleeps, cut short only by stop()."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
-
-    # --- retention -------------------------------------------------------------------------
-
-    async def _purge_loop(self, pool: asyncpg.Pool) -> None:
-        """Deletes rows published more than `retention` ago: at start, then every interval."""
-        while not self._stopping.is_set():
-            try:
-                async with pool.acquire() as conn:
-                    purged = await self._purge(conn)
-                if purged:
-                    _log.info("outbox relay: purged %d published rows", purged)
-            except Exception as error:
-                _log.warning("outbox relay: purge failed: %s", error, exc_info=True)
-            await self._sleep(self._purge_interval)
-
-    async def _purge(self, conn: asyncpg.Connection) -> int:
-        # Bounded chunks, each its own short transaction: a big delete would hold the xid
-        # horizon back (delaying every newer row) and bloat one transaction.
-        total = 0
-        while not self._stopping.is_set():
-            deleted = await self._store.purge_chunk(conn, self._retention, self._purge_chunk_size)
-            if deleted is None:  # another relay is purging
-                break
-            total += deleted
-            OUTBOX_PURGED.inc(deleted)
-            if deleted < self._purge_chunk_size:
-                break
-        return total
-
-
-async def _cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-def _setter(event: asyncio.Event) -> Callable[[object], None]:
-    return lambda _conn: event.set()
-
-
-async def _close_quietly(conn: asyncpg.Connection) -> None:
-    try:
-        await asyncio.wait_for(conn.close(), _LISTENER_CHECK_TIMEOUT)
-    except Exception:
-        conn.terminate()

@@ -1,0 +1,68 @@
+"""Each component's frozen config, built from the settings here and nowhere else: components
+take their config (or plain values) and never read the settings or the environment."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+import aioboto3
+
+from uoom_orders.config.settings import Settings
+from uoom_orders.observability.tracing_setup import TracingConfig
+from uoom_orders.readmodel.client import dynamodb_client
+from uoom_orders.relay.config import RelayConfig
+from uoom_orders.relay.outbox_relay import OutboxRelay
+from uoom_orders.relay.publisher import EventPublisher, KafkaEventPublisher
+
+
+def tracing_config(settings: Settings) -> TracingConfig:
+    """OTLP when an exporter says so or an OTLP endpoint is set (the spec's default is otlp;
+    ours is none without an endpoint, so an untraced process does not try localhost:4318)."""
+    if settings.otel_sdk_disabled or "none" in settings.otel_traces_exporter:
+        exporters: tuple[str, ...] = ()
+    elif settings.otel_traces_exporter:
+        exporters = settings.otel_traces_exporter
+    elif settings.otel_exporter_otlp_traces_endpoint or settings.otel_exporter_otlp_endpoint:
+        exporters = ("otlp",)
+    else:
+        exporters = ()
+    protocol = settings.otel_exporter_otlp_traces_protocol or settings.otel_exporter_otlp_protocol
+    return TracingConfig(exporters, protocol)
+
+
+def dynamodb_client_for(
+    settings: Settings, session: aioboto3.Session | None = None
+) -> contextlib.AbstractAsyncContextManager[Any]:
+    """The DynamoDB client of AWS_REGION, DYNAMODB_ENDPOINT, DYNAMODB_MAX_RETRIES and
+    DYNAMODB_TIMEOUT (credentials from `session`, else the environment); closed on exit."""
+    return dynamodb_client(
+        region=settings.aws_region,
+        endpoint=settings.dynamodb_endpoint,
+        max_retries=settings.dynamodb_max_retries,
+        timeout_ms=settings.dynamodb_timeout_ms,
+        session=session,
+    )
+
+
+def relay_config(settings: Settings) -> RelayConfig:
+    return RelayConfig(
+        database_url=settings.database_url,
+        batch_size=settings.relay_batch_size,
+        poll_interval=settings.relay_poll_interval_seconds,
+        retention=timedelta(hours=settings.outbox_retention_hours),
+    )
+
+
+def event_publisher(settings: Settings) -> KafkaEventPublisher:
+    return KafkaEventPublisher(
+        settings.require_kafka("the outbox relay"),
+        settings.kafka_topic,
+        enable_idempotence=settings.kafka_idempotent_producer,
+    )
+
+
+def outbox_relay(settings: Settings, publisher: EventPublisher | None = None) -> OutboxRelay:
+    """A relay publishing to KAFKA_TOPIC, unless given another publisher."""
+    return OutboxRelay(relay_config(settings), publisher or event_publisher(settings))
