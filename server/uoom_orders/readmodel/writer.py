@@ -7,7 +7,6 @@ the same condition and none can put an older version over a newer one.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -16,14 +15,15 @@ from typing import Any, ClassVar
 
 import aioboto3
 import aiohttp
+import tenacity
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from uoom.orders.v1 import order_pb2
 
-from uoom_orders.config import Settings
 from uoom_orders.readmodel import items
 from uoom_orders.readmodel.client import count_throttles, dynamodb_client
 from uoom_orders.readmodel.ports import PutResult, ReadModelUnavailable, ReadModelWriteRejected
 from uoom_orders.readmodel.tables import TableNames
+from uoom_orders.runtime.retry import retrying
 
 # Errors about the request itself: the same item would fail again.
 REJECTED_CODES = frozenset(
@@ -53,8 +53,8 @@ class ReadModelWriter:
 
     `client` is an aioboto3 low-level DynamoDB client; its botocore retry config (see
     `client.dynamodb_config`) retries each call first, then this writer retries the call up to
-    `attempts` times with jittered exponential backoff before giving up. Use `open` or
-    `from_settings` for a writer that owns its client; close it with `aclose` or `async with`.
+    `attempts` times by the service's retry policy before giving up. Use `open` for a writer
+    that owns its client; close it with `aclose` or `async with`.
     """
 
     _CONDITION = (
@@ -111,21 +111,6 @@ class ReadModelWriter:
         writer = cls(client, table_prefix, attempts=attempts)
         writer._owned = stack
         return writer
-
-    @classmethod
-    async def from_settings(
-        cls, settings: Settings, session: aioboto3.Session | None = None
-    ) -> ReadModelWriter:
-        """`open` with AWS_REGION, DYNAMODB_ENDPOINT, DYNAMODB_TABLE_PREFIX and the retry and
-        timeout settings."""
-        return await cls.open(
-            region=settings.aws_region,
-            endpoint=settings.dynamodb_endpoint,
-            table_prefix=settings.dynamodb_table_prefix,
-            max_retries=settings.dynamodb_max_retries,
-            timeout_ms=settings.dynamodb_timeout_ms,
-            session=session,
-        )
 
     @property
     def client(self) -> Any:
@@ -214,34 +199,44 @@ class ReadModelWriter:
     async def _call(self, operation: Any, table: str, **request: Any) -> bool:
         """One conditional write with the writer's retries: True when written, False when the
         condition failed; raises ReadModelWriteRejected or ReadModelUnavailable."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await operation(**request)
-                return True
-            except ClientError as error:
-                code = error_code(error)
-                if code == "ConditionalCheckFailedException":
-                    return False  # the item is not (any longer) what the condition expects
-                if code in REJECTED_CODES:
-                    raise ReadModelWriteRejected(f"{table}: {code}: {error}") from error
-                failure: BaseException = error
-            except ParamValidationError as error:
-                # botocore refused the request before sending it: the item is malformed.
-                raise ReadModelWriteRejected(f"{table}: {error}") from error
-            except _TRANSPORT_ERRORS as error:
-                failure = error
-            if attempt >= self._attempts:
-                raise ReadModelUnavailable(
-                    f"{table}: no write after {attempt} attempts: {failure!r}"
-                ) from failure
-            await asyncio.sleep(self._backoff(attempt))
+        retries = retrying(
+            self._backoff_seconds,
+            self._max_backoff_seconds,
+            retry=tenacity.retry_if_exception_type(_Transient),
+            stop=tenacity.stop_after_attempt(self._attempts),
+        )
+        try:
+            async for attempt in retries:
+                with attempt:
+                    return await _write_once(operation, table, request)
+        except _Transient as error:
+            failure = error.__cause__
+            raise ReadModelUnavailable(
+                f"{table}: no write after {self._attempts} attempts: {failure!r}"
+            ) from failure
+        raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
 
-    def _backoff(self, attempt: int) -> float:
-        # Full jitter: concurrent writers that failed together do not retry together.
-        ceiling = min(self._max_backoff_seconds, self._backoff_seconds * 2**attempt)
-        return random.uniform(0, ceiling)
+
+class _Transient(Exception):
+    """A failure about the read model, not the item: worth another attempt."""
+
+
+async def _write_once(operation: Any, table: str, request: dict[str, Any]) -> bool:
+    try:
+        await operation(**request)
+        return True
+    except ClientError as error:
+        code = error_code(error)
+        if code == "ConditionalCheckFailedException":
+            return False  # the item is not (any longer) what the condition expects
+        if code in REJECTED_CODES:
+            raise ReadModelWriteRejected(f"{table}: {code}: {error}") from error
+        raise _Transient from error
+    except ParamValidationError as error:
+        # botocore refused the request before sending it: the item is malformed.
+        raise ReadModelWriteRejected(f"{table}: {error}") from error
+    except _TRANSPORT_ERRORS as error:
+        raise _Transient from error
 
 
 def _exactly(
