@@ -9,7 +9,6 @@ is left to answer with (bootstrap: no read tier and no PostgreSQL).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from types import TracebackType
 from grpc_health.v1 import health, health_pb2
 
 from uoom_orders.observability import metrics
+from uoom_orders.runtime.tasks import cancel_and_wait
 
 _log = logging.getLogger(__name__)
 
@@ -112,7 +112,4 @@ class HealthMonitor:
         tb: TracebackType | None,
     ) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
