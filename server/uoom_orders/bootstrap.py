@@ -24,7 +24,7 @@ from uoom_orders.config import ConfigError, Settings
 from uoom_orders.observability import metrics
 from uoom_orders.observability.health import Component, HealthMonitor
 from uoom_orders.observability.tracing import configure_tracing, inject_current
-from uoom_orders.projector.projector import OrderProjector, ProjectorConfig
+from uoom_orders.projector import OrderProjector, ProjectorConfig
 from uoom_orders.projector.reconcile import Reconciler, ReconcileSchedule
 from uoom_orders.read.cache_feed import NearCacheFeed
 from uoom_orders.read.circuit_breaker import CircuitBreaker
@@ -237,16 +237,9 @@ async def _start_projector(
         ProjectorConfig.from_settings(settings),
         on_recovered=None if schedule is None else schedule.trigger,
     )
-    await projector.start()
-    task = asyncio.create_task(projector.run(), name="projector")
-
-    async def stop() -> None:
-        await projector.stop()
-        await asyncio.gather(task, return_exceptions=True)
-
-    stack.push_async_callback(stop)
+    await stack.enter_async_context(projector)
     service.background.append(projector)
-    service.tasks.append(task)
+    service.tasks.append(projector.task)
     if schedule is not None:
         await stack.enter_async_context(schedule)
 

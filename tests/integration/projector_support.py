@@ -222,13 +222,9 @@ async def _run_process(args: argparse.Namespace) -> None:
             heartbeat_interval_ms=500,
             max_records=50,  # small batches: a kill lands mid-stream with work uncommitted
         )
-        projector = OrderProjector(writer, config)
-        await projector.start()
-        running = asyncio.create_task(projector.run())
-        print("projector-started", flush=True)
-        await stop.wait()
-        await projector.stop()
-        await running
+        async with OrderProjector(writer, config):
+            print("projector-started", flush=True)
+            await stop.wait()
 
 
 def main() -> None:

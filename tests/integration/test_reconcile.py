@@ -129,9 +129,7 @@ async def _project_outbox(
     rows = await pool.fetch("SELECT order_id, payload FROM outbox ORDER BY id")
     topic = config.topic
     async with ReadModelWriter(ddb, _prefix(tables)) as writer:
-        projector = OrderProjector(writer, config)
-        task = asyncio.create_task(projector.run())
-        try:
+        async with OrderProjector(writer, config) as projector:
             async with producer(config.bootstrap_servers) as kafka:
                 sent = [
                     await kafka.send(topic, row["payload"], key=str(row["order_id"]).encode())
@@ -139,9 +137,7 @@ async def _project_outbox(
                 ]
                 await asyncio.gather(*sent)
             await eventually(lambda: projector.stats.consumed == len(rows), "the projection")
-        finally:
-            await projector.stop()
-            await task
+        projector.task.result()  # the loop ended by the stop, not by a failure
     assert len(await scan_all(ddb, tables.details)) == expected
 
 
