@@ -21,12 +21,17 @@ from uoom_orders.api.grpc_server import ORDER_SERVICE, GrpcServer, server_creden
 from uoom_orders.api.servicer import OrderServicer
 from uoom_orders.application.queries import OrderQueries
 from uoom_orders.config import Settings
-from uoom_orders.config.components import dynamodb_client_for, outbox_relay, tracing_config
+from uoom_orders.config.components import (
+    dynamodb_client_for,
+    outbox_relay,
+    projector_config,
+    tracing_config,
+)
 from uoom_orders.observability import metrics
 from uoom_orders.observability.health import Component, HealthMonitor
 from uoom_orders.observability.tracing import inject_current
 from uoom_orders.observability.tracing_setup import configure_tracing
-from uoom_orders.projector.projector import OrderProjector, ProjectorConfig
+from uoom_orders.projector import OrderProjector
 from uoom_orders.projector.reconcile import Reconciler, ReconcileSchedule
 from uoom_orders.read.cache_feed import NearCacheFeed
 from uoom_orders.read.circuit_breaker import CircuitBreaker
@@ -232,19 +237,12 @@ async def _start_projector(
         schedule = ReconcileSchedule(reconciler, pool, settings.reconcile_interval_seconds)
     projector = OrderProjector(
         ReadModelWriter(dynamodb, settings.dynamodb_table_prefix),
-        ProjectorConfig.from_settings(settings),
+        projector_config(settings),
         on_recovered=None if schedule is None else schedule.trigger,
     )
-    await projector.start()
-    task = asyncio.create_task(projector.run(), name="projector")
-
-    async def stop() -> None:
-        await projector.stop()
-        await asyncio.gather(task, return_exceptions=True)
-
-    stack.push_async_callback(stop)
+    await stack.enter_async_context(projector)
     service.background.append(projector)
-    service.tasks.append(task)
+    service.tasks.append(projector.task)
     if schedule is not None:
         await stack.enter_async_context(schedule)
 

@@ -218,17 +218,18 @@ async def _run_process(args: argparse.Namespace) -> None:
             bootstrap_servers=args.bootstrap,
             topic=args.topic,
             group_id=args.group,
+            dead_letter_topic="",
+            ttl_hours=72,
             session_timeout_ms=3000,
             heartbeat_interval_ms=500,
+            # The local tansu broker: short fetch waits, no idempotent producer.
+            fetch_max_wait_ms=10,
+            idempotent_producer=False,
             max_records=50,  # small batches: a kill lands mid-stream with work uncommitted
         )
-        projector = OrderProjector(writer, config)
-        await projector.start()
-        running = asyncio.create_task(projector.run())
-        print("projector-started", flush=True)
-        await stop.wait()
-        await projector.stop()
-        await running
+        async with OrderProjector(writer, config):
+            print("projector-started", flush=True)
+            await stop.wait()
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ from tests.integration.projector_support import (
 )
 from uoom_orders import wire
 from uoom_orders.config import Settings
+from uoom_orders.config.components import dynamodb_client_for, projector_config
 from uoom_orders.devstack import MotoDynamoDBServer, StackEndpoints
 from uoom_orders.devstack.ports import free_port
 from uoom_orders.domain.events import OrderEvent
@@ -46,7 +47,6 @@ from uoom_orders.projector import (
     ProjectorConfig,
     list_dead_letters,
     replay_dead_letters,
-    run_projector,
 )
 from uoom_orders.projector.dead_letters import dead_letter_headers
 from uoom_orders.readmodel import ReadModelWriter, TableNames, create_tables, items
@@ -70,8 +70,8 @@ async def config(local_stack: StackEndpoints) -> ProjectorConfig:
     """A fresh topic (3 partitions), dead-letter topic and group for each test."""
     topic = unique("orders")
     await create_topics(local_stack.kafka_bootstrap_servers, {topic: 3, f"{topic}.dlq": 1})
-    return ProjectorConfig(
-        bootstrap_servers=local_stack.kafka_bootstrap_servers,
+    return projector_config(
+        Settings.from_env(local_stack.env()),
         topic=topic,
         group_id=unique("projector"),
         # Joins take about half the session timeout; short ones keep the tests quick.
@@ -84,12 +84,9 @@ async def config(local_stack: StackEndpoints) -> ProjectorConfig:
 
 @asynccontextmanager
 async def running(projector: OrderProjector) -> AsyncIterator[OrderProjector]:
-    task = asyncio.create_task(projector.run())
-    try:
+    async with projector:
         yield projector
-    finally:
-        await projector.stop()
-        await task
+    projector.task.result()  # the loop ended by the stop, not by a failure
 
 
 def _caught_up(partition: int) -> bool:
@@ -284,20 +281,21 @@ async def test_stop_commits_what_was_written_and_is_safe_twice(
     histories = [order_history() for _ in range(5)]
     finals = {str(h[-1].order.order_id): h[-1].version for h in histories}
     async with ReadModelWriter(ddb, _prefix(tables)) as writer:
-        projector = OrderProjector(writer, config)
-        task = asyncio.create_task(projector.run())
-        async with producer(config.bootstrap_servers) as kafka:
-            sent = await publish(kafka, config.topic, [e for h in histories for e in h])
-        await eventually(lambda: _all_final(ddb, tables, finals), "every order's newest")
-        await eventually(lambda: projector.stats.consumed == len(sent), "all consumed")
-        for partition in {md.partition for md in sent}:
-            await eventually(
-                functools.partial(_caught_up, partition),
-                f"consumer lag 0 on partition {partition}",
-            )
-        await projector.stop()
-        await projector.stop()
-        await task
+        async with OrderProjector(writer, config) as projector:
+            async with producer(config.bootstrap_servers) as kafka:
+                sent = await publish(kafka, config.topic, [e for h in histories for e in h])
+            await eventually(lambda: _all_final(ddb, tables, finals), "every order's newest")
+            await eventually(lambda: projector.stats.consumed == len(sent), "all consumed")
+            for partition in {md.partition for md in sent}:
+                await eventually(
+                    functools.partial(_caught_up, partition),
+                    f"consumer lag 0 on partition {partition}",
+                )
+            await projector.stop()
+            await projector.stop()
+            assert projector.task.done()
+        # Leaving after the stops stops a third time.
+        projector.task.result()
     ends = {TopicPartition(config.topic, md.partition): 0 for md in sent}
     for md in sent:
         tp = TopicPartition(config.topic, md.partition)
@@ -442,7 +440,7 @@ async def test_dynamodb_outage_keeps_events_until_it_returns(
         await asyncio.to_thread(server.stop)
 
 
-async def test_run_projector_from_settings_until_stopped(
+async def test_projector_from_settings_runs_until_stopped(
     local_stack: StackEndpoints, ddb: Any, tables: TableNames, config: ProjectorConfig
 ) -> None:
     settings = Settings(
@@ -455,25 +453,19 @@ async def test_run_projector_from_settings_until_stopped(
         kafka_idempotent_producer=False,
         projector_group_id=config.group_id,
     )
-    stop = asyncio.Event()
-    running_projector = asyncio.create_task(
-        run_projector(
-            settings,
-            stop,
-            session=aws_session(local_stack),
-            session_timeout_ms=3000,
-            heartbeat_interval_ms=500,
-        )
-    )
+    from_settings = projector_config(settings, session_timeout_ms=3000, heartbeat_interval_ms=500)
     history = order_history(1)
-    try:
-        async with producer(config.bootstrap_servers) as kafka:
-            await publish(kafka, config.topic, history)
-        await eventually(
-            functools.partial(_at_version, ddb, tables, str(history[0].order.order_id), 2),
-            "the events",
-        )
-    finally:
-        stop.set()
-        stats = await asyncio.wait_for(running_projector, 30)
-    assert stats.consumed == 2
+    # Configured from settings, as the projector role is; the writer owns its DynamoDB client.
+    async with dynamodb_client_for(settings, aws_session(local_stack)) as client:
+        writer = ReadModelWriter(client, settings.dynamodb_table_prefix)
+        async with OrderProjector(writer, from_settings) as projector:
+            async with producer(config.bootstrap_servers) as kafka:
+                await publish(kafka, config.topic, history)
+            await eventually(
+                functools.partial(_at_version, ddb, tables, str(history[0].order.order_id), 2),
+                "the events",
+            )
+            await asyncio.wait_for(projector.stop(), 30)
+        assert projector.task.done()
+        projector.task.result()
+    assert projector.stats.consumed == 2

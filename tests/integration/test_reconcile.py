@@ -25,6 +25,8 @@ from tests.integration.projector_support import (
 )
 from uoom_orders import wire
 from uoom_orders.application.handlers import create_order, update_order_status
+from uoom_orders.config import Settings
+from uoom_orders.config.components import projector_config
 from uoom_orders.devstack import StackEndpoints
 from uoom_orders.domain.commands import CreateOrder, UpdateOrderStatus
 from uoom_orders.domain.order import DeliveryLocation, Order, OrderItem
@@ -129,9 +131,7 @@ async def _project_outbox(
     rows = await pool.fetch("SELECT order_id, payload FROM outbox ORDER BY id")
     topic = config.topic
     async with ReadModelWriter(ddb, _prefix(tables)) as writer:
-        projector = OrderProjector(writer, config)
-        task = asyncio.create_task(projector.run())
-        try:
+        async with OrderProjector(writer, config) as projector:
             async with producer(config.bootstrap_servers) as kafka:
                 sent = [
                     await kafka.send(topic, row["payload"], key=str(row["order_id"]).encode())
@@ -139,9 +139,7 @@ async def _project_outbox(
                 ]
                 await asyncio.gather(*sent)
             await eventually(lambda: projector.stats.consumed == len(rows), "the projection")
-        finally:
-            await projector.stop()
-            await task
+        projector.task.result()  # the loop ended by the stop, not by a failure
     assert len(await scan_all(ddb, tables.details)) == expected
 
 
@@ -167,8 +165,8 @@ async def _projector_config(local_stack: StackEndpoints) -> ProjectorConfig:
     """A fresh topic (2 partitions) and group."""
     topic = unique("reconcile")
     await create_topics(local_stack.kafka_bootstrap_servers, {topic: 2})
-    return ProjectorConfig(
-        bootstrap_servers=local_stack.kafka_bootstrap_servers,
+    return projector_config(
+        Settings.from_env(local_stack.env()),
         topic=topic,
         group_id=unique("reconcile"),
         session_timeout_ms=3000,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import random
 import time
 from typing import Any
 
 import pytest
 
-from uoom_orders.projector.projector import OrderProjector, ProjectorConfig, _GroupMembership
+from uoom_orders.projector import OrderProjector, ProjectorConfig
+from uoom_orders.projector.membership import GroupMembership
 from uoom_orders.readmodel.memory import InMemoryReadModelWriter
 
 
@@ -25,7 +25,7 @@ class FakeConsumer:
 
 
 async def test_membership_tracks_joins() -> None:
-    membership = _GroupMembership()
+    membership = GroupMembership()
     assert membership.joining_for() >= 0  # joining from the start
     await membership.on_partitions_assigned(set())  # an empty assignment is an assignment
     assert membership.joining_for() == 0
@@ -36,18 +36,28 @@ async def test_membership_tracks_joins() -> None:
 async def test_a_join_that_does_not_end_is_left_and_made_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = ProjectorConfig(bootstrap_servers="127.0.0.1:1", session_timeout_ms=1000)
+    # A short session timeout keeps the random pause before joining again short.
+    config = ProjectorConfig(
+        bootstrap_servers="127.0.0.1:1",
+        topic="orders",
+        group_id="projector",
+        dead_letter_topic="",
+        ttl_hours=72,
+        session_timeout_ms=100,
+        heartbeat_interval_ms=20,
+        fetch_max_wait_ms=10,
+        idempotent_producer=False,
+    )
     projector = OrderProjector(InMemoryReadModelWriter(), config)
     made: list[FakeConsumer] = []
 
     def new_consumer() -> Any:
         consumer = FakeConsumer()
         made.append(consumer)
-        projector._membership = _GroupMembership()
+        projector._membership = GroupMembership()
         return consumer
 
     monkeypatch.setattr(projector, "_new_consumer", new_consumer)
-    monkeypatch.setattr(random, "uniform", lambda low, high: 0.0)
     first = FakeConsumer()
     projector._consumer = first
 

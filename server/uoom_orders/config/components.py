@@ -4,6 +4,7 @@ take their config (or plain values) and never read the settings or the environme
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ import aioboto3
 
 from uoom_orders.config.settings import Settings
 from uoom_orders.observability.tracing_setup import TracingConfig
+from uoom_orders.projector.config import ProjectorConfig
 from uoom_orders.readmodel.client import dynamodb_client
 from uoom_orders.relay.config import RelayConfig
 from uoom_orders.relay.outbox_relay import OutboxRelay
@@ -66,3 +68,20 @@ def event_publisher(settings: Settings) -> KafkaEventPublisher:
 def outbox_relay(settings: Settings, publisher: EventPublisher | None = None) -> OutboxRelay:
     """A relay publishing to KAFKA_TOPIC, unless given another publisher."""
     return OutboxRelay(relay_config(settings), publisher or event_publisher(settings))
+
+
+def projector_config(settings: Settings, **overrides: Any) -> ProjectorConfig:
+    """The projector's config; keyword arguments override (tests shorten timeouts)."""
+    config = ProjectorConfig(
+        bootstrap_servers=settings.require_kafka("the projector role"),
+        topic=settings.kafka_topic,
+        group_id=settings.projector_group_id,
+        # Empty stays empty: the config makes "<topic>.dlq" of its own topic.
+        dead_letter_topic=settings.kafka_dead_letter_topic,
+        ttl_hours=settings.order_cache_ttl_hours,
+        session_timeout_ms=settings.projector_session_timeout_ms,
+        heartbeat_interval_ms=max(100, settings.projector_session_timeout_ms // 6),
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        idempotent_producer=settings.kafka_idempotent_producer,
+    )
+    return replace(config, **overrides)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
+from uoom_orders.projector.batch import ProjectorStats
+from uoom_orders.projector.config import ProjectorConfig
 from uoom_orders.projector.dead_letters import (
     DeadLetter,
     list_dead_letters,
     replay_dead_letters,
 )
-from uoom_orders.projector.projector import (
-    OrderProjector,
-    PoisonMessage,
-    ProjectorConfig,
-    ProjectorStats,
-    decode_event,
-    run_projector,
-)
+from uoom_orders.projector.decode import PoisonMessage, decode_event
+from uoom_orders.projector.projector import OrderProjector
 from uoom_orders.projector.reconcile import (
     Difference,
     DifferenceKind,
@@ -35,5 +31,4 @@ __all__ = [
     "decode_event",
     "list_dead_letters",
     "replay_dead_letters",
-    "run_projector",
 ]

@@ -8,13 +8,22 @@ the projector sees exactly what the relay published.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import tenacity
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from uoom_orders.kafka_clients import FETCH_MAX_WAIT_MS, kafka_consumer, kafka_producer, started
+from uoom_orders.projector.batch import Letter
+from uoom_orders.runtime.retry import retrying
+
+_log = logging.getLogger(__name__)
 
 DLQ_HEADER_PREFIX = "dlq-"
 ERROR_HEADER = "dlq-error"
@@ -100,6 +109,57 @@ def parse_dead_letter(record: Any) -> DeadLetter:
     )
 
 
+async def publish_dead_letters(
+    producer: AIOKafkaProducer,
+    topic: str,
+    letters: Sequence[Letter],
+    *,
+    backoff: tuple[float, float],
+    sleep: Callable[[float], Awaitable[None]],
+) -> None:
+    """Publishes the letters, retrying (`backoff`: first and longest delay) until the broker
+    takes every one; `sleep` waits between tries and may raise to give up."""
+
+    def log_retry(state: tenacity.RetryCallState) -> None:
+        error = None if state.outcome is None else state.outcome.exception()
+        delay = 0.0 if state.next_action is None else state.next_action.sleep
+        _log.warning("dead-letter topic %s unavailable (%r); retry in %.1f s", topic, error, delay)
+
+    # Committing past a letter that was not stored would lose it: retry instead, without end.
+    async for attempt in retrying(
+        *backoff,
+        retry=tenacity.retry_if_exception_type(KafkaError),
+        sleep=sleep,
+        before_sleep=log_retry,
+    ):
+        with attempt:
+            sent = [
+                await producer.send(
+                    topic,
+                    value=letter.record.value,
+                    key=letter.record.key,
+                    headers=dead_letter_headers(
+                        letter.record.headers or (),
+                        error=letter.error,
+                        source_topic=letter.record.topic,
+                        source_partition=letter.record.partition,
+                        source_offset=letter.record.offset,
+                    ),
+                )
+                for letter in letters
+            ]
+            await asyncio.gather(*sent)
+    for letter in letters:
+        _log.error(
+            "dead-lettered %s[%d]@%d to %s: %s",
+            letter.record.topic,
+            letter.record.partition,
+            letter.record.offset,
+            topic,
+            letter.error,
+        )
+
+
 async def _read_to_end(
     consumer: AIOKafkaConsumer, topic: str, per_partition_limit: int | None, deadline: float
 ) -> list[Any]:
@@ -140,14 +200,14 @@ async def list_dead_letters(
     bootstrap_servers: str, dlq_topic: str, limit: int = 100, *, wait_seconds: float = 30.0
 ) -> list[DeadLetter]:
     """Up to `limit` dead letters, oldest failure first; reads without joining any group."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=20,
+    consumer = await started(
+        kafka_consumer(
+            bootstrap_servers,
+            group_id=None,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
     )
-    await consumer.start()
     try:
         records = await _read_to_end(consumer, dlq_topic, limit, time.monotonic() + wait_seconds)
     finally:
@@ -176,21 +236,18 @@ async def replay_dead_letters(
     projector applies versions idempotently, so a replay after a crash between publish and
     commit does no harm. Run one replay at a time: partitions are assigned, not balanced.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        group_id=group_id or f"{dlq_topic}.replay",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=20,
+    consumer = await started(
+        kafka_consumer(
+            bootstrap_servers,
+            group_id=group_id or f"{dlq_topic}.replay",
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
-        acks="all",
-        enable_idempotence=idempotent_producer,
-    )
-    await consumer.start()
     try:
-        await producer.start()
+        producer = await started(
+            kafka_producer(bootstrap_servers, enable_idempotence=idempotent_producer)
+        )
         try:
             records = await _read_to_end(
                 consumer, dlq_topic, limit, time.monotonic() + wait_seconds

@@ -1,0 +1,157 @@
+"""One reconciliation pass: checks pages of orders, scans for orphans, repairs what differs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from uoom.orders.v1 import order_pb2
+
+from uoom_orders.observability import metrics
+from uoom_orders.projector.reconcile.differences import (
+    CORRECTED_KINDS,
+    Difference,
+    DifferenceKind,
+    ReconcileReport,
+    by_order_id,
+    classify,
+    item_version_or_none,
+)
+from uoom_orders.readmodel import items
+from uoom_orders.readmodel.ports import ReadModelWriteRejected
+from uoom_orders.readmodel.tables import DETAILS_TABLE, STATUS_TABLE
+
+if TYPE_CHECKING:
+    from uoom_orders.projector.reconcile.reconciler import Reconciler
+
+_log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+"""Called after each page with (orders checked, orders in total)."""
+
+
+class RepairPass:
+    """The state of one pass (so that a Reconciler can run several, one after another)."""
+
+    def __init__(
+        self, reconciler: Reconciler, dry_run: bool, progress: Progress | None, total: int
+    ) -> None:
+        self._r = reconciler
+        self._dry_run = dry_run
+        self._progress = progress
+        self._total = total
+        self.report = ReconcileReport()
+        self._corrected: set[str] = set()
+
+    async def check_page(self, order_ids: Sequence[UUID]) -> None:
+        ids = [str(i) for i in order_ids]
+        # The items first, then the orders: an item newer than the order read after it is
+        # a version PostgreSQL does not have, not a commit that landed in between.
+        status_items, details_items = await asyncio.gather(
+            self._r.read_items(STATUS_TABLE, ids), self._r.read_items(DETAILS_TABLE, ids)
+        )
+        orders = await self._r.read_orders(order_ids)
+        now = self._r.now()
+        work = []
+        for order_id in ids:
+            order = orders.get(order_id)
+            if order is None:
+                continue  # not in PostgreSQL any more: the orphan scan deals with its items
+            for table, found in ((STATUS_TABLE, status_items), (DETAILS_TABLE, details_items)):
+                item = found.get(order_id)
+                kind = classify(table, item, order, now)
+                if kind is not None:
+                    work.append(self._repair(table, kind, order, item))
+        await _all(work)
+        self.report.checked += len(ids)
+        metrics.RECONCILE_CHECKED.inc(len(ids))
+        if self._progress is not None:
+            # Orders created during the pass can push the count past the first total.
+            self._progress(self.report.checked, max(self._total, self.report.checked))
+
+    async def scan_segment(self, table: str, segment: int) -> None:
+        async for page in self._r.scan(table, segment):
+            self.report.scanned += len(page)
+            found, malformed = by_order_id(page)
+            existing = await self._r.existing([UUID(i) for i in found]) if found else set()
+            orphans = [item for i, item in found.items() if i not in existing] + malformed
+            await _all([self._remove(table, item) for item in orphans])
+
+    async def _repair(
+        self,
+        table: str,
+        kind: DifferenceKind,
+        order: order_pb2.Order,
+        item: items.Item | None,
+    ) -> None:
+        item_version = None if item is None else item_version_or_none(item)
+        self._found(Difference(order.order_id, table, kind, item_version, order.version))
+        if self._dry_run:
+            return
+        try:
+            expected = None if item is None else items.ItemIdentity.of(item)
+        except ValueError:
+            # No version or update time to match: not written by this service; left to a human.
+            _log.error("reconcile: malformed item of order %s in %s", order.order_id, table)
+            self.report.rejected.append(order.order_id)
+            return
+        try:
+            written = await self._r.write(table, order, expected)
+        except (ReadModelWriteRejected, ValueError) as error:
+            _log.error("reconcile: order %s refused by %s: %s", order.order_id, table, error)
+            self.report.rejected.append(order.order_id)
+            return
+        if written:
+            self.report.repaired += 1
+            metrics.RECONCILE_REPAIRS.labels(table=table, kind=kind.value).inc()
+        else:
+            self.report.raced += 1
+        if kind in CORRECTED_KINDS:
+            await self._correct(order.order_id)
+
+    async def _remove(self, table: str, item: items.Item) -> None:
+        order_id = str(item.get(items.ORDER_ID, {}).get("S", ""))
+        self._found(
+            Difference(order_id, table, DifferenceKind.ORPHAN, item_version_or_none(item), None)
+        )
+        if self._dry_run:
+            return
+        try:
+            expected = items.ItemIdentity.of(item)
+        except ValueError:
+            _log.error("reconcile: malformed orphan item in %s: %r", table, item)
+            self.report.rejected.append(order_id)
+            return
+        if await self._r.delete(table, order_id, expected):
+            self.report.repaired += 1
+            metrics.RECONCILE_REPAIRS.labels(table=table, kind="orphan").inc()
+        else:
+            self.report.raced += 1
+        with contextlib.suppress(ValueError):
+            UUID(order_id)
+            await self._correct(order_id)
+
+    async def _correct(self, order_id: str) -> None:
+        if order_id in self._corrected:
+            return
+        self._corrected.add(order_id)
+        await self._r.append_correction(order_id)
+        self.report.corrections += 1
+
+    def _found(self, difference: Difference) -> None:
+        self.report.differences.append(difference)
+        metrics.RECONCILE_DIFFERENCES.labels(
+            table=difference.table, kind=difference.kind.value
+        ).inc()
+
+
+async def _all(work: Sequence[Any]) -> None:
+    """Awaits every repair, then raises the first failure (none is left running)."""
+    outcomes = await asyncio.gather(*work, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome

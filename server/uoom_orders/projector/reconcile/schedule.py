@@ -1,0 +1,100 @@
+"""Reconciliation on a schedule: a full pass every so often, in one process at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+
+import asyncpg
+
+from uoom_orders.projector.reconcile.differences import ReconcileReport
+from uoom_orders.projector.reconcile.reconciler import Reconciler
+from uoom_orders.runtime.tasks import BackgroundTasks
+
+_log = logging.getLogger(__name__)
+
+RECONCILE_LOCK_KEY = 0x756F6F6D_0003
+"""Session advisory lock: one background reconciliation at a time across projectors."""
+
+
+class ReconcileSchedule:
+    """A full pass every `interval` seconds, in one process at a time: each pass holds a
+    session advisory lock, and a process that cannot take it skips its turn. A pass that fails
+    (the read model or PostgreSQL is down) is logged and retried at the next turn. `trigger()`
+    brings the next pass forward (the projector calls it when the read model answers again
+    after an outage: it may have come back empty).
+
+    An async context manager: entering starts the schedule in a background task; leaving
+    cancels it and waits until it has ended, a pass in progress included (every repair is
+    conditioned on what it read, so a pass cut short leaves nothing half done). Safe twice.
+    """
+
+    def __init__(self, reconciler: Reconciler, pool: asyncpg.Pool, interval: float) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self._reconciler = reconciler
+        self._pool = pool
+        self._interval = interval
+        self._tasks = BackgroundTasks()
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.passes = 0
+
+    def trigger(self) -> None:
+        """Runs the next pass now rather than at the end of the interval."""
+        self._wake.set()
+
+    async def __aenter__(self) -> ReconcileSchedule:
+        if self._task is None:
+            self._task = self._tasks.spawn(self._run(), name="reconcile")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._task = None
+        await self._tasks.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                _log.warning("reconciliation pass failed: %r; next in %.0fs", error, self._interval)
+
+    async def run_once(self) -> ReconcileReport | None:
+        """One pass if no other process runs one now; None when it skipped its turn."""
+        async with self._pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RECONCILE_LOCK_KEY):
+                return None
+            try:
+                report = await self._reconciler.run()
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", RECONCILE_LOCK_KEY)
+        self.passes += 1
+        level = logging.WARNING if report.differences else logging.INFO
+        _log.log(
+            level,
+            "reconciliation: %d orders, %d items scanned in %.1fs; %d differences %s, "
+            "%d repaired, %d raced, %d corrections",
+            report.checked,
+            report.scanned,
+            report.seconds,
+            len(report.differences),
+            dict(report.counts()),
+            report.repaired,
+            report.raced,
+            report.corrections,
+        )
+        return report

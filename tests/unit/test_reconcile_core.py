@@ -1,0 +1,139 @@
+"""Reconciliation without the stores: how an item differs from PostgreSQL's order, which
+scanned items name no order at all, and the schedule's lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from uoom.orders.v1 import order_pb2
+
+from tests.unit.projector_records import history
+from uoom_orders.projector.reconcile import DifferenceKind, ReconcileReport, ReconcileSchedule
+from uoom_orders.projector.reconcile.differences import (
+    CORRECTED_KINDS,
+    by_order_id,
+    classify,
+    item_version_or_none,
+)
+from uoom_orders.readmodel import items
+from uoom_orders.readmodel.tables import DETAILS_TABLE, STATUS_TABLE
+
+NOW = 1_800_000_000
+TTL = NOW + 3600
+TABLES = (STATUS_TABLE, DETAILS_TABLE)
+
+
+def orders() -> list[order_pb2.Order]:
+    """One order at versions 1 to 4."""
+    return [event.order for event in history()]
+
+
+def item(table: str, order: order_pb2.Order, ttl: int = TTL) -> items.Item:
+    encode = items.status_item if table == STATUS_TABLE else items.details_item
+    return encode(order, ttl)
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_an_item_of_the_same_order_does_not_differ(table: str) -> None:
+    order = orders()[1]
+    assert classify(table, item(table, order), order, NOW) is None
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_no_item_or_an_expired_one_is_missing(table: str) -> None:
+    order = orders()[1]
+    assert classify(table, None, order, NOW) is DifferenceKind.MISSING
+    assert classify(table, item(table, order, ttl=NOW - 1), order, NOW) is DifferenceKind.MISSING
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_versions_tell_older_from_newer(table: str) -> None:
+    v1, v2, v3, _ = orders()
+    assert classify(table, item(table, v1), v2, NOW) is DifferenceKind.OLDER
+    assert classify(table, item(table, v3), v2, NOW) is DifferenceKind.NEWER
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_the_same_version_with_other_content_is_a_content_difference(table: str) -> None:
+    order = orders()[1]
+    other = order_pb2.Order()
+    other.CopyFrom(order)
+    other.status = order_pb2.ORDER_STATUS_CANCELLED  # a lost commit's reused version number
+    assert classify(table, item(table, other), order, NOW) is DifferenceKind.CONTENT
+
+
+def test_an_item_without_a_readable_version_is_a_content_difference() -> None:
+    order = orders()[1]
+    broken = dict(item(STATUS_TABLE, order))
+    del broken[items.VERSION]
+    assert item_version_or_none(broken) is None
+    assert classify(STATUS_TABLE, broken, order, NOW) is DifferenceKind.CONTENT
+    assert item_version_or_none(item(STATUS_TABLE, order)) == 2
+
+
+def test_only_what_postgres_never_had_gets_a_correction() -> None:
+    assert {DifferenceKind.NEWER, DifferenceKind.CONTENT} == CORRECTED_KINDS
+    assert DifferenceKind.OLDER not in CORRECTED_KINDS
+    assert DifferenceKind.MISSING not in CORRECTED_KINDS
+
+
+def test_scanned_items_are_keyed_by_order_id_and_malformed_ones_set_apart() -> None:
+    order = orders()[0]
+    good = item(STATUS_TABLE, order)
+    not_a_uuid = {items.ORDER_ID: {"S": "not-a-uuid"}}
+    no_id: items.Item = {items.VERSION: {"N": "1"}}
+    found, malformed = by_order_id([good, not_a_uuid, no_id])
+    assert found == {order.order_id: good}
+    assert malformed == [not_a_uuid, no_id]
+
+
+# --- the schedule -------------------------------------------------------------------------
+class FakeConnection:
+    def __init__(self) -> None:
+        self.unlocked = False
+
+    async def fetchval(self, query: str, *args: object) -> bool:
+        return True  # the advisory lock is free
+
+    async def execute(self, query: str, *args: object) -> None:
+        self.unlocked = "unlock" in query
+
+
+class FakePool:
+    def __init__(self) -> None:
+        self.connection = FakeConnection()
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[FakeConnection]:
+        yield self.connection
+
+
+class SlowReconciler:
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.cancelled = False
+
+    async def run(self) -> ReconcileReport:
+        self.started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return ReconcileReport()
+
+
+async def test_the_schedule_runs_once_entered_and_is_drained_on_leaving() -> None:
+    reconciler, pool = SlowReconciler(), FakePool()
+    schedule = ReconcileSchedule(reconciler, pool, 3600)  # type: ignore[arg-type]
+    async with schedule:
+        schedule.trigger()
+        await asyncio.wait_for(reconciler.started.wait(), 5)
+    # The pass in progress was cancelled, and it let the lock go.
+    assert reconciler.cancelled
+    assert pool.connection.unlocked
+    assert schedule.passes == 0
+    await schedule.__aexit__(None, None, None)  # safe twice
