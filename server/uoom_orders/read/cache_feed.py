@@ -25,6 +25,7 @@ from uuid import UUID
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from uoom.orders.v1 import order_events_pb2
 
+from uoom_orders.kafka_clients import kafka_consumer
 from uoom_orders.read.near_cache import NearCache
 from uoom_orders.runtime.retry import Backoff
 from uoom_orders.runtime.tasks import cancel_and_wait
@@ -123,13 +124,10 @@ class NearCacheFeed:
             await asyncio.sleep(delay)
 
     async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+        consumer = kafka_consumer(
+            self._bootstrap,
             group_id=None,
-            enable_auto_commit=False,
             auto_offset_reset="latest",
-            # Kafka answers a fetch as soon as records arrive; tansu only after this wait, so
-            # the local stack sets it to 10 ms (KAFKA_FETCH_MAX_WAIT_MS).
             fetch_max_wait_ms=self._fetch_max_wait_ms,
             request_timeout_ms=5000,
             metadata_max_age_ms=30_000,

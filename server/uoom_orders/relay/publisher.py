@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from opentelemetry.trace import Span
 
+from uoom_orders.kafka_clients import kafka_producer, started
 from uoom_orders.observability import tracing
 from uoom_orders.relay.records import OutboxRecord, event_message
 
@@ -67,11 +68,9 @@ class KafkaEventPublisher:
         client_id: str = "uoom-orders-relay",
     ) -> None:
         self.topic = topic
+        self._bootstrap_servers = bootstrap_servers
         self._producer_options: dict[str, Any] = {
-            "bootstrap_servers": bootstrap_servers,
             "client_id": client_id,
-            # Every in-sync replica has the record before we mark the row published.
-            "acks": "all",
             "enable_idempotence": enable_idempotence,
             # Small: the relay sends a whole batch and then waits, so lingering only batches
             # what is already queued; it must not add visible latency.
@@ -148,12 +147,10 @@ class KafkaEventPublisher:
     async def _started_producer(self) -> AIOKafkaProducer:
         if self._producer is not None:
             return self._producer
-        producer = AIOKafkaProducer(**self._producer_options)
+        producer = kafka_producer(self._bootstrap_servers, **self._producer_options)
         try:
-            await producer.start()
+            await started(producer)
         except Exception as error:
-            # start() may have opened connections before failing; stop() releases them.
-            await _stop_quietly(producer)
             raise PublishError(f"cannot start the Kafka producer: {error}") from error
         self._producer = producer
         return producer

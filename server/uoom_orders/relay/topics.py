@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from uoom_orders.kafka_clients import kafka_admin
+
 _log = logging.getLogger(__name__)
 
 EVENT_TOPIC_PARTITIONS = 6
@@ -37,10 +39,8 @@ async def ensure_topics(
     """
     if not topics:
         return []
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers,
-        client_id="uoom-orders-topics",
-        request_timeout_ms=request_timeout_ms,
+    admin = kafka_admin(
+        bootstrap_servers, client_id="uoom-orders-topics", request_timeout_ms=request_timeout_ms
     )
     await admin.start()
     try:
