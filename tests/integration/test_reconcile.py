@@ -85,7 +85,7 @@ async def _place_orders(
     orders: dict[uuid.UUID, Order] = {}
     for n in range(per_customer):
         for customer in customers:
-            order = await create_order(
+            answer = await create_order(
                 CreateOrder(
                     request_id=uuid.uuid4(),
                     fingerprint=b"create",
@@ -105,8 +105,9 @@ async def _place_orders(
                 new_uow,
                 clock=clock,
             )
+            order = wire.order_from_proto(answer)
             for status in HAPPY_PATH[: n % (len(HAPPY_PATH) + 1)]:
-                order = await update_order_status(
+                answer = await update_order_status(
                     UpdateOrderStatus(
                         request_id=uuid.uuid4(),
                         fingerprint=b"update",
@@ -118,6 +119,7 @@ async def _place_orders(
                     new_uow,
                     clock=clock,
                 )
+                order = wire.order_from_proto(answer)
             orders[order.order_id] = order
     return orders
 
