@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.memory_read_model import InMemoryReadModelWriter
 from uoom_orders.projector.projector import OrderProjector, ProjectorConfig, _GroupMembership
-from uoom_orders.readmodel.memory import InMemoryReadModelWriter
 
 
 class FakeConsumer:
