@@ -168,10 +168,9 @@ async def _read_path(
         )
         write_back = ReadModelWriteBack(
             ReadModelWriter(dynamodb, settings.dynamodb_table_prefix),
-            postgres,
             ttl_hours=settings.order_cache_ttl_hours,
         )
-        stack.push_async_callback(write_back.aclose)
+        await stack.enter_async_context(write_back)
         service.write_back = write_back
 
     service.tiers = [t.name for t in tiers] + [postgres.name]

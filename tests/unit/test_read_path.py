@@ -15,6 +15,7 @@ from uoom_orders.domain.errors import StoreUnavailable
 from uoom_orders.read.circuit_breaker import BreakerState, CircuitBreaker
 from uoom_orders.read.ports import ListQuery, ListScope
 from uoom_orders.read.tiers import ReadPath, Tier
+from uoom_orders.wire import summary_from_order
 
 
 class DictStore:
@@ -65,12 +66,14 @@ class Recorder:
     def __init__(self) -> None:
         self.remembered: list[int] = []
         self.written_back: list[UUID] = []
+        self.copies: list[tuple[order_pb2.OrderSummary, order_pb2.Order | None]] = []
 
     def remember(self, summary: order_pb2.OrderSummary, order: order_pb2.Order | None) -> None:
         self.remembered.append(summary.version)
 
-    def schedule(self, order_id: UUID, order: order_pb2.Order | None) -> None:
-        self.written_back.append(order_id)
+    def schedule(self, summary: order_pb2.OrderSummary, order: order_pb2.Order | None) -> None:
+        self.written_back.append(UUID(summary.order_id))
+        self.copies.append((summary, order))
 
 
 def build(
@@ -180,3 +183,16 @@ async def test_lists_skip_tiers_that_do_not_serve_them() -> None:
     assert near.calls == 0
     dynamo.fail = ConnectionError("down")
     assert (await path.list_summaries(query))[1] == "pg"
+
+
+async def test_the_write_back_gets_what_postgres_answered_and_reads_nothing_more() -> None:
+    path, _, _, pg, rec, _ = build()
+    a, b, c = (uuid.uuid4() for _ in range(3))
+    for oid in (a, b, c):
+        pg.put(oid, 4)
+    summary, _ = await path.get_summary(a, 0)
+    order, _ = await path.get_order(b, 0)
+    found, _ = await path.get_summaries([c])
+    assert order is not None
+    assert pg.calls == 3  # one read each: nothing read again for the write-back
+    assert rec.copies == [(summary, None), (summary_from_order(order), order), (found[c], None)]

@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import ParamSpec, Protocol, TypeVar
+from typing import ParamSpec, TypeVar
 from uuid import UUID
 
 from prometheus_client import Counter
@@ -22,7 +22,7 @@ from uoom.orders.v1 import order_pb2
 from uoom_orders.domain.errors import StoreUnavailable
 from uoom_orders.observability import metrics
 from uoom_orders.read.circuit_breaker import CircuitBreaker
-from uoom_orders.read.ports import ListQuery, OrderReadStore
+from uoom_orders.read.ports import ListQuery, OrderReadStore, VersionMemory, WriteBack
 from uoom_orders.wire import summary_from_order
 
 T = TypeVar("T")
@@ -106,31 +106,6 @@ class Tier:
         self._misses.inc(count)
 
 
-class WriteBack(Protocol):
-    """Copies an order found only in PostgreSQL into the read model (in the background)."""
-
-    def schedule(self, order_id: UUID, order: Order | None) -> None: ...
-
-
-class VersionMemory(Protocol):
-    """What this replica remembers of the versions it has seen (the near cache, see
-    near_cache.py): its floors, and the one way to go below them."""
-
-    def floor(self, order_id: UUID) -> int:
-        """The newest version of the order seen here; 0 when none is remembered."""
-        ...
-
-    def floors(self, order_ids: Sequence[UUID]) -> dict[UUID, int]:
-        """`floor` of each remembered id; others are left out."""
-        ...
-
-    def replace(
-        self, summary: Summary, order: Order | None, expires_at: float, *, if_version: int | None
-    ) -> bool:
-        """Stores what the source of truth said although it is older than the floor."""
-        ...
-
-
 class ReadPath:
     """The tiers in order (near cache, DAX, DynamoDB — each optional), then PostgreSQL.
 
@@ -180,7 +155,7 @@ class ReadPath:
         if found is not None:
             self._from_truth(found, None, floor)
             if self._write_back is not None:
-                self._write_back.schedule(order_id, None)
+                self._write_back.schedule(found, None)
         return found, self._source.name
 
     async def get_order(self, order_id: UUID, min_version: int) -> tuple[Order | None, str]:
@@ -201,9 +176,10 @@ class ReadPath:
             tier.miss()
         found = await self._from_source(self._source.store.get_order, order_id)
         if found is not None:
-            self._from_truth(summary_from_order(found), found, floor)
+            summary = summary_from_order(found)
+            self._from_truth(summary, found, floor)
             if self._write_back is not None:
-                self._write_back.schedule(order_id, found)
+                self._write_back.schedule(summary, found)
         return found, self._source.name
 
     async def get_summaries(
@@ -248,7 +224,7 @@ class ReadPath:
                 found[order_id] = summary
                 self._from_truth(summary, None, floors.get(order_id, 0))
                 if self._write_back is not None:
-                    self._write_back.schedule(order_id, None)
+                    self._write_back.schedule(summary, None)
         return found, used
 
     async def list_summaries(self, query: ListQuery) -> tuple[list[Summary], str]:
