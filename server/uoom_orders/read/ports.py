@@ -39,8 +39,14 @@ class ListQuery:
     after: PageCursor | None
 
 
+class NotServing(Exception):
+    """A store that is up declines to answer for now (e.g. the near cache while its feed is
+    down): the read path passes over it as it would over a miss, which is not a failure."""
+
+
 class OrderReadStore(Protocol):
-    """A tier of the read path. None means "not here"; a store failure raises."""
+    """A tier of the read path. None means "not here"; NotServing means "not now"; a store
+    failure raises anything else."""
 
     name: str
 

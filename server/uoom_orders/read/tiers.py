@@ -1,8 +1,8 @@
 """The read path: tiers tried in order, each guarded by a timeout and a circuit breaker,
 with PostgreSQL (the source of truth) last.
 
-A tier that misses, holds an older version than the caller's `min_version`, times out or
-fails is passed over; what a lower tier finds is copied up (near cache always; the DynamoDB
+A tier that misses, holds an older version than the caller's `min_version`, is not serving
+(the near cache while its feed is down: counted as a miss), times out or fails is passed over; what a lower tier finds is copied up (near cache always; the DynamoDB
 read model after a PostgreSQL fallback, with the projector's version condition).
 """
 
@@ -22,7 +22,7 @@ from uoom.orders.v1 import order_pb2
 from uoom_orders.domain.errors import StoreUnavailable
 from uoom_orders.observability import metrics
 from uoom_orders.read.circuit_breaker import CircuitBreaker
-from uoom_orders.read.ports import ListQuery, OrderReadStore, VersionMemory, WriteBack
+from uoom_orders.read.ports import ListQuery, NotServing, OrderReadStore, VersionMemory, WriteBack
 from uoom_orders.wire import summary_from_order
 
 T = TypeVar("T")
@@ -35,6 +35,10 @@ Order = order_pb2.Order
 
 class TierFailed(Exception):
     """A tier did not answer (error, timeout, or its breaker is open)."""
+
+
+class TierPassedOver(TierFailed):
+    """A tier's store declined to answer (it is not serving now): a miss, not a failure."""
 
 
 class Tier:
@@ -60,10 +64,6 @@ class Tier:
         self._latency = metrics.READ_LATENCY.labels(tier=self.name)
         self.served = metrics.READS_SERVED.labels(tier=self.name)
 
-    @property
-    def available(self) -> bool:
-        return self._breaker is None or self._breaker.allow()
-
     async def call(
         self, operation: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
     ) -> T:
@@ -78,6 +78,8 @@ class Tier:
             else:
                 async with asyncio.timeout(self._timeout):
                     result = await operation(*args, **kwargs)
+        except NotServing as error:
+            raise TierPassedOver(f"{self.name}: {error}") from error
         except Exception as error:
             self._errors.inc()
             if breaker is not None:
@@ -99,8 +101,8 @@ class Tier:
     def _misses(self) -> Counter:
         return metrics.CACHE_MISSES.labels(tier=self.name)
 
-    def hit(self) -> None:
-        self._hits.inc()
+    def hit(self, count: int = 1) -> None:
+        self._hits.inc(count)
 
     def miss(self, count: int = 1) -> None:
         self._misses.inc(count)
@@ -143,6 +145,9 @@ class ReadPath:
             store = tier.store
             try:
                 found = await tier.call(store.get_summary, order_id)
+            except TierPassedOver:
+                tier.miss()
+                continue
             except TierFailed:
                 continue
             if found is not None and found.version >= wanted:
@@ -166,6 +171,9 @@ class ReadPath:
             store = tier.store
             try:
                 found = await tier.call(store.get_order, order_id)
+            except TierPassedOver:
+                tier.miss()
+                continue
             except TierFailed:
                 continue
             if found is not None and found.version >= wanted:
@@ -198,13 +206,16 @@ class ReadPath:
             batch = remaining
             try:
                 got = await tier.call(store.get_summaries, batch)
+            except TierPassedOver:
+                tier.miss(len(batch))
+                continue
             except TierFailed:
                 continue
             if floors and got:
                 got = {i: s for i, s in got.items() if s.version >= floors.get(i, 0)}
             if got:
                 used.append(tier.name)
-                tier.hit()
+                tier.hit(len(got))
                 tier.served.inc()
                 found.update(got)
                 if self._remember is not None and not tier.local:
