@@ -148,10 +148,6 @@ def summary_from_order(message: order_pb2.Order) -> order_pb2.OrderSummary:
     return summary
 
 
-def summary_to_proto(order: Order) -> order_pb2.OrderSummary:
-    return summary_from_order(order_to_proto(order))
-
-
 def event_to_proto(
     event: OrderEvent, *, order: order_pb2.Order | None = None
 ) -> order_events_pb2.OrderEvent:

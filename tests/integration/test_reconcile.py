@@ -65,6 +65,10 @@ async def make_tables(ddb: Any) -> AsyncIterator[Any]:
         await drop_tables(ddb, tables)
 
 
+def _summary(order: Order) -> order_pb2.OrderSummary:
+    return wire.summary_from_order(wire.order_to_proto(order))
+
+
 def _prefix(tables: TableNames) -> str:
     return tables.status.removesuffix("order-status")
 
@@ -254,7 +258,7 @@ async def test_filters_select_orders_and_older_items_are_repaired(
     assert report.repaired == 2 * len(orders)
     for table in repaired.all():
         item = (await scan_all(ddb, table))[str(newest.order_id)]
-        assert items.summary_from_item(item) == wire.summary_to_proto(newest)
+        assert items.summary_from_item(item) == _summary(newest)
 
 
 async def _lost_commits(
@@ -304,7 +308,7 @@ async def test_newer_other_content_and_orphans_are_repaired_and_corrected(
         assert orphan.order_id not in found
         assert set(found) == {str(order_id) for order_id in orders}
         for order_id, order in orders.items():
-            assert items.summary_from_item(found[str(order_id)]) == wire.summary_to_proto(order)
+            assert items.summary_from_item(found[str(order_id)]) == _summary(order)
     # One correction per order whose read model held what PostgreSQL never had, carrying
     # PostgreSQL's order (or its absence), for every near cache to apply whatever its version.
     events = await _outbox_events(pool, outbox_before)
@@ -373,7 +377,7 @@ async def test_a_repair_never_overwrites_a_projection_that_raced_it(
     for table in tables.all():
         item = (await scan_all(ddb, table))[str(newest.order_id)]
         assert int(item[items.TTL]["N"]) == projector_ttl
-        assert items.summary_from_item(item) == wire.summary_to_proto(newest)
+        assert items.summary_from_item(item) == _summary(newest)
 
 
 async def test_rebuild_and_the_projector_together_end_at_postgres_versions(
@@ -388,7 +392,7 @@ async def test_rebuild_and_the_projector_together_end_at_postgres_versions(
         found = await scan_all(ddb, table)
         assert set(found) == {str(order_id) for order_id in orders}
         for order_id, order in orders.items():
-            assert items.summary_from_item(found[str(order_id)]) == wire.summary_to_proto(order)
+            assert items.summary_from_item(found[str(order_id)]) == _summary(order)
 
 
 async def test_one_scheduled_pass_at_a_time_across_processes(

@@ -2,8 +2,9 @@
 with PostgreSQL (the source of truth) last.
 
 A tier that misses, holds an older version than the caller's `min_version`, is not serving
-(the near cache while its feed is down: counted as a miss), times out or fails is passed over; what a lower tier finds is copied up (near cache always; the DynamoDB
-read model after a PostgreSQL fallback, with the projector's version condition).
+(the near cache while its feed is down: counted as a miss), times out or fails is passed
+over; what a lower tier finds is copied up (near cache always; the DynamoDB read model after
+a PostgreSQL fallback, with the projector's version condition).
 """
 
 from __future__ import annotations
