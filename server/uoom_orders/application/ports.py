@@ -1,21 +1,28 @@
-"""What the handlers need from the write model, owned here: write/ implements it on
-PostgreSQL, tests/support/fake_unit_of_work.py in memory (tests/contract keeps the two alike).
+"""The application's ports, owned here and implemented by the adapters.
 
-The handlers never convert an order to any wire format. A unit of work `encode`s the order
-once per command, in its own form (`A`: a protobuf message for PostgreSQL), and that one
-result is the command's answer, the request log's copy of it and the outbox event's order.
+Writes: what the handlers need from the write model; write/ implements it on PostgreSQL,
+tests/support/fake_unit_of_work.py in memory (tests/contract keeps the two alike). The handlers
+never convert an order to any wire format. A unit of work `encode`s the order once per
+command, in its own form (`A`: a protobuf message for PostgreSQL), and that one result is the
+command's answer, the request log's copy of it and the outbox event's order.
+
+Reads: what the queries need from the read path (read/tiers.py) and the page-token codec
+(read/page_token.py); they answer the read model's messages as they are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
 from uuid import UUID
 
+from uoom.orders.v1 import order_pb2
+
 from uoom_orders.domain.events import OrderEvent
 from uoom_orders.domain.order import Order
+from uoom_orders.read.ports import ListQuery, PageCursor
 
 A = TypeVar("A")
 A_contra = TypeVar("A_contra", contravariant=True)
@@ -89,3 +96,33 @@ class UnitOfWork(Protocol[A]):
 
 UnitOfWorkFactory = Callable[[], UnitOfWork[A]]
 TraceContext = Callable[[], dict[str, str]]
+
+
+class OrderReads(Protocol):
+    """The read path: each answer comes with the name of the tier (or tiers) that served it."""
+
+    async def get_summary(
+        self, order_id: UUID, min_version: int
+    ) -> tuple[order_pb2.OrderSummary | None, str]: ...
+
+    async def get_order(
+        self, order_id: UUID, min_version: int
+    ) -> tuple[order_pb2.Order | None, str]: ...
+
+    async def get_summaries(
+        self, order_ids: Sequence[UUID]
+    ) -> tuple[dict[UUID, order_pb2.OrderSummary], list[str]]: ...
+
+    async def list_summaries(self, query: ListQuery) -> tuple[list[order_pb2.OrderSummary], str]:
+        """Up to `query.limit` orders after `query.after`, newest first."""
+        ...
+
+
+class PageTokens(Protocol):
+    """Opaque page tokens bound to their query."""
+
+    def encode(self, query: ListQuery, cursor: PageCursor) -> str: ...
+
+    def decode(self, query: ListQuery, token: str) -> PageCursor:
+        """Raises ValueError for a token this service did not make for `query`."""
+        ...
