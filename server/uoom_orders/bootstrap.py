@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import signal
-import time
 from collections.abc import AsyncIterator, Collection
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -33,13 +31,9 @@ from uoom_orders.observability.tracing import inject_current
 from uoom_orders.observability.tracing_setup import configure_tracing
 from uoom_orders.projector import OrderProjector
 from uoom_orders.projector.reconcile import Reconciler, ReconcileSchedule
+from uoom_orders.read.assembly import ReadPathConfig, page_tokens, read_path
 from uoom_orders.read.cache_feed import NearCacheFeed
-from uoom_orders.read.circuit_breaker import CircuitBreaker
-from uoom_orders.read.item_store import ItemReadStore
-from uoom_orders.read.near_cache import NearCache, NearCacheStore
-from uoom_orders.read.page_token import PageTokenCodec
-from uoom_orders.read.postgres_store import PostgresOrderReadStore
-from uoom_orders.read.tiers import ReadPath, Tier
+from uoom_orders.read.near_cache import NearCache
 from uoom_orders.read.write_back import ReadModelWriteBack
 from uoom_orders.readmodel.tables import TableNames
 from uoom_orders.readmodel.writer import ReadModelWriter
@@ -79,120 +73,24 @@ class RunningService:
         return self.server.port
 
 
-def _page_tokens(settings: Settings) -> PageTokenCodec:
-    key = settings.page_token_secret
-    if not key:
-        _log.warning(
-            "PAGE_TOKEN_SECRET is not set: using a random key, so page tokens do not "
-            "survive a restart and do not work across replicas"
-        )
-        key = secrets.token_bytes(32)
-    return PageTokenCodec(key)
-
-
-def _breaker(name: str, settings: Settings) -> CircuitBreaker:
-    return CircuitBreaker(
-        name,
-        failure_threshold=settings.breaker_failure_threshold,
-        reset_seconds=settings.breaker_reset_seconds,
-    )
-
-
-async def _read_path(
-    settings: Settings,
-    stack: AsyncExitStack,
-    pool: asyncpg.Pool,
-    dynamodb: Any | None,
-    service: RunningService,
-) -> ReadPath:
-    """The tiers configured by READ_TIERS, fastest first, then PostgreSQL."""
-    postgres = PostgresOrderReadStore(pool)
-    tier_timeout = settings.read_tier_timeout_ms / 1000
-    # Retries of UnprocessedKeys stop at half the tier's budget, leaving the other half for
-    # the last call to answer; the keys still unprocessed then go to the next tier.
-    unprocessed_retry = tier_timeout / 2
-    tables = TableNames.for_prefix(settings.dynamodb_table_prefix)
-    tiers: list[Tier] = []
-    remember = None
-    write_back = None
-    memory = None
-    wanted = settings.read_tiers
-
-    if "near-cache" in wanted:
-        if settings.kafka_bootstrap_servers is None:
-            _log.warning("near cache off: it needs KAFKA_BOOTSTRAP_SERVERS to stay coherent")
-        else:
-            cache = NearCache(
-                max_entries=settings.near_cache_max_entries,
-                max_bytes=settings.near_cache_max_mb * 1024 * 1024,
-            )
-            feed = NearCacheFeed(
-                cache,
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                topic=settings.kafka_topic,
-                entry_ttl_seconds=settings.order_cache_ttl_hours * 3600,
-                fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            )
-            await stack.enter_async_context(feed)
-            tiers.append(Tier(NearCacheStore(cache, feed.is_live), serves_lists=False, local=True))
-            fill_ttl = settings.near_cache_fill_ttl_seconds
-
-            def remember(summary: Any, order: Any) -> None:
-                cache.put(summary, order, time.time() + fill_ttl)
-
-            service.near_cache, service.near_cache_feed = cache, feed
-            memory = cache
-
-    if "dax" in wanted and settings.dax_endpoint is not None:
-        from uoom_orders.read.dax_client import AsyncDaxClient, connect_dax
-
-        sync_client = await asyncio.to_thread(
-            connect_dax, settings.dax_endpoint, settings.aws_region
-        )
-        dax = AsyncDaxClient(sync_client, max_workers=settings.dax_threads)
-        stack.callback(dax.close)
-        # Not for lists: DAX's query cache is not invalidated by item writes.
-        tiers.append(
-            Tier(
-                ItemReadStore(dax, tables, name="dax", unprocessed_retry_seconds=unprocessed_retry),
-                timeout=tier_timeout,
-                breaker=_breaker("dax", settings),
-                serves_lists=False,
-            )
-        )
-
-    if "dynamodb" in wanted and dynamodb is not None:
-        tiers.append(
-            Tier(
-                ItemReadStore(
-                    dynamodb, tables, name="dynamodb", unprocessed_retry_seconds=unprocessed_retry
-                ),
-                timeout=tier_timeout,
-                breaker=_breaker("dynamodb", settings),
-            )
-        )
-        write_back = ReadModelWriteBack(
-            ReadModelWriter(dynamodb, settings.dynamodb_table_prefix),
-            postgres,
-            ttl_hours=settings.order_cache_ttl_hours,
-        )
-        stack.push_async_callback(write_back.aclose)
-        service.write_back = write_back
-
-    service.tiers = [t.name for t in tiers] + [postgres.name]
-    _log.info("read path: %s", " → ".join(service.tiers))
-    source = Tier(
-        postgres,
-        timeout=settings.postgres_read_timeout_ms / 1000,
-        breaker=_breaker("postgres", settings),
-    )
-    return ReadPath(
-        tiers,
-        source,
-        remember=remember,
-        write_back=write_back,
-        memory=memory,
-        memory_ttl_seconds=settings.near_cache_fill_ttl_seconds,
+def _read_path_config(settings: Settings) -> ReadPathConfig:
+    return ReadPathConfig(
+        tiers=settings.read_tiers,
+        tier_timeout_seconds=settings.read_tier_timeout_ms / 1000,
+        postgres_timeout_seconds=settings.postgres_read_timeout_ms / 1000,
+        breaker_failure_threshold=settings.breaker_failure_threshold,
+        breaker_reset_seconds=settings.breaker_reset_seconds,
+        table_prefix=settings.dynamodb_table_prefix,
+        order_ttl_hours=settings.order_cache_ttl_hours,
+        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka_topic=settings.kafka_topic,
+        kafka_fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        near_cache_max_entries=settings.near_cache_max_entries,
+        near_cache_max_bytes=settings.near_cache_max_mb * 1024 * 1024,
+        near_cache_fill_ttl_seconds=settings.near_cache_fill_ttl_seconds,
+        dax_endpoint=settings.dax_endpoint,
+        dax_threads=settings.dax_threads,
+        aws_region=settings.aws_region,
     )
 
 
@@ -338,8 +236,13 @@ async def running_service(
         if "projector" in roles:
             await _start_projector(settings, stack, pool, dynamodb, service)
         if "api" in roles:
-            reads = await _read_path(settings, stack, pool, dynamodb, service)
-            queries = OrderQueries(reads, _page_tokens(settings))
+            assembled = await stack.enter_async_context(
+                read_path(_read_path_config(settings), pool, dynamodb)
+            )
+            service.tiers, service.write_back = assembled.tiers, assembled.write_back
+            service.near_cache = assembled.near_cache
+            service.near_cache_feed = assembled.near_cache_feed
+            queries = OrderQueries(assembled.reads, page_tokens(settings.page_token_secret))
             servicer = OrderServicer(
                 lambda: PostgresUnitOfWork(pool), queries, trace_context=inject_current
             )

@@ -148,17 +148,16 @@ def summary_from_order(message: order_pb2.Order) -> order_pb2.OrderSummary:
     return summary
 
 
-def summary_to_proto(order: Order) -> order_pb2.OrderSummary:
-    return summary_from_order(order_to_proto(order))
-
-
-def event_to_proto(event: OrderEvent) -> order_events_pb2.OrderEvent:
+def event_to_proto(
+    event: OrderEvent, *, order: order_pb2.Order | None = None
+) -> order_events_pb2.OrderEvent:
+    """The event's message; `order`, when given, is `event.order` already converted."""
     message = order_events_pb2.OrderEvent(
         event_id=str(event.event_id),
         event_type=_EVENT_TYPE_TO_PROTO[event.event_type],
         occurred_at=timestamp(event.occurred_at),
         version=event.version,
-        order=order_to_proto(event.order),
+        order=order_to_proto(event.order) if order is None else order,
         order_id=str(event.order.order_id),
     )
     if event.previous_status is not None:

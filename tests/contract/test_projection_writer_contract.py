@@ -22,10 +22,10 @@ from tests.integration.projector_support import (
     order_history,
     unique,
 )
+from tests.support.memory_read_model import InMemoryReadModelWriter
 from uoom_orders import wire
 from uoom_orders.devstack import StackEndpoints
 from uoom_orders.readmodel import (
-    InMemoryReadModelWriter,
     ProjectionWriter,
     ReadModelWriter,
     TableNames,
@@ -134,6 +134,28 @@ class ProjectionWriterContract:
         with pytest.raises(ValueError, match="unspecified"):
             await writer.put_order(order, NOW + 60)
         assert await self._both(order.order_id) == (None, None)
+
+    async def test_a_status_alone_is_written_under_the_same_condition(
+        self, writer: ProjectionWriter
+    ) -> None:
+        versions = _versions()
+        summaries = [wire.summary_from_order(order) for order in versions]
+        assert await writer.put_status(summaries[1], NOW + 60)
+        assert await self._both(versions[1].order_id) == (
+            items.status_item(versions[1], NOW + 60),
+            None,
+        )
+        assert not await writer.put_status(summaries[0], NOW + 999)  # older
+        assert not await writer.put_status(summaries[1], NOW + 999)  # the same, not expired
+        await writer.put_order(versions[2], NOW + 60)
+        assert not await writer.put_status(summaries[1], NOW + 999)
+        self.clock.now = NOW + 61  # expired: its own version revives it, an older one does not
+        assert not await writer.put_status(summaries[1], NOW + 9999)
+        assert await writer.put_status(summaries[2], NOW + 9999)
+        assert await self._both(versions[2].order_id) == (
+            items.status_item(versions[2], NOW + 9999),
+            items.details_item(versions[2], NOW + 60),
+        )
 
 
 class TestInMemoryWriter(ProjectionWriterContract):

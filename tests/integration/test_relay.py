@@ -130,11 +130,12 @@ def create_command() -> CreateOrder:
 
 
 async def place(pool: asyncpg.Pool, *, trace: dict[str, str] | None = None) -> Order:
-    return await create_order(
+    answer = await create_order(
         create_command(),
         lambda: PostgresUnitOfWork(pool),
         trace_context=lambda: dict(trace or {}),
     )
+    return wire.order_from_proto(answer)
 
 
 async def advance(pool: asyncpg.Pool, order_id: uuid.UUID, status: OrderStatus) -> Order:
@@ -146,7 +147,9 @@ async def advance(pool: asyncpg.Pool, order_id: uuid.UUID, status: OrderStatus) 
         expected_version=None,
         estimated_delivery_time=None,
     )
-    return await update_order_status(command, lambda: PostgresUnitOfWork(pool))
+    return wire.order_from_proto(
+        await update_order_status(command, lambda: PostgresUnitOfWork(pool))
+    )
 
 
 async def place_and_deliver(pool: asyncpg.Pool) -> Order:
@@ -446,7 +449,7 @@ async def test_the_store_holds_back_rows_behind_an_older_open_transaction(
         assert await unpublished(db) == 1
     finally:
         held.release.set()
-        first = await earlier
+        first = wire.order_from_proto(await earlier)
 
     async with with_horizon.claim(db, 100) as batch:
         assert batch is not None

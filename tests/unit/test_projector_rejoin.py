@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.memory_read_model import InMemoryReadModelWriter
 from uoom_orders.projector import OrderProjector, ProjectorConfig
 from uoom_orders.projector.membership import GroupMembership
-from uoom_orders.readmodel.memory import InMemoryReadModelWriter
 
 
 class FakeConsumer:

@@ -4,17 +4,21 @@ failures, breakers, batches, fills and write-backs."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from uuid import UUID
 
 import pytest
+from prometheus_client import REGISTRY
 from uoom.orders.v1 import order_pb2
 
 from uoom_orders.domain.errors import StoreUnavailable
 from uoom_orders.read.circuit_breaker import BreakerState, CircuitBreaker
+from uoom_orders.read.near_cache import NearCache, NearCacheStore
 from uoom_orders.read.ports import ListQuery, ListScope
 from uoom_orders.read.tiers import ReadPath, Tier
+from uoom_orders.wire import summary_from_order
 
 
 class DictStore:
@@ -65,12 +69,14 @@ class Recorder:
     def __init__(self) -> None:
         self.remembered: list[int] = []
         self.written_back: list[UUID] = []
+        self.copies: list[tuple[order_pb2.OrderSummary, order_pb2.Order | None]] = []
 
     def remember(self, summary: order_pb2.OrderSummary, order: order_pb2.Order | None) -> None:
         self.remembered.append(summary.version)
 
-    def schedule(self, order_id: UUID, order: order_pb2.Order | None) -> None:
-        self.written_back.append(order_id)
+    def schedule(self, summary: order_pb2.OrderSummary, order: order_pb2.Order | None) -> None:
+        self.written_back.append(UUID(summary.order_id))
+        self.copies.append((summary, order))
 
 
 def build(
@@ -180,3 +186,60 @@ async def test_lists_skip_tiers_that_do_not_serve_them() -> None:
     assert near.calls == 0
     dynamo.fail = ConnectionError("down")
     assert (await path.list_summaries(query))[1] == "pg"
+
+
+async def test_the_write_back_gets_what_postgres_answered_and_reads_nothing_more() -> None:
+    path, _, _, pg, rec, _ = build()
+    a, b, c = (uuid.uuid4() for _ in range(3))
+    for oid in (a, b, c):
+        pg.put(oid, 4)
+    summary, _ = await path.get_summary(a, 0)
+    order, _ = await path.get_order(b, 0)
+    found, _ = await path.get_summaries([c])
+    assert order is not None
+    assert pg.calls == 3  # one read each: nothing read again for the write-back
+    assert rec.copies == [(summary, None), (summary_from_order(order), order), (found[c], None)]
+
+
+def _sample(name: str, tier: str) -> float:
+    return REGISTRY.get_sample_value(name, {"tier": tier}) or 0.0
+
+
+def _counts(tier: str) -> tuple[float, float, float]:
+    return (
+        _sample("dynamodb_cache_hits_total", tier),
+        _sample("dynamodb_cache_misses_total", tier),
+        _sample("order_read_tier_errors_total", tier),
+    )
+
+
+async def test_a_batch_counts_hits_and_misses_per_id() -> None:
+    dynamo, pg = DictStore(f"dyn-{uuid.uuid4()}"), DictStore(f"pg-{uuid.uuid4()}")
+    path = ReadPath([Tier(dynamo)], Tier(pg))
+    ids = [uuid.uuid4() for _ in range(5)]
+    for oid in ids[:3]:
+        dynamo.put(oid, 1)
+    await path.get_summaries(ids)
+    assert _counts(dynamo.name) == (3, 2, 0)
+    await path.get_summary(ids[0], 0)
+    await path.get_summary(ids[4], 0)
+    assert _counts(dynamo.name) == (4, 3, 0)
+
+
+async def test_a_near_cache_whose_feed_is_down_is_passed_over_as_a_miss() -> None:
+    cache = NearCache()
+    live = False
+    store = NearCacheStore(cache, lambda: live)
+    store.name = f"near-{uuid.uuid4()}"
+    pg = DictStore(f"pg-{uuid.uuid4()}")
+    path = ReadPath([Tier(store, serves_lists=False, local=True)], Tier(pg))
+    oid = uuid.uuid4()
+    cache.put(order_pb2.OrderSummary(order_id=str(oid), version=1), None, time.time() + 60)
+    pg.put(oid, 1)
+    assert (await path.get_summary(oid, 0))[1] == pg.name
+    assert (await path.get_order(oid, 0))[1] == pg.name
+    await path.get_summaries([oid, uuid.uuid4()])
+    assert _counts(store.name) == (0, 4, 0)  # a miss for each id asked, no error
+    live = True
+    assert (await path.get_summary(oid, 0))[1] == store.name
+    assert _counts(store.name) == (1, 4, 0)

@@ -120,9 +120,6 @@ class GrpcServer:
         self._cancel_noise.uninstall()
         _log.info("gRPC server stopped")
 
-    async def wait_for_termination(self) -> None:
-        await self._server.wait_for_termination()
-
     async def __aenter__(self) -> GrpcServer:
         await self.start()
         return self

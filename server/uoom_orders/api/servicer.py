@@ -11,15 +11,14 @@ from typing import TypeVar
 
 import grpc
 from google.protobuf.message import Message
+from uoom.orders.v1 import order_pb2, order_service_pb2_grpc
 from uoom.orders.v1 import order_service_pb2 as pb
-from uoom.orders.v1 import order_service_pb2_grpc
 
-from uoom_orders import wire
 from uoom_orders.api import request_parsing
 from uoom_orders.api.request_decoding import UndecodableRequest
 from uoom_orders.api.status_mapping import status_for
 from uoom_orders.application import handlers
-from uoom_orders.application.handlers import TraceContext, UnitOfWorkFactory
+from uoom_orders.application.ports import TraceContext, UnitOfWorkFactory
 from uoom_orders.application.queries import OrderQueries
 from uoom_orders.domain.errors import FieldViolation, InvalidInput
 from uoom_orders.observability import metrics, tracing
@@ -110,7 +109,7 @@ def _answer_errors(method: Handler[Req, Resp]) -> Handler[Req, Resp]:
 class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
     def __init__(
         self,
-        new_uow: UnitOfWorkFactory,
+        new_uow: UnitOfWorkFactory[order_pb2.Order],
         queries: OrderQueries,
         trace_context: TraceContext = dict,
     ) -> None:
@@ -131,12 +130,13 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         request: pb.CreateOrderRequest,
         context: grpc.aio.ServicerContext[pb.CreateOrderRequest, pb.CreateOrderResponse],
     ) -> pb.CreateOrderResponse:
+        # The unit of work encodes the order once: the answer is that message.
         order = await handlers.create_order(
             request_parsing.create_order(request),
             self._new_uow,
             trace_context=self._trace_context,
         )
-        return pb.CreateOrderResponse(order=wire.order_to_proto(order))
+        return pb.CreateOrderResponse(order=order)
 
     @_answer_errors
     async def UpdateOrderStatus(
@@ -151,7 +151,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             self._new_uow,
             trace_context=self._trace_context,
         )
-        return pb.UpdateOrderStatusResponse(order=wire.order_to_proto(order))
+        return pb.UpdateOrderStatusResponse(order=order)
 
     @_answer_errors
     async def GetOrderStatus(

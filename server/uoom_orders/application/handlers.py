@@ -8,19 +8,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
-from uoom.orders.v1 import order_pb2
-
-from uoom_orders import wire
-from uoom_orders.application.ports import UnitOfWork
+from uoom_orders.application.ports import (
+    A,
+    DuplicateRequest,
+    LoggedRequest,
+    TraceContext,
+    UnitOfWorkFactory,
+)
 from uoom_orders.domain.commands import CreateOrder, UpdateOrderStatus
 from uoom_orders.domain.errors import FieldViolation, OrderNotFound, RequestIdReused
 from uoom_orders.domain.events import OrderEvent, OrderEventType
 from uoom_orders.domain.lifecycle import change_status, place_order
-from uoom_orders.domain.order import Order
-from uoom_orders.write.request_log import DuplicateRequest, LoggedRequest
-
-UnitOfWorkFactory = Callable[[], UnitOfWork]
-TraceContext = Callable[[], dict[str, str]]
 
 _TRACKING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone
 
@@ -34,7 +32,7 @@ def new_tracking_code() -> str:
     return "TRK" + "".join(secrets.choice(_TRACKING_ALPHABET) for _ in range(10))
 
 
-def _replay(logged: LoggedRequest, method: str, fingerprint: bytes, request_id: UUID) -> Order:
+def _replay(logged: LoggedRequest[A], method: str, fingerprint: bytes, request_id: UUID) -> A:
     if logged.method != method or logged.fingerprint != fingerprint:
         raise RequestIdReused(
             f"request_id {request_id} was already used for a different request; "
@@ -48,37 +46,40 @@ def _replay(logged: LoggedRequest, method: str, fingerprint: bytes, request_id: 
                 ),
             ),
         )
-    return wire.order_from_proto(order_pb2.Order.FromString(logged.response))
+    return logged.answer
 
 
 async def create_order(
     command: CreateOrder,
-    new_uow: UnitOfWorkFactory,
+    new_uow: UnitOfWorkFactory[A],
     *,
     clock: Callable[[], datetime] = utc_now,
     trace_context: TraceContext = dict,
-) -> Order:
-    """Places the order; a repeated request_id returns the first result and writes nothing."""
+) -> A:
+    """Places the order and answers it, encoded by the unit of work; a repeated request_id
+    answers what the first request got and writes nothing."""
     now = clock()
     order = place_order(command, order_id=uuid.uuid4(), tracking_code=new_tracking_code(), now=now)
-    response = wire.order_to_proto(order).SerializeToString()
-    async with new_uow() as uow:
+    uow = new_uow()
+    answer = uow.encode(order)  # before the transaction, which need not wait for it
+    async with uow:
         try:
             # The request is logged first: a retry is caught by its first statement, before
             # anything else is written (a concurrent duplicate waits here for the first one).
             await uow.requests.record(
-                command.request_id, "CreateOrder", command.fingerprint, response
+                command.request_id, "CreateOrder", command.fingerprint, answer
             )
         except DuplicateRequest:
-            pass  # leaving the block rolls back; the first response is replayed below
+            pass  # leaving the block rolls back; the first answer is replayed below
         else:
             await uow.orders.add(order)
             await uow.outbox.append(
                 OrderEvent(uuid.uuid4(), OrderEventType.CREATED, now, order, None),
+                answer,
                 trace_context(),
             )
             await uow.commit()
-            return order
+            return answer
     async with new_uow() as uow:
         # The duplicate's transaction committed (a rolled-back one would not have conflicted).
         logged = await uow.requests.find(command.request_id)
@@ -89,15 +90,16 @@ async def create_order(
 
 async def update_order_status(
     command: UpdateOrderStatus,
-    new_uow: UnitOfWorkFactory,
+    new_uow: UnitOfWorkFactory[A],
     *,
     clock: Callable[[], datetime] = utc_now,
     trace_context: TraceContext = dict,
-) -> Order:
-    """Moves the order along its lifecycle under a row lock, so no concurrent update is lost."""
+) -> A:
+    """Moves the order along its lifecycle under a row lock, so no concurrent update is lost;
+    answers the changed order, encoded by the unit of work."""
     for _ in range(2):
         async with new_uow() as uow:
-            # Lock first: a concurrent duplicate holding the lock has logged its response by
+            # Lock first: a concurrent duplicate holding the lock has logged its answer by
             # the time we get it, and replaying it beats judging the move from the new state.
             current = await uow.orders.get_for_update(command.order_id)
             logged = await uow.requests.find(command.request_id)
@@ -116,22 +118,21 @@ async def update_order_status(
                 expected_version=command.expected_version,
                 estimated_delivery_time=command.estimated_delivery_time,
             )
+            answer = uow.encode(changed)
             await uow.orders.save_status_change(changed)
             await uow.outbox.append(
                 OrderEvent(
                     uuid.uuid4(), OrderEventType.STATUS_CHANGED, now, changed, current.status
                 ),
+                answer,
                 trace_context(),
             )
             try:
                 await uow.requests.record(
-                    command.request_id,
-                    "UpdateOrderStatus",
-                    command.fingerprint,
-                    wire.order_to_proto(changed).SerializeToString(),
+                    command.request_id, "UpdateOrderStatus", command.fingerprint, answer
                 )
             except DuplicateRequest:
                 continue
             await uow.commit()
-            return changed
+            return answer
     raise RuntimeError("request_id logged concurrently but not readable")  # pragma: no cover

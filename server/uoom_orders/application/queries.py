@@ -9,15 +9,14 @@ from uuid import UUID
 
 from uoom.orders.v1 import order_pb2
 
+from uoom_orders.application.ports import OrderReads, PageTokens
 from uoom_orders.domain.errors import (
     FieldViolation,
     InvalidInput,
     OrderNotFound,
     VersionNotReached,
 )
-from uoom_orders.read.page_token import InvalidPageToken, PageTokenCodec
 from uoom_orders.read.ports import ListQuery, PageCursor
-from uoom_orders.read.tiers import ReadPath
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +48,7 @@ def _check_found(order_id: UUID, version: int | None, min_version: int) -> None:
 class OrderQueries:
     """Answers the read RPCs through the read path; each answer names the tier that served."""
 
-    def __init__(self, reads: ReadPath, page_tokens: PageTokenCodec) -> None:
+    def __init__(self, reads: OrderReads, page_tokens: PageTokens) -> None:
         self._reads = reads
         self._tokens = page_tokens
 
@@ -84,7 +83,7 @@ class OrderQueries:
         if page_token:
             try:
                 query = replace(query, after=self._tokens.decode(query, page_token))
-            except InvalidPageToken as error:
+            except ValueError as error:  # read.page_token.InvalidPageToken
                 raise InvalidInput(
                     f"invalid page_token: {error}",
                     violations=(FieldViolation("page_token", str(error)),),

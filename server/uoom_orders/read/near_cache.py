@@ -22,7 +22,7 @@ from uuid import UUID
 from cachetools import LRUCache
 from uoom.orders.v1 import order_pb2
 
-from uoom_orders.read.ports import ListQuery
+from uoom_orders.read.ports import ListQuery, NotServing
 
 # Per-entry bookkeeping beyond the messages' own encoded size (dict slot, objects, key).
 _ENTRY_OVERHEAD_BYTES = 600
@@ -189,7 +189,7 @@ class NearCache:
         return True
 
 
-class NearCacheUnavailable(Exception):
+class NearCacheUnavailable(NotServing):
     """The event stream that keeps the near cache coherent is not being followed right now."""
 
 

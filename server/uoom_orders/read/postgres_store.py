@@ -11,6 +11,7 @@ from uoom.orders.v1 import order_pb2
 from uoom_orders import wire
 from uoom_orders.domain.order import OrderStatus
 from uoom_orders.read.ports import ListQuery, ListScope
+from uoom_orders.write import order_rows
 
 _SUMMARY_COLUMNS = """
     o.order_id, o.status, o.customer_id, o.restaurant_id, o.channel_id, o.currency_code,
@@ -30,7 +31,7 @@ class PostgresOrderReadStore:
     _GET_ORDER = f"""
         SELECT {_SUMMARY_COLUMNS}, o.delivery_latitude, o.delivery_longitude,
             o.delivery_address, o.delivery_city, o.delivery_postal_code,
-            i.item_id, i.name, i.quantity, i.unit_price_minor, i.total_minor AS item_total
+            i.item_id, i.name, i.quantity, i.unit_price_minor
         FROM orders o LEFT JOIN order_items i ON i.order_id = o.order_id
         WHERE o.order_id = $1
         ORDER BY i.line_no
@@ -81,6 +82,7 @@ class PostgresOrderReadStore:
 
 
 def summary_from_row(row: asyncpg.Record) -> order_pb2.OrderSummary:
+    """The status record in an `orders` row's summary columns (no items, no location)."""
     summary = order_pb2.OrderSummary(
         order_id=str(row["order_id"]),
         status=wire.status_to_proto(OrderStatus(row["status"])),
@@ -99,39 +101,6 @@ def summary_from_row(row: asyncpg.Record) -> order_pb2.OrderSummary:
 
 
 def order_from_rows(row: asyncpg.Record, item_rows: Sequence[asyncpg.Record]) -> order_pb2.Order:
-    """The whole order from its `orders` columns and its items' rows, in line order (item
-    columns item_id, name, quantity, unit_price_minor and item_total)."""
-    summary = summary_from_row(row)
-    order = order_pb2.Order(
-        order_id=summary.order_id,
-        status=summary.status,
-        customer_id=summary.customer_id,
-        restaurant_id=summary.restaurant_id,
-        channel_id=summary.channel_id,
-        total=summary.total,
-        tracking_code=summary.tracking_code,
-        created_at=summary.created_at,
-        updated_at=summary.updated_at,
-        version=summary.version,
-        delivery_location=order_pb2.DeliveryLocation(
-            latitude=row["delivery_latitude"],
-            longitude=row["delivery_longitude"],
-            address=row["delivery_address"],
-            city=row["delivery_city"],
-            postal_code=row["delivery_postal_code"],
-        ),
-    )
-    if summary.HasField("estimated_delivery_time"):
-        order.estimated_delivery_time.CopyFrom(summary.estimated_delivery_time)
-    currency = row["currency_code"]
-    for item in item_rows:
-        order.items.append(
-            order_pb2.OrderItem(
-                item_id=item["item_id"],
-                name=item["name"],
-                quantity=item["quantity"],
-                unit_price=wire.money(currency, item["unit_price_minor"]),
-                total_price=wire.money(currency, item["item_total"]),
-            )
-        )
-    return order
+    """The whole order's message from its rows, mapped as the write side maps them (see
+    write/order_rows.py)."""
+    return wire.order_to_proto(order_rows.order_from_rows(row, item_rows))

@@ -1,9 +1,10 @@
 """The read path: tiers tried in order, each guarded by a timeout and a circuit breaker,
 with PostgreSQL (the source of truth) last.
 
-A tier that misses, holds an older version than the caller's `min_version`, times out or
-fails is passed over; what a lower tier finds is copied up (near cache always; the DynamoDB
-read model after a PostgreSQL fallback, with the projector's version condition).
+A tier that misses, holds an older version than the caller's `min_version`, is not serving
+(the near cache while its feed is down: counted as a miss), times out or fails is passed
+over; what a lower tier finds is copied up (near cache always; the DynamoDB read model after
+a PostgreSQL fallback, with the projector's version condition).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import ParamSpec, Protocol, TypeVar
+from typing import ParamSpec, TypeVar
 from uuid import UUID
 
 from prometheus_client import Counter
@@ -22,7 +23,7 @@ from uoom.orders.v1 import order_pb2
 from uoom_orders.domain.errors import StoreUnavailable
 from uoom_orders.observability import metrics
 from uoom_orders.read.circuit_breaker import CircuitBreaker
-from uoom_orders.read.ports import ListQuery, OrderReadStore
+from uoom_orders.read.ports import ListQuery, NotServing, OrderReadStore, VersionMemory, WriteBack
 from uoom_orders.wire import summary_from_order
 
 T = TypeVar("T")
@@ -35,6 +36,10 @@ Order = order_pb2.Order
 
 class TierFailed(Exception):
     """A tier did not answer (error, timeout, or its breaker is open)."""
+
+
+class TierPassedOver(TierFailed):
+    """A tier's store declined to answer (it is not serving now): a miss, not a failure."""
 
 
 class Tier:
@@ -60,10 +65,6 @@ class Tier:
         self._latency = metrics.READ_LATENCY.labels(tier=self.name)
         self.served = metrics.READS_SERVED.labels(tier=self.name)
 
-    @property
-    def available(self) -> bool:
-        return self._breaker is None or self._breaker.allow()
-
     async def call(
         self, operation: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
     ) -> T:
@@ -78,6 +79,8 @@ class Tier:
             else:
                 async with asyncio.timeout(self._timeout):
                     result = await operation(*args, **kwargs)
+        except NotServing as error:
+            raise TierPassedOver(f"{self.name}: {error}") from error
         except Exception as error:
             self._errors.inc()
             if breaker is not None:
@@ -99,36 +102,11 @@ class Tier:
     def _misses(self) -> Counter:
         return metrics.CACHE_MISSES.labels(tier=self.name)
 
-    def hit(self) -> None:
-        self._hits.inc()
+    def hit(self, count: int = 1) -> None:
+        self._hits.inc(count)
 
     def miss(self, count: int = 1) -> None:
         self._misses.inc(count)
-
-
-class WriteBack(Protocol):
-    """Copies an order found only in PostgreSQL into the read model (in the background)."""
-
-    def schedule(self, order_id: UUID, order: Order | None) -> None: ...
-
-
-class VersionMemory(Protocol):
-    """What this replica remembers of the versions it has seen (the near cache, see
-    near_cache.py): its floors, and the one way to go below them."""
-
-    def floor(self, order_id: UUID) -> int:
-        """The newest version of the order seen here; 0 when none is remembered."""
-        ...
-
-    def floors(self, order_ids: Sequence[UUID]) -> dict[UUID, int]:
-        """`floor` of each remembered id; others are left out."""
-        ...
-
-    def replace(
-        self, summary: Summary, order: Order | None, expires_at: float, *, if_version: int | None
-    ) -> bool:
-        """Stores what the source of truth said although it is older than the floor."""
-        ...
 
 
 class ReadPath:
@@ -168,6 +146,9 @@ class ReadPath:
             store = tier.store
             try:
                 found = await tier.call(store.get_summary, order_id)
+            except TierPassedOver:
+                tier.miss()
+                continue
             except TierFailed:
                 continue
             if found is not None and found.version >= wanted:
@@ -180,7 +161,7 @@ class ReadPath:
         if found is not None:
             self._from_truth(found, None, floor)
             if self._write_back is not None:
-                self._write_back.schedule(order_id, None)
+                self._write_back.schedule(found, None)
         return found, self._source.name
 
     async def get_order(self, order_id: UUID, min_version: int) -> tuple[Order | None, str]:
@@ -191,6 +172,9 @@ class ReadPath:
             store = tier.store
             try:
                 found = await tier.call(store.get_order, order_id)
+            except TierPassedOver:
+                tier.miss()
+                continue
             except TierFailed:
                 continue
             if found is not None and found.version >= wanted:
@@ -201,9 +185,10 @@ class ReadPath:
             tier.miss()
         found = await self._from_source(self._source.store.get_order, order_id)
         if found is not None:
-            self._from_truth(summary_from_order(found), found, floor)
+            summary = summary_from_order(found)
+            self._from_truth(summary, found, floor)
             if self._write_back is not None:
-                self._write_back.schedule(order_id, found)
+                self._write_back.schedule(summary, found)
         return found, self._source.name
 
     async def get_summaries(
@@ -222,13 +207,16 @@ class ReadPath:
             batch = remaining
             try:
                 got = await tier.call(store.get_summaries, batch)
+            except TierPassedOver:
+                tier.miss(len(batch))
+                continue
             except TierFailed:
                 continue
             if floors and got:
                 got = {i: s for i, s in got.items() if s.version >= floors.get(i, 0)}
             if got:
                 used.append(tier.name)
-                tier.hit()
+                tier.hit(len(got))
                 tier.served.inc()
                 found.update(got)
                 if self._remember is not None and not tier.local:
@@ -248,7 +236,7 @@ class ReadPath:
                 found[order_id] = summary
                 self._from_truth(summary, None, floors.get(order_id, 0))
                 if self._write_back is not None:
-                    self._write_back.schedule(order_id, None)
+                    self._write_back.schedule(summary, None)
         return found, used
 
     async def list_summaries(self, query: ListQuery) -> tuple[list[Summary], str]:

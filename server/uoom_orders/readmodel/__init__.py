@@ -11,7 +11,6 @@ from uoom_orders.readmodel.items import (
     summary_from_item,
     ttl_after,
 )
-from uoom_orders.readmodel.memory import InMemoryReadModelWriter
 from uoom_orders.readmodel.ports import (
     ProjectionWriter,
     PutResult,
@@ -22,7 +21,6 @@ from uoom_orders.readmodel.tables import TableNames, create_tables, table_defini
 from uoom_orders.readmodel.writer import ReadModelWriter
 
 __all__ = [
-    "InMemoryReadModelWriter",
     "ProjectionWriter",
     "PutResult",
     "ReadModelUnavailable",

@@ -154,7 +154,7 @@ def item_key(order_id: str) -> Item:
     return {ORDER_ID: _s(order_id)}
 
 
-def _summary_attributes(order: order_pb2.Order, ttl_epoch: int) -> Item:
+def _summary_attributes(order: order_pb2.Order | order_pb2.OrderSummary, ttl_epoch: int) -> Item:
     if not order.order_id:
         raise ValueError("order has no order_id")
     if order.version < 1:
@@ -178,8 +178,9 @@ def _summary_attributes(order: order_pb2.Order, ttl_epoch: int) -> Item:
     return item
 
 
-def status_item(order: order_pb2.Order, ttl_epoch: int) -> Item:
-    """The order-status table's item: the summary fields, no items or location."""
+def status_item(order: order_pb2.Order | order_pb2.OrderSummary, ttl_epoch: int) -> Item:
+    """The order-status table's item: the summary fields, no items or location (an order or
+    its status record give the same item)."""
     return _summary_attributes(order, ttl_epoch)
 
 

@@ -52,3 +52,9 @@ class ProjectionWriter(Protocol):
         ReadModelWriteRejected or ReadModelUnavailable as described there.
         """
         ...
+
+    async def put_status(self, summary: order_pb2.OrderSummary, ttl_epoch: int) -> bool:
+        """Writes the order-status item alone, under the same condition as `put_order`;
+        returns whether it was written. For a write-back of a status read, which has no
+        items to write the details item with."""
+        ...

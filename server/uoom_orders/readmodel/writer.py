@@ -156,6 +156,11 @@ class ReadModelWriter:
         unavailable = [error for error in errors if isinstance(error, ReadModelUnavailable)]
         raise (unavailable or errors)[0]
 
+    async def put_status(self, summary: order_pb2.OrderSummary, ttl_epoch: int) -> bool:
+        """Writes the order-status item alone; see `ProjectionWriter.put_status`."""
+        values = {":v": {"N": str(summary.version)}, ":now": {"N": str(int(self._clock()))}}
+        return await self._put(self.tables.status, items.status_item(summary, ttl_epoch), values)
+
     async def replace_item(
         self, table: str, item: items.Item, expected: items.ItemIdentity | None
     ) -> bool:

@@ -6,7 +6,8 @@ from uuid import UUID
 
 import asyncpg
 
-from uoom_orders.domain.order import DeliveryLocation, Order, OrderItem, OrderStatus
+from uoom_orders.domain.order import Order
+from uoom_orders.write.order_rows import order_from_rows
 
 
 class PostgresOrderRepository:
@@ -80,7 +81,7 @@ class PostgresOrderRepository:
         if row is None:
             return None
         items = await self._conn.fetch(self._SELECT_ITEMS, order_id)
-        return order_from_row(row, items)
+        return order_from_rows(row, items)
 
     async def save_status_change(self, order: Order) -> None:
         """Stores `order`, which must be one version after the stored one."""
@@ -94,35 +95,3 @@ class PostgresOrderRepository:
         )
         if result != "UPDATE 1":
             raise RuntimeError(f"order {order.order_id} changed under its row lock: {result}")
-
-
-def order_from_row(row: asyncpg.Record, items: list[asyncpg.Record]) -> Order:
-    return Order(
-        order_id=row["order_id"],
-        customer_id=row["customer_id"],
-        restaurant_id=row["restaurant_id"],
-        channel_id=row["channel_id"],
-        status=OrderStatus(row["status"]),
-        currency_code=row["currency_code"],
-        items=tuple(
-            OrderItem(
-                item_id=i["item_id"],
-                name=i["name"],
-                quantity=i["quantity"],
-                unit_price_minor=i["unit_price_minor"],
-            )
-            for i in items
-        ),
-        delivery_location=DeliveryLocation(
-            latitude=row["delivery_latitude"],
-            longitude=row["delivery_longitude"],
-            address=row["delivery_address"],
-            city=row["delivery_city"],
-            postal_code=row["delivery_postal_code"],
-        ),
-        estimated_delivery_time=row["estimated_delivery_time"],
-        tracking_code=row["tracking_code"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        version=row["version"],
-    )

@@ -6,7 +6,7 @@ import json
 from uuid import UUID
 
 import asyncpg
-from uoom.orders.v1 import order_events_pb2
+from uoom.orders.v1 import order_events_pb2, order_pb2
 
 from uoom_orders import wire
 from uoom_orders.domain.events import OrderEvent
@@ -30,8 +30,15 @@ class PostgresOutbox:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._conn = connection
 
-    async def append(self, event: OrderEvent, trace_context: dict[str, str] | None = None) -> None:
-        await self.append_message(wire.event_to_proto(event), event.event_type.value, trace_context)
+    async def append(
+        self,
+        event: OrderEvent,
+        order: order_pb2.Order,
+        trace_context: dict[str, str] | None = None,
+    ) -> None:
+        """Appends the event with `order`, its order already encoded (by the unit of work)."""
+        message = wire.event_to_proto(event, order=order)
+        await self.append_message(message, event.event_type.value, trace_context)
 
     async def append_message(
         self,

@@ -6,7 +6,10 @@ from types import TracebackType
 
 import asyncpg
 from opentelemetry.trace import SpanKind
+from uoom.orders.v1 import order_pb2
 
+from uoom_orders import wire
+from uoom_orders.domain.order import Order
 from uoom_orders.observability import tracing
 from uoom_orders.write.order_repository import PostgresOrderRepository
 from uoom_orders.write.outbox import PostgresOutbox
@@ -16,7 +19,8 @@ _SPAN_ATTRIBUTES = {"db.system": "postgresql", "db.system.name": "postgresql"}
 
 
 class PostgresUnitOfWork:
-    """`async with uow: ...; await uow.commit()`; leaving without commit rolls back.
+    """`async with uow: ...; await uow.commit()`; leaving without commit rolls back. The
+    application's UnitOfWork port, with orders encoded as the contract's `Order` message.
 
     The transaction is plain BEGIN / COMMIT / ROLLBACK statements rather than an asyncpg
     Transaction object, because of cancellation: a caller's deadline can cut off any of them.
@@ -60,6 +64,10 @@ class PostgresUnitOfWork:
         self.outbox = PostgresOutbox(self._conn)
         self.requests = PostgresRequestLog(self._conn)
         return self
+
+    def encode(self, order: Order) -> order_pb2.Order:
+        """The order as the request log keeps answers and the outbox's events carry it."""
+        return wire.order_to_proto(order)
 
     async def commit(self) -> None:
         assert self._conn is not None, "commit outside `async with`"

@@ -45,6 +45,13 @@ class InMemoryReadModelWriter:
             self._put(self.tables.details, details, order.version, now),
         )
 
+    async def put_status(self, summary: order_pb2.OrderSummary, ttl_epoch: int) -> bool:
+        status = items.status_item(summary, ttl_epoch)
+        await asyncio.sleep(0)
+        if self.unavailable:
+            raise ReadModelUnavailable("the in-memory read model is marked unavailable")
+        return self._put(self.tables.status, status, summary.version, self._clock())
+
     def get(self, table: str, order_id: str) -> items.Item | None:
         """The stored item, expired or not (as GetItem returns it)."""
         return self.items[table].get(order_id)

@@ -1,0 +1,226 @@
+"""One suite for the application's UnitOfWork port, run against the in-memory fake
+(tests/support/fake_unit_of_work.py) and PostgresUnitOfWork on a real PostgreSQL.
+
+The port's own rules first (nothing kept without commit, a duplicate request_id, a failed
+transaction), then the handlers' idempotency over each: if the fake drifts from PostgreSQL,
+the two runs of this suite disagree and one of them fails.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Generic
+
+import asyncpg
+import pytest
+from uoom.orders.v1 import order_events_pb2, order_pb2
+
+from tests.support.fake_unit_of_work import FakeWriteModel
+from tests.support.write_commands import create_command, update_command
+from uoom_orders import wire
+from uoom_orders.application.handlers import create_order, update_order_status, utc_now
+from uoom_orders.application.ports import A, DuplicateRequest, UnitOfWork
+from uoom_orders.domain.errors import IllegalTransition, RequestIdReused, VersionConflict
+from uoom_orders.domain.events import OrderEvent, OrderEventType
+from uoom_orders.domain.lifecycle import change_status, place_order
+from uoom_orders.domain.order import Order, OrderStatus
+from uoom_orders.write.unit_of_work import PostgresUnitOfWork
+
+
+def a_new_order() -> Order:
+    return place_order(
+        create_command(), order_id=uuid.uuid4(), tracking_code="TRKCONTRACT1", now=utc_now()
+    )
+
+
+class UnitOfWorkContract(Generic[A]):
+    """The behaviour every UnitOfWork must have. Subclasses provide the `new_uow` fixture and
+    the observers below, which look at what was committed without the port."""
+
+    async def committed(self) -> tuple[int, int, int]:
+        """Orders, outbox events and logged requests committed so far."""
+        raise NotImplementedError
+
+    async def event_orders(self) -> list[A]:
+        """The (encoded) order each committed event carries, in append order."""
+        raise NotImplementedError
+
+    def decode(self, answer: A) -> Order:
+        """The domain order in an answer."""
+        raise NotImplementedError
+
+    # --- the port ------------------------------------------------------------------------
+    async def test_nothing_is_kept_without_commit(
+        self, new_uow: Callable[[], UnitOfWork[A]]
+    ) -> None:
+        order = a_new_order()
+        uow = new_uow()
+        async with uow:
+            await uow.orders.add(order)
+            await uow.requests.record(uuid.uuid4(), "CreateOrder", b"f", uow.encode(order))
+            await uow.outbox.append(_created(order), uow.encode(order))
+            assert await uow.orders.get_for_update(order.order_id) == order  # its own writes
+        assert await self.committed() == (0, 0, 0)
+        async with new_uow() as uow:
+            assert await uow.orders.get_for_update(order.order_id) is None
+
+    async def test_committed_writes_are_read_back(
+        self, new_uow: Callable[[], UnitOfWork[A]]
+    ) -> None:
+        order = a_new_order()
+        request_id = uuid.uuid4()
+        uow = new_uow()
+        answer = uow.encode(order)
+        async with uow:
+            await uow.orders.add(order)
+            await uow.requests.record(request_id, "CreateOrder", b"f", answer)
+            await uow.outbox.append(_created(order), answer)
+            await uow.commit()
+        assert await self.committed() == (1, 1, 1)
+        assert await self.event_orders() == [answer]
+        async with new_uow() as uow:
+            assert await uow.orders.get_for_update(order.order_id) == order
+            logged = await uow.requests.find(request_id)
+            assert await uow.requests.find(uuid.uuid4()) is None
+        assert logged is not None
+        assert (logged.method, logged.fingerprint, logged.answer) == ("CreateOrder", b"f", answer)
+        assert self.decode(logged.answer) == order
+
+    async def test_a_status_change_is_kept_once_committed(
+        self, new_uow: Callable[[], UnitOfWork[A]]
+    ) -> None:
+        order = await self._stored(new_uow)
+        changed = change_status(order, OrderStatus.CONFIRMED, now=utc_now())
+        async with new_uow() as uow:
+            assert await uow.orders.get_for_update(order.order_id) == order
+            await uow.orders.save_status_change(changed)
+            await uow.commit()
+        async with new_uow() as uow:
+            assert await uow.orders.get_for_update(order.order_id) == changed
+
+    async def test_a_request_id_is_recorded_once(
+        self, new_uow: Callable[[], UnitOfWork[A]]
+    ) -> None:
+        order = a_new_order()
+        request_id = uuid.uuid4()
+        uow = new_uow()
+        async with uow:
+            await uow.requests.record(request_id, "CreateOrder", b"f", uow.encode(order))
+            await uow.commit()
+        uow = new_uow()
+        async with uow:
+            await uow.orders.add(order)
+            with pytest.raises(DuplicateRequest):
+                await uow.requests.record(request_id, "CreateOrder", b"g", uow.encode(order))
+            # A failed transaction keeps nothing, even when asked to commit.
+            await uow.commit()
+        assert await self.committed() == (0, 0, 1)
+        async with new_uow() as uow:
+            logged = await uow.requests.find(request_id)
+        assert logged is not None
+        assert logged.fingerprint == b"f"
+
+    # --- the handlers over it --------------------------------------------------------------
+    async def test_a_retried_create_answers_the_same_and_writes_nothing(
+        self, new_uow: Callable[[], UnitOfWork[A]]
+    ) -> None:
+        command = create_command()
+        first = await create_order(command, new_uow)
+        again = await create_order(command, new_uow)
+        assert again == first
+        assert await self.committed() == (1, 1, 1)
+        assert await self.event_orders() == [first]
+
+    async def test_a_reused_request_id_is_refused_and_writes_nothing(
+        self, new_uow: Callable[[], UnitOfWork[A]]
+    ) -> None:
+        command = create_command()
+        await create_order(command, new_uow)
+        with pytest.raises(RequestIdReused):
+            await create_order(
+                create_command(request_id=command.request_id, fingerprint=b"other"), new_uow
+            )
+        assert await self.committed() == (1, 1, 1)
+
+    async def test_a_retried_update_answers_the_same(
+        self, new_uow: Callable[[], UnitOfWork[A]]
+    ) -> None:
+        order = self.decode(await create_order(create_command(), new_uow))
+        command = update_command(order.order_id, OrderStatus.CONFIRMED, expected_version=1)
+        first = await update_order_status(command, new_uow)
+        again = await update_order_status(command, new_uow)
+        assert again == first
+        assert self.decode(first).version == 2
+        assert await self.committed() == (1, 2, 2)
+        assert (await self.event_orders())[-1] == first
+
+    async def test_a_stale_version_and_an_illegal_move_write_nothing(
+        self, new_uow: Callable[[], UnitOfWork[A]]
+    ) -> None:
+        order = self.decode(await create_order(create_command(), new_uow))
+        with pytest.raises(VersionConflict):
+            await update_order_status(
+                update_command(order.order_id, OrderStatus.CONFIRMED, expected_version=2), new_uow
+            )
+        with pytest.raises(IllegalTransition):
+            await update_order_status(
+                update_command(order.order_id, OrderStatus.DELIVERED), new_uow
+            )
+        assert await self.committed() == (1, 1, 1)
+        async with new_uow() as uow:
+            assert await uow.orders.get_for_update(order.order_id) == order
+
+    async def _stored(self, new_uow: Callable[[], UnitOfWork[A]]) -> Order:
+        order = a_new_order()
+        async with new_uow() as uow:
+            await uow.orders.add(order)
+            await uow.commit()
+        return order
+
+
+def _created(order: Order) -> OrderEvent:
+    return OrderEvent(uuid.uuid4(), OrderEventType.CREATED, order.created_at, order, None)
+
+
+class TestFakeUnitOfWork(UnitOfWorkContract[Order]):
+    @pytest.fixture
+    def new_uow(self) -> Callable[[], UnitOfWork[Order]]:
+        self.model = FakeWriteModel()
+        return self.model.unit_of_work
+
+    async def committed(self) -> tuple[int, int, int]:
+        return len(self.model.orders), len(self.model.events), len(self.model.requests)
+
+    async def event_orders(self) -> list[Order]:
+        return [logged.order for logged in self.model.events]
+
+    def decode(self, answer: Order) -> Order:
+        return answer
+
+
+class TestPostgresUnitOfWork(UnitOfWorkContract[order_pb2.Order]):
+    @pytest.fixture
+    async def new_uow(self, database_url: str) -> AsyncIterator[Callable[[], PostgresUnitOfWork]]:
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        self.pool = pool
+        try:
+            yield lambda: PostgresUnitOfWork(pool)
+        finally:
+            await pool.close()
+
+    async def committed(self) -> tuple[int, int, int]:
+        counts = await self.pool.fetchrow(
+            "SELECT (SELECT count(*) FROM orders) AS orders,"
+            " (SELECT count(*) FROM outbox) AS events,"
+            " (SELECT count(*) FROM request_log) AS requests"
+        )
+        assert counts is not None
+        return counts["orders"], counts["events"], counts["requests"]
+
+    async def event_orders(self) -> list[order_pb2.Order]:
+        rows = await self.pool.fetch("SELECT payload FROM outbox ORDER BY id")
+        return [order_events_pb2.OrderEvent.FromString(row["payload"]).order for row in rows]
+
+    def decode(self, answer: order_pb2.Order) -> Order:
+        return wire.order_from_proto(answer)
