@@ -13,6 +13,7 @@ import aioboto3
 from uoom_orders.config.settings import Settings
 from uoom_orders.observability.tracing_setup import TracingConfig
 from uoom_orders.projector.config import ProjectorConfig
+from uoom_orders.read.assembly import ReadPathConfig
 from uoom_orders.readmodel.client import dynamodb_client
 from uoom_orders.relay.config import RelayConfig
 from uoom_orders.relay.outbox_relay import OutboxRelay
@@ -85,3 +86,24 @@ def projector_config(settings: Settings, **overrides: Any) -> ProjectorConfig:
         idempotent_producer=settings.kafka_idempotent_producer,
     )
     return replace(config, **overrides)
+
+
+def read_path_config(settings: Settings) -> ReadPathConfig:
+    return ReadPathConfig(
+        tiers=settings.read_tiers,
+        tier_timeout_seconds=settings.read_tier_timeout_ms / 1000,
+        postgres_timeout_seconds=settings.postgres_read_timeout_ms / 1000,
+        breaker_failure_threshold=settings.breaker_failure_threshold,
+        breaker_reset_seconds=settings.breaker_reset_seconds,
+        table_prefix=settings.dynamodb_table_prefix,
+        order_ttl_hours=settings.order_cache_ttl_hours,
+        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka_topic=settings.kafka_topic,
+        kafka_fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        near_cache_max_entries=settings.near_cache_max_entries,
+        near_cache_max_bytes=settings.near_cache_max_mb * 1024 * 1024,
+        near_cache_fill_ttl_seconds=settings.near_cache_fill_ttl_seconds,
+        dax_endpoint=settings.dax_endpoint,
+        dax_threads=settings.dax_threads,
+        aws_region=settings.aws_region,
+    )

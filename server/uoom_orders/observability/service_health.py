@@ -1,0 +1,81 @@
+"""What this process watches: every store it uses, its near-cache feed and its role tasks,
+assembled into one HealthMonitor (the rules are in health.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from grpc_health.v1 import health
+
+from uoom_orders.observability import metrics
+from uoom_orders.observability.health import Component, HealthMonitor
+from uoom_orders.read.assembly import AssembledReadPath
+
+ORDER_SERVICE_HEALTH_PREFIX = "uoom.orders"
+
+
+def service_health(
+    *,
+    pool: asyncpg.Pool,
+    dynamodb: Any | None,
+    dynamodb_status_table: str,
+    read: AssembledReadPath | None,
+    role_tasks: Sequence[asyncio.Task[Any]],
+    servicer: health.aio.HealthServicer | None,
+    service_name: str,
+) -> HealthMonitor:
+    """A monitor of PostgreSQL, DynamoDB (when this process uses it), the near-cache feed and
+    each role task. Degraded is still serving; only with no read tier and no PostgreSQL left
+    is the service NOT_SERVING."""
+
+    async def postgres_up() -> bool:
+        return bool(await pool.fetchval("SELECT 1"))
+
+    components = [Component("postgres", postgres_up)]
+    read_tiers: list[str] = []
+    if dynamodb is not None:
+
+        async def dynamodb_up() -> bool:
+            await dynamodb.describe_table(TableName=dynamodb_status_table)
+            return True
+
+        components.append(Component("dynamodb", dynamodb_up))
+        if read is not None and "dynamodb" in read.tiers:
+            read_tiers.append("dynamodb")
+    feed = None if read is None else read.near_cache_feed
+    if feed is not None:
+
+        async def feed_live() -> bool:
+            return feed.is_live()
+
+        components.append(Component("near-cache", feed_live))
+        read_tiers.append("near-cache")
+    for task in role_tasks:
+
+        async def running(task: asyncio.Task[Any] = task) -> bool:
+            return not task.done()
+
+        components.append(Component(task.get_name(), running))
+
+    cache = None if read is None else read.near_cache
+
+    def publish_cache_size() -> None:
+        if cache is not None:
+            metrics.NEAR_CACHE_ENTRIES.set(len(cache))
+            metrics.NEAR_CACHE_BYTES.set(cache.bytes)
+
+    return HealthMonitor(
+        components,
+        servicer=servicer,
+        service_name=service_name,
+        # Each role's task reports under its own name, e.g. "uoom.orders.projector".
+        role_names={
+            task.get_name(): f"{ORDER_SERVICE_HEALTH_PREFIX}.{task.get_name()}"
+            for task in role_tasks
+        },
+        can_serve=lambda up: up["postgres"] or any(up[t] for t in read_tiers),
+        on_tick=publish_cache_size,
+    )
