@@ -82,7 +82,7 @@ def _dead_letters(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from uoom_orders.devstack.session import run_dev_session
+    from uoom_orders_devstack.session import run_dev_session
 
     _configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), default_format="text")
     return _run(run_dev_session(grpc_port=args.port, metrics_port=args.metrics_port))

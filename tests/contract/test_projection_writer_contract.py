@@ -23,7 +23,6 @@ from tests.integration.projector_support import (
     unique,
 )
 from uoom_orders import wire
-from uoom_orders.devstack import StackEndpoints
 from uoom_orders.readmodel import (
     InMemoryReadModelWriter,
     ProjectionWriter,
@@ -32,6 +31,7 @@ from uoom_orders.readmodel import (
     create_tables,
     items,
 )
+from uoom_orders_devstack import StackEndpoints
 
 NOW = 1_800_000_000
 

@@ -8,7 +8,7 @@ import sys
 import uuid
 
 from tests.e2e.conftest import ServiceProcess, StartService, service_env
-from uoom_orders.devstack import StackEndpoints
+from uoom_orders_devstack import StackEndpoints
 
 
 def own_pipeline_env() -> dict[str, str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tests.e2e.conftest import StartService
 from tests.e2e.full_service import start_full_service
-from uoom_orders.devstack import StackEndpoints
+from uoom_orders_devstack import StackEndpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = (ROOT / "README.md", ROOT / "clients" / "python" / "README.md")

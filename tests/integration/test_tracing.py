@@ -24,11 +24,11 @@ from tests.builders import create_request
 from tests.integration.projector_support import eventually
 from uoom_orders.bootstrap import running_service
 from uoom_orders.config import ConfigError, Settings
-from uoom_orders.devstack import StackEndpoints
 from uoom_orders.observability import tracing
 from uoom_orders.readmodel.client import dynamodb_client
 from uoom_orders.readmodel.tables import create_tables
 from uoom_orders_client import OrderServiceClient
+from uoom_orders_devstack import StackEndpoints
 
 CREATE_ORDER = "uoom.orders.v1.OrderService/CreateOrder"
 

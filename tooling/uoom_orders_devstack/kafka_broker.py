@@ -10,8 +10,8 @@ import struct
 from collections.abc import Mapping
 from pathlib import Path
 
-from uoom_orders.devstack.ports import LOOPBACK, port_accepts
-from uoom_orders.devstack.processes import ServerProcess, SingleProcessServer, StackStartError
+from uoom_orders_devstack.ports import LOOPBACK, port_accepts
+from uoom_orders_devstack.processes import ServerProcess, SingleProcessServer, StackStartError
 
 TANSU_BIN_ENV = "CALF_TANSU_BIN"
 
