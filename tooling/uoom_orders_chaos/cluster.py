@@ -237,7 +237,8 @@ class ChaosCluster:
                 "DYNAMODB_TABLE_PREFIX": TABLE_PREFIX,
                 "PAGE_TOKEN_SECRET": secrets.token_hex(24),
                 "METRICS_PORT": "0",
-                # As `dev` does: moto answers in milliseconds, with tails near 100 ms.
+                # As python -m uoom_orders_devstack does: moto answers in milliseconds, with tails
+                # near 100 ms.
                 "READ_TIER_TIMEOUT_MS": "500",
                 "SHUTDOWN_GRACE_SECONDS": "5",
             }

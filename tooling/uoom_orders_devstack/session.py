@@ -1,4 +1,5 @@
-"""`dev`: the local stack plus the service, in the foreground until Ctrl-C."""
+"""The local stack plus every role of the service, in the foreground until Ctrl-C
+(`python -m uoom_orders_devstack`)."""
 
 from __future__ import annotations
 
