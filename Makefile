@@ -14,4 +14,4 @@ gen:                ## regenerate the contract's Python code into clients/python
 	. .venv/bin/activate && bash scripts/gen_protos.sh
 
 bench:              ## benchmark figures (medians of repeated rounds, baseline side by side)
-	. .venv/bin/activate && python -m uoom_orders.benchmark
+	. .venv/bin/activate && python -m uoom_orders_bench

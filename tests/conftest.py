@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from uoom_orders.devstack import LocalStack, StackEndpoints
 from uoom_orders.write.migrate import apply_migrations
+from uoom_orders_devstack import LocalStack, StackEndpoints
 
 TEMPLATE_DATABASE = "orders_template"
 _TESTS_DIR = Path(__file__).parent

@@ -1,4 +1,7 @@
-"""Command line: `uoom-orders serve|migrate|create-tables|rebuild|reconcile|dead-letters|dev`."""
+"""Command line: `uoom-orders serve|migrate|create-tables|rebuild|reconcile|dead-letters`.
+
+Only what works in the image. The local stack is development tooling outside this package:
+`python -m uoom_orders_devstack` (tooling/)."""
 
 from __future__ import annotations
 
@@ -79,15 +82,6 @@ def _dead_letters(args: argparse.Namespace) -> int:
     return _run(commands.dead_letters_replay(_settings(), args.limit))
 
 
-def _dev(args: argparse.Namespace) -> int:
-    from uoom_orders.config import read_setting
-    from uoom_orders.devstack.session import run_dev_session
-    from uoom_orders.observability.logs import configure_logging
-
-    configure_logging(read_setting("log_level"), read_setting("log_format") or "text")
-    return _run(run_dev_session(grpc_port=args.port, metrics_port=args.metrics_port))
-
-
 def _aware_time(raw: str) -> datetime:
     value = datetime.fromisoformat(raw)
     if value.tzinfo is None:
@@ -148,16 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--limit", type=int, default=None, help="at most this many")
     dead.set_defaults(func=_dead_letters)
 
-    dev = commands.add_parser(
-        "dev",
-        help="start a local stack (PostgreSQL, Kafka-protocol broker, DynamoDB endpoint) "
-        "and every role of the service on loopback; Ctrl-C stops everything",
-    )
-    dev.add_argument("--port", type=int, default=50051, help="gRPC port (default 50051)")
-    dev.add_argument(
-        "--metrics-port", type=int, default=9464, help="Prometheus port (default 9464, 0: off)"
-    )
-    dev.set_defaults(func=_dev)
     return parser
 
 

@@ -24,7 +24,6 @@ from tests.integration.projector_support import (
 )
 from tests.support.memory_read_model import InMemoryReadModelWriter
 from uoom_orders import wire
-from uoom_orders.devstack import StackEndpoints
 from uoom_orders.readmodel import (
     ProjectionWriter,
     ReadModelWriter,
@@ -32,6 +31,7 @@ from uoom_orders.readmodel import (
     create_tables,
     items,
 )
+from uoom_orders_devstack import StackEndpoints
 
 NOW = 1_800_000_000
 

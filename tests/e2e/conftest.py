@@ -18,7 +18,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from uoom_orders.devstack import StackEndpoints
+from uoom_orders_devstack import StackEndpoints
 
 
 def free_port() -> int:

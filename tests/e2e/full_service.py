@@ -1,5 +1,5 @@
-"""The whole service in one process, as `dev` runs it: API, relay and projector, on tables, a
-topic and a consumer group of its own."""
+"""The whole service in one process, as `python -m uoom_orders_devstack` runs it: API, relay and
+projector, on tables, a topic and a consumer group of its own."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import uuid
 
 from tests.e2e.conftest import ServiceProcess, StartService, service_env
-from uoom_orders.devstack import StackEndpoints
+from uoom_orders_devstack import StackEndpoints
 
 
 def own_pipeline_env() -> dict[str, str]:

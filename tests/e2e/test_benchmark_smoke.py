@@ -16,7 +16,7 @@ def test_quick_benchmark_runs_both_sides_and_writes_the_raw_figures(tmp_path: Pa
         [
             sys.executable,
             "-m",
-            "uoom_orders.benchmark",
+            "uoom_orders_bench",
             "--quick",
             "--scenarios",
             "closed-1",
@@ -56,7 +56,7 @@ def test_quick_lag_and_pipeline_scenarios_measure_the_service_only(tmp_path: Pat
         [
             sys.executable,
             "-m",
-            "uoom_orders.benchmark",
+            "uoom_orders_bench",
             "--quick",
             "--scenarios",
             "lag,pipeline",

@@ -1,10 +1,11 @@
 """Every code example of the READMEs runs, as written, against the real service: the Python
 blocks as scripts, the shell blocks that call grpcurl with bash (`-euo pipefail`).
 
-The examples address `dev`'s default API address, 127.0.0.1:50051; the one substitution made
-here is that address, replaced by the address of the service this test started (a fixed port
-could collide with a running `dev`). Shell blocks that do not call grpcurl are the project's
-own commands (set-up, tests, benchmarks), run by CI in their own right.
+The examples address the local stack's default API address (scripts/dev.sh), 127.0.0.1:50051;
+the one substitution made here is that address, replaced by the address of the service this
+test started (a fixed port could collide with a running scripts/dev.sh). Shell blocks that do
+not call grpcurl are the project's own commands (set-up, tests, benchmarks), run by CI in their
+own right.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from tests.e2e.conftest import StartService
 from tests.e2e.full_service import start_full_service
-from uoom_orders.devstack import StackEndpoints
+from uoom_orders_devstack import StackEndpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = (ROOT / "README.md", ROOT / "clients" / "python" / "README.md")

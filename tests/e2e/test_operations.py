@@ -25,8 +25,8 @@ from tests.builders import create_request, update_request
 from tests.e2e.conftest import StartService, free_port, service_env
 from tests.e2e.full_service import start_full_service
 from tests.integration.projector_support import eventually
-from uoom_orders.devstack import StackEndpoints
 from uoom_orders_client import OrderServiceClient, UnavailableError, order_pb2, order_service_pb2
+from uoom_orders_devstack import StackEndpoints
 
 SERVICE = "uoom.orders.v1.OrderService"
 GRACE_SECONDS = 5  # SHUTDOWN_GRACE_SECONDS of the e2e services

@@ -25,7 +25,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from uoom_orders import wire
-from uoom_orders.devstack import StackEndpoints
 from uoom_orders.domain.commands import CreateOrder
 from uoom_orders.domain.events import OrderEvent, OrderEventType
 from uoom_orders.domain.lifecycle import change_status, place_order
@@ -33,6 +32,7 @@ from uoom_orders.domain.order import DeliveryLocation, OrderItem, OrderStatus
 from uoom_orders.readmodel import items
 from uoom_orders.readmodel.client import dynamodb_client
 from uoom_orders.readmodel.tables import TableNames
+from uoom_orders_devstack import StackEndpoints
 
 # Bounds every wait; the servers answer in milliseconds when healthy.
 DEADLINE_SECONDS = 60.0

@@ -8,9 +8,9 @@ import logging
 import asyncpg
 import pytest
 
-from uoom_orders.devstack import LocalStack
 from uoom_orders.observability import metrics
 from uoom_orders.write.durability import check_durability
+from uoom_orders_devstack import LocalStack
 
 
 def _gauge(setting: str) -> float:

@@ -15,10 +15,10 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from uoom_orders.devstack import LocalStack, StackEndpoints, StackStartError, TansuBroker
-from uoom_orders.devstack import stack as stack_module
-from uoom_orders.devstack.kafka_broker import kafka_metadata_brokers
-from uoom_orders.devstack.ports import free_port, port_accepts
+from uoom_orders_devstack import LocalStack, StackEndpoints, StackStartError, TansuBroker
+from uoom_orders_devstack import stack as stack_module
+from uoom_orders_devstack.kafka_broker import kafka_metadata_brokers
+from uoom_orders_devstack.ports import free_port, port_accepts
 
 # Bounds every wait below; the servers answer in milliseconds when healthy.
 DEADLINE_SECONDS = 30.0

@@ -31,9 +31,6 @@ from tests.support.dynamodb_proxy import DynamoDBProxy, GsiTieOrder
 from uoom_orders.application.handlers import create_order
 from uoom_orders.bootstrap import running_service
 from uoom_orders.config import Settings
-from uoom_orders.devstack import StackEndpoints
-from uoom_orders.devstack.dynamodb_endpoint import MotoDynamoDBServer
-from uoom_orders.devstack.ports import free_port
 from uoom_orders.domain.commands import CreateOrder
 from uoom_orders.domain.order import DeliveryLocation, OrderItem
 from uoom_orders.projector import Reconciler
@@ -41,6 +38,9 @@ from uoom_orders.readmodel import create_tables, items
 from uoom_orders.readmodel.tables import CUSTOMER_INDEX, RESTAURANT_INDEX
 from uoom_orders.write.unit_of_work import PostgresUnitOfWork
 from uoom_orders_client import OrderServiceClient, order_service_pb2
+from uoom_orders_devstack import StackEndpoints
+from uoom_orders_devstack.dynamodb_endpoint import MotoDynamoDBServer
+from uoom_orders_devstack.ports import free_port
 
 PAGE_SIZE = 3
 DEADLINE_SECONDS = 10.0

@@ -39,8 +39,6 @@ from tests.integration.projector_support import (
 from uoom_orders import wire
 from uoom_orders.config import Settings
 from uoom_orders.config.components import dynamodb_client_for, projector_config
-from uoom_orders.devstack import MotoDynamoDBServer, StackEndpoints
-from uoom_orders.devstack.ports import free_port
 from uoom_orders.domain.events import OrderEvent
 from uoom_orders.projector import (
     OrderProjector,
@@ -50,6 +48,8 @@ from uoom_orders.projector import (
 )
 from uoom_orders.projector.dead_letters import dead_letter_headers
 from uoom_orders.readmodel import ReadModelWriter, TableNames, create_tables, items
+from uoom_orders_devstack import MotoDynamoDBServer, StackEndpoints
+from uoom_orders_devstack.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,15 +17,15 @@ from tests.builders import create_request, update_request
 from tests.integration.pipeline import Api, Pipeline, dynamodb_item, pipeline, recreate_tables
 from tests.integration.projector_support import eventually
 from uoom_orders.bootstrap import ROLES, running_service
-from uoom_orders.devstack import LocalStack, StackEndpoints
-from uoom_orders.devstack.dynamodb_endpoint import MotoDynamoDBServer
-from uoom_orders.devstack.ports import free_port
 from uoom_orders_client import (
     OrderServiceClient,
     UnavailableError,
     order_pb2,
     order_service_pb2,
 )
+from uoom_orders_devstack import LocalStack, StackEndpoints
+from uoom_orders_devstack.dynamodb_endpoint import MotoDynamoDBServer
+from uoom_orders_devstack.ports import free_port
 
 S = order_pb2
 

@@ -21,8 +21,6 @@ from tests.integration.projector_support import (
     unique,
 )
 from uoom_orders import wire
-from uoom_orders.devstack import StackEndpoints
-from uoom_orders.devstack.ports import free_port
 from uoom_orders.readmodel import (
     ReadModelUnavailable,
     ReadModelWriter,
@@ -32,6 +30,8 @@ from uoom_orders.readmodel import (
     items,
     table_definitions,
 )
+from uoom_orders_devstack import StackEndpoints
+from uoom_orders_devstack.ports import free_port
 
 
 @pytest.fixture(autouse=True)

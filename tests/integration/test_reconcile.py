@@ -27,13 +27,13 @@ from uoom_orders import wire
 from uoom_orders.application.handlers import create_order, update_order_status
 from uoom_orders.config import Settings
 from uoom_orders.config.components import projector_config
-from uoom_orders.devstack import StackEndpoints
 from uoom_orders.domain.commands import CreateOrder, UpdateOrderStatus
 from uoom_orders.domain.order import DeliveryLocation, Order, OrderItem
 from uoom_orders.projector import OrderProjector, ProjectorConfig, Reconciler
 from uoom_orders.projector.reconcile import DifferenceKind, ReconcileSchedule
 from uoom_orders.readmodel import ReadModelWriter, TableNames, create_tables, items
 from uoom_orders.write.unit_of_work import PostgresUnitOfWork
+from uoom_orders_devstack import StackEndpoints
 
 T0 = datetime(2024, 1, 15, 13, 0, 0, 250_001, tzinfo=UTC)
 

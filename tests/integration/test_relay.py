@@ -22,7 +22,6 @@ from uoom.orders.v1 import order_events_pb2
 from tests.support.memory_publisher import InMemoryEventPublisher
 from uoom_orders import wire
 from uoom_orders.application.handlers import create_order, update_order_status
-from uoom_orders.devstack import LocalStack, StackEndpoints
 from uoom_orders.domain.commands import CreateOrder, UpdateOrderStatus
 from uoom_orders.domain.order import DeliveryLocation, Order, OrderItem, OrderStatus
 from uoom_orders.relay import (
@@ -39,6 +38,7 @@ from uoom_orders.relay import (
     ensure_topics,
 )
 from uoom_orders.write.unit_of_work import PostgresUnitOfWork
+from uoom_orders_devstack import LocalStack, StackEndpoints
 
 # Bounds every wait; the relay publishes in milliseconds when healthy.
 DEADLINE_SECONDS = 30.0

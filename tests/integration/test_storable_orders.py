@@ -14,9 +14,9 @@ from tests.builders import create_request
 from tests.integration.pipeline import Pipeline, pipeline
 from tests.integration.projector_support import eventually
 from uoom_orders import wire
-from uoom_orders.devstack import StackEndpoints
 from uoom_orders.domain import contract_rules as rules
 from uoom_orders_client import order_pb2, order_service_pb2
+from uoom_orders_devstack import StackEndpoints
 
 
 @pytest.fixture

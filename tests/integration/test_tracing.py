@@ -26,7 +26,6 @@ from tests.integration.projector_support import eventually
 from uoom_orders.bootstrap import running_service
 from uoom_orders.config import ConfigError, Settings
 from uoom_orders.config.components import tracing_config
-from uoom_orders.devstack import StackEndpoints
 from uoom_orders.observability import tracing
 from uoom_orders.observability.tracing_setup import (
     TracingConfig,
@@ -36,6 +35,7 @@ from uoom_orders.observability.tracing_setup import (
 from uoom_orders.readmodel.client import dynamodb_client
 from uoom_orders.readmodel.tables import create_tables
 from uoom_orders_client import OrderServiceClient
+from uoom_orders_devstack import StackEndpoints
 
 CREATE_ORDER = "uoom.orders.v1.OrderService/CreateOrder"
 

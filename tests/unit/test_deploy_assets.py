@@ -396,6 +396,17 @@ def test_image_installs_no_extras() -> None:
     assert "[test" not in text
 
 
+def test_image_build_copies_only_the_service_and_its_client() -> None:
+    """Not tooling/ (local stack, benchmark, fault injection): the image is the service."""
+    sources = [
+        source
+        for op, args in _instructions()
+        if op == "COPY" and not args.startswith("--from=")
+        for source in args.split()[:-1]
+    ]
+    assert sorted(sources) == ["clients/python/", "pyproject.toml", "server/"]
+
+
 def test_dockerignore_keeps_the_context_to_the_packages() -> None:
     lines = DOCKERIGNORE.read_text().split()
     assert lines[lines.index("*") :][:4] == ["*", "!pyproject.toml", "!server/", "!clients/python/"]

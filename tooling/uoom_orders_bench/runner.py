@@ -21,9 +21,9 @@ from typing import Any
 
 from uoom.orders.v1 import order_service_pb2
 
-from uoom_orders.benchmark import scenarios as scenario_kinds
-from uoom_orders.benchmark.pipeline import PipelineTargets, ReadModelTable
-from uoom_orders.benchmark.report import (
+from uoom_orders_bench import scenarios as scenario_kinds
+from uoom_orders_bench.pipeline import PipelineTargets, ReadModelTable
+from uoom_orders_bench.report import (
     RoundFigures,
     ScenarioReport,
     machine_facts,
@@ -32,8 +32,8 @@ from uoom_orders.benchmark.report import (
     to_json,
     write_json,
 )
-from uoom_orders.benchmark.scenarios import LoadSettings, Scenario, Side
-from uoom_orders.benchmark.targets import (
+from uoom_orders_bench.scenarios import LoadSettings, Scenario, Side
+from uoom_orders_bench.targets import (
     ALL_ROLES,
     STOP_TIMEOUT_S,
     bare_server_process,
@@ -46,8 +46,8 @@ from uoom_orders.benchmark.targets import (
     wait_quiet,
     wait_serving,
 )
-from uoom_orders.benchmark.workload import OrderBook, seed_orders
-from uoom_orders.devstack.stack import LocalStack
+from uoom_orders_bench.workload import OrderBook, seed_orders
+from uoom_orders_devstack.stack import LocalStack
 
 # After writes, the service's background work (outbox relay, projection, cache feed) must not
 # spill into the next measurement: a service we started is watched until it is idle; one given

@@ -13,8 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from uoom_orders.benchmark.scenarios import SERVED_BY_PREFIX, Metric, Scenario, Side
-from uoom_orders.benchmark.stats import Spread
+from uoom_orders_bench.scenarios import SERVED_BY_PREFIX, Metric, Scenario, Side
+from uoom_orders_bench.stats import Spread
 
 Figures = dict[str, float]
 

@@ -1,4 +1,4 @@
-"""Command line of ``python -m uoom_orders.benchmark``."""
+"""Command line of ``python -m uoom_orders_bench``."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import grpc
 
-from uoom_orders.benchmark.runner import BenchOptions, run_benchmark
-from uoom_orders.benchmark.scenarios import DEFAULT_KINDS, SCENARIO_KINDS, LoadSettings
-from uoom_orders.benchmark.targets import TargetStartError
 from uoom_orders.config import ConfigError
-from uoom_orders.devstack.processes import StackStartError
+from uoom_orders_bench.runner import BenchOptions, run_benchmark
+from uoom_orders_bench.scenarios import DEFAULT_KINDS, SCENARIO_KINDS, LoadSettings
+from uoom_orders_bench.targets import TargetStartError
+from uoom_orders_devstack.processes import StackStartError
 
 _DEFAULTS = LoadSettings()
 # --quick: one short round, for a smoke test; explicit options still win.
@@ -90,7 +90,7 @@ def _env_pair(raw: str) -> tuple[str, str]:
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's options."""
     parser = argparse.ArgumentParser(
-        prog="python -m uoom_orders.benchmark",
+        prog="python -m uoom_orders_bench",
         description="The service side by side with a bare grpc.aio server, in the same run.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -261,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = options_from(args)
     except ValueError as error:
         parser.error(str(error))
-    command = shlex.join(["python", "-m", "uoom_orders.benchmark", *argv])
+    command = shlex.join(["python", "-m", "uoom_orders_bench", *argv])
     received: list[signal.Signals] = []
     try:
         uvloop.run(_main(options, command, argv, received))

@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from uoom_orders.benchmark import load, pipeline
-from uoom_orders.benchmark.stats import NS_PER_MS, latency_figures
-from uoom_orders.benchmark.targets import order_stub
-from uoom_orders.benchmark.workload import (
+from uoom_orders_bench import load, pipeline
+from uoom_orders_bench.stats import NS_PER_MS, latency_figures
+from uoom_orders_bench.targets import order_stub
+from uoom_orders_bench.workload import (
     CALL_TIMEOUT_S,
     MixedWorkload,
     OrderBook,

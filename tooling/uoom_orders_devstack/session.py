@@ -1,4 +1,5 @@
-"""`dev`: the local stack plus the service, in the foreground until Ctrl-C."""
+"""The local stack plus every role of the service, in the foreground until Ctrl-C
+(`python -m uoom_orders_devstack`)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from dataclasses import replace
 from uoom_orders.bootstrap import ROLES, running_service
 from uoom_orders.config import Settings
 from uoom_orders.config.components import dynamodb_client_for
-from uoom_orders.devstack.stack import LocalStack, StackEndpoints
 from uoom_orders.readmodel.tables import create_tables
 from uoom_orders.relay import DEAD_LETTER_TOPIC_PARTITIONS, EVENT_TOPIC_PARTITIONS
 from uoom_orders.write.migrate import apply_migrations
+from uoom_orders_devstack.stack import LocalStack, StackEndpoints
 
 _log = logging.getLogger(__name__)
 

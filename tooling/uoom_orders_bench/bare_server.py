@@ -1,6 +1,6 @@
 """The baseline: a bare grpc.aio server answering status reads from a dict, nothing else.
 
-``python -m uoom_orders.benchmark.bare_server --port N [--orders-file PATH | --synthetic N]``
+``python -m uoom_orders_bench.bare_server --port N [--orders-file PATH | --synthetic N]``
 
 It is the ceiling for Python gRPC on the machine: same generated service, same server options,
 uvloop like the service, and the same ``x-served-by`` trailing metadata, so that the only
@@ -132,7 +132,7 @@ async def serve(host: str, port: int, orders: Sequence[order_pb2.OrderSummary]) 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of the bare server."""
     parser = argparse.ArgumentParser(
-        prog="python -m uoom_orders.benchmark.bare_server",
+        prog="python -m uoom_orders_bench.bare_server",
         description="Baseline for the benchmark: OrderService status reads from a dict.",
     )
     parser.add_argument("--host", default="127.0.0.1")

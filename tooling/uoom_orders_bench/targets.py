@@ -16,8 +16,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from uoom.orders.v1 import order_service_pb2_grpc
 
-from uoom_orders.devstack.ports import LOOPBACK, free_port
-from uoom_orders.devstack.processes import ServerProcess, log_tail
+from uoom_orders_devstack.ports import LOOPBACK, free_port
+from uoom_orders_devstack.processes import ServerProcess, log_tail
 
 if TYPE_CHECKING:
     from uoom.orders.v1.order_service_pb2_grpc import OrderServiceAsyncStub
@@ -112,7 +112,7 @@ def bare_server_process(orders_file: Path, log_dir: Path) -> tuple[ServerProcess
         [
             sys.executable,
             "-m",
-            "uoom_orders.benchmark.bare_server",
+            "uoom_orders_bench.bare_server",
             "--port",
             str(port),
             "--orders-file",

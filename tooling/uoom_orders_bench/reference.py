@@ -1,6 +1,6 @@
 """The reference write-up's performance table, reproduced in one run, plus latency per tier.
 
-`python -m uoom_orders.benchmark.reference` starts the local stack, the relay and projector in
+`python -m uoom_orders_bench.reference` starts the local stack, the relay and projector in
 a process of their own, and three API processes that differ only in READ_TIERS:
 
 - "postgres"   READ_TIERS=none: the reference's "before" path, every read from PostgreSQL;
@@ -32,9 +32,9 @@ from pathlib import Path
 
 from uoom.orders.v1 import order_pb2, order_service_pb2
 
-from uoom_orders.benchmark import load
-from uoom_orders.benchmark.runner import _prepare_stores
-from uoom_orders.benchmark.targets import (
+from uoom_orders_bench import load
+from uoom_orders_bench.runner import _prepare_stores
+from uoom_orders_bench.targets import (
     STOP_TIMEOUT_S,
     order_stub,
     pipeline_process,
@@ -44,8 +44,8 @@ from uoom_orders.benchmark.targets import (
     wait_logged,
     wait_serving,
 )
-from uoom_orders.benchmark.workload import CALL_TIMEOUT_S, create_request, seed_orders
-from uoom_orders.devstack import LocalStack
+from uoom_orders_bench.workload import CALL_TIMEOUT_S, create_request, seed_orders
+from uoom_orders_devstack import LocalStack
 
 TIERS = {"postgres": "none", "dynamodb": "dynamodb", "near-cache": "near-cache,dynamodb"}
 # The reference's table: (operation, before, after).
@@ -212,7 +212,7 @@ async def run(rounds: int, orders: int, calls: int, mixed_seconds: float) -> Non
             _say(f"round {number + 1}/{rounds} done")
         mixed = await _hit_rate(addresses["near-cache"], list(seeded), mixed_seconds, 25.0)
 
-    print(f"\ncommand: python -m uoom_orders.benchmark.reference {' '.join(sys.argv[1:])}")
+    print(f"\ncommand: python -m uoom_orders_bench.reference {' '.join(sys.argv[1:])}")
     print(f"medians of {rounds} rounds of {calls} calls, one in flight, gRPC on loopback\n")
     print(
         f"{'tier':<12} {'GetOrderStatus p50/p95/p99 ms':<34} BatchGetOrderStatus(10) p50/p95/p99 ms"
@@ -255,7 +255,7 @@ def _triple(rounds: list[dict[str, float]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m uoom_orders.benchmark.reference", description=__doc__.splitlines()[0]
+        prog="python -m uoom_orders_bench.reference", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--orders", type=int, default=500)

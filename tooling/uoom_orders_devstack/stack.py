@@ -16,11 +16,11 @@ from types import TracebackType
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from uoom_orders.devstack.dynamodb_endpoint import MotoDynamoDBServer
-from uoom_orders.devstack.kafka_broker import TansuBroker
-from uoom_orders.devstack.ports import free_port
-from uoom_orders.devstack.postgres import PostgresServer
-from uoom_orders.devstack.processes import LocalServer, StackStartError
+from uoom_orders_devstack.dynamodb_endpoint import MotoDynamoDBServer
+from uoom_orders_devstack.kafka_broker import TansuBroker
+from uoom_orders_devstack.ports import free_port
+from uoom_orders_devstack.postgres import PostgresServer
+from uoom_orders_devstack.processes import LocalServer, StackStartError
 
 # moto accepts any credentials; clients still need some, and a region.
 DUMMY_AWS_REGION = "us-east-1"

@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from uoom.orders.v1 import order_pb2, order_service_pb2
 
-from uoom_orders.benchmark import load
-from uoom_orders.benchmark.stats import NS_PER_MS, latency_figures
-from uoom_orders.benchmark.targets import TargetStartError, order_stub
-from uoom_orders.benchmark.workload import (
+from uoom_orders_bench import load
+from uoom_orders_bench.stats import NS_PER_MS, latency_figures
+from uoom_orders_bench.targets import TargetStartError, order_stub
+from uoom_orders_bench.workload import (
     CALL_TIMEOUT_S,
     LIFECYCLE,
     NEXT_STATUS,

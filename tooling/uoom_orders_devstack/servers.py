@@ -1,4 +1,5 @@
-"""`python -m uoom_orders.devstack`: runs the local stack until interrupted, printing its env."""
+"""`python -m uoom_orders_devstack.servers`: the local stack's servers alone (no service) until
+interrupted, printing their env."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import sys
 import threading
 from pathlib import Path
 
-from uoom_orders.devstack.stack import LocalStack
+from uoom_orders_devstack.stack import LocalStack
 
 
 def main(argv: list[str] | None = None) -> int:
     """Starts the stack, prints `export NAME=value` lines, and stops on SIGINT or SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m uoom_orders.devstack", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m uoom_orders_devstack.servers", description=__doc__
+    )
     parser.add_argument("--base-dir", type=Path, help="folder for data and logs (default: /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the base folder on stop")
     args = parser.parse_args(argv)

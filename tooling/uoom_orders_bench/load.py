@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from uoom_orders.benchmark.stats import NS_PER_MS, latency_figures
+from uoom_orders_bench.stats import NS_PER_MS, latency_figures
 
 Operation = Callable[[int], Awaitable[str]]
 """Makes call number `index`; returns the label its latency is kept under."""

@@ -6,8 +6,8 @@ import http.client
 import sys
 from pathlib import Path
 
-from uoom_orders.devstack.ports import LOOPBACK, port_accepts
-from uoom_orders.devstack.processes import ServerProcess, SingleProcessServer
+from uoom_orders_devstack.ports import LOOPBACK, port_accepts
+from uoom_orders_devstack.processes import ServerProcess, SingleProcessServer
 
 
 def moto_server_argv(port: int, host: str = LOOPBACK) -> list[str]:

@@ -11,8 +11,8 @@ import stat
 import subprocess
 from pathlib import Path
 
-from uoom_orders.devstack.ports import LOOPBACK, port_accepts
-from uoom_orders.devstack.processes import ServerProcess, StackStartError, start_error
+from uoom_orders_devstack.ports import LOOPBACK, port_accepts
+from uoom_orders_devstack.processes import ServerProcess, StackStartError, start_error
 
 _SUPERUSER = "postgres"
 _DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]*")
