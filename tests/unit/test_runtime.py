@@ -82,3 +82,29 @@ async def test_cancel_and_wait_swallows_the_tasks_failures() -> None:
     await asyncio.sleep(0)
     await cancel_and_wait(task, None)
     assert task.done()
+
+
+async def test_a_long_running_part_is_running_inside_and_stopped_after_even_on_error() -> None:
+    from uoom_orders.runtime.lifecycle import LongRunning
+
+    class Part(LongRunning):
+        def __init__(self) -> None:
+            self.events: list[str] = []
+
+        async def start(self) -> None:
+            self.events.append("start")
+
+        async def stop(self) -> None:
+            self.events.append("stop")
+
+    part = Part()
+
+    async def use() -> None:
+        async with part as entered:
+            assert entered is part
+            assert part.events == ["start"]
+            raise RuntimeError("inside")
+
+    with pytest.raises(RuntimeError, match="inside"):
+        await use()
+    assert part.events == ["start", "stop"]

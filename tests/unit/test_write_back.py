@@ -101,6 +101,6 @@ async def test_nothing_is_written_outside_the_context() -> None:
     async with write_back:
         pass
     write_back.schedule(wire.summary_from_order(order), order)  # exited
-    await write_back.aclose()  # twice is safe
+    await write_back.stop()  # twice is safe
     await asyncio.sleep(0)
     assert model.get(model.tables.status, order.order_id) is None

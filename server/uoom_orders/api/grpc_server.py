@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from types import TracebackType
 from typing import Any
 
 import grpc
@@ -19,6 +18,7 @@ from uoom_orders.api.caller_fault_logs import (
 from uoom_orders.api.request_decoding import tolerant_deserializer
 from uoom_orders.api.servicer import OrderServicer
 from uoom_orders.observability.rate_limited_log import RateLimitedLog
+from uoom_orders.runtime.lifecycle import LongRunning
 
 ORDER_SERVICE = order_service_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
 _METHODS = frozenset(
@@ -64,7 +64,7 @@ def add_order_service(servicer: OrderServicer, server: grpc.aio.Server) -> None:
     server.add_registered_method_handlers(ORDER_SERVICE, handlers)
 
 
-class GrpcServer:
+class GrpcServer(LongRunning):
     """Serves until stopped; `stop()` drains in-flight calls within the grace period."""
 
     def __init__(
@@ -119,15 +119,3 @@ class GrpcServer:
         logging.getLogger(GRPC_CORE_LOGGER).removeFilter(self._client_gone)
         self._cancel_noise.uninstall()
         _log.info("gRPC server stopped")
-
-    async def __aenter__(self) -> GrpcServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -12,11 +12,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
 
 from grpc_health.v1 import health, health_pb2
 
 from uoom_orders.observability import metrics
+from uoom_orders.runtime.lifecycle import LongRunning
 from uoom_orders.runtime.tasks import cancel_and_wait
 
 _log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class Component:
     check: Callable[[], Awaitable[bool]]
 
 
-class HealthMonitor:
+class HealthMonitor(LongRunning):
     """Checks every component each `interval` seconds and publishes the result."""
 
     def __init__(
@@ -100,16 +100,10 @@ class HealthMonitor:
             await self.check_once()
             await asyncio.sleep(self._interval)
 
-    async def __aenter__(self) -> HealthMonitor:
+    async def start(self) -> None:
         await self.check_once()
         self._task = asyncio.create_task(self._run(), name="health-monitor")
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
         task, self._task = self._task, None
         await cancel_and_wait(task)

@@ -25,7 +25,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from types import TracebackType
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -39,6 +38,7 @@ from uoom_orders.projector.offsets import Batch, GroupOffsets
 from uoom_orders.projector.writes import BatchWriter
 from uoom_orders.readmodel.ports import ProjectionWriter
 from uoom_orders.readmodel.tables import DETAILS_TABLE, STATUS_TABLE
+from uoom_orders.runtime.lifecycle import LongRunning
 from uoom_orders.runtime.retry import Backoff
 from uoom_orders.runtime.tasks import BackgroundTasks
 
@@ -52,7 +52,7 @@ class _Stopped(Exception):
     """Stop was requested while a batch could not finish; it stays uncommitted."""
 
 
-class OrderProjector:
+class OrderProjector(LongRunning):
     """Consumes the order event topic in a consumer group and writes the read model.
 
     An async context manager. Entering connects the consumer (subscribed to the topic) and the
@@ -100,22 +100,13 @@ class OrderProjector:
             raise RuntimeError("the projector has not been started")
         return self._task
 
-    async def __aenter__(self) -> OrderProjector:
+    async def start(self) -> None:
         if self._closed:
             raise RuntimeError("the projector is stopped; make a new one")
         if self._task is not None:
             raise RuntimeError("the projector is already running")
         await self._open()
         self._task = self._tasks.spawn(self._consume(), name="projector")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def stop(self) -> None:
         """Finishes the batch in hand, commits it, closes the clients. Safe to call twice.

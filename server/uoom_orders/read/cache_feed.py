@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from types import TracebackType
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -27,6 +26,7 @@ from uoom.orders.v1 import order_events_pb2
 
 from uoom_orders.kafka_clients import kafka_consumer
 from uoom_orders.read.near_cache import NearCache
+from uoom_orders.runtime.lifecycle import LongRunning
 from uoom_orders.runtime.retry import Backoff
 from uoom_orders.runtime.tasks import cancel_and_wait
 from uoom_orders.wire import summary_from_order
@@ -38,7 +38,7 @@ _FIRST_RETRY = 0.1
 _MAX_RETRY = 1.0
 
 
-class NearCacheFeed:
+class NearCacheFeed(LongRunning):
     """Applies each event's order snapshot to the near cache (newest version wins)."""
 
     def __init__(
@@ -80,18 +80,6 @@ class NearCacheFeed:
         task, self._task = self._task, None
         self._live = False
         await cancel_and_wait(task)
-
-    async def __aenter__(self) -> NearCacheFeed:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def wait_live(self, within: float) -> bool:
         """Waits until the feed is live (for start-up and tests); returns whether it is."""

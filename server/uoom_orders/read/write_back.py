@@ -12,19 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from types import TracebackType
 from uuid import UUID
 
 from uoom.orders.v1 import order_pb2
 
 from uoom_orders.readmodel import items
 from uoom_orders.readmodel.ports import ProjectionWriter
+from uoom_orders.runtime.lifecycle import LongRunning
 from uoom_orders.runtime.tasks import cancel_and_wait
 
 _log = logging.getLogger(__name__)
 
 
-class ReadModelWriteBack:
+class ReadModelWriteBack(LongRunning):
     """An async context manager: writes are taken while it is entered; exit waits up to
     `drain_seconds` for those in flight, then cancels the rest.
 
@@ -71,19 +71,10 @@ class ReadModelWriteBack:
         except Exception as error:  # the read was answered; the next fallback retries
             _log.debug("write-back of order %s failed: %r", order_id, error)
 
-    async def __aenter__(self) -> ReadModelWriteBack:
+    async def start(self) -> None:
         self._running = True
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
+    async def stop(self) -> None:
         """Takes no more writes, waits a bounded time for those in flight, cancels the rest.
         Safe to call twice."""
         self._running = False

@@ -28,7 +28,6 @@ import logging
 import math
 import time
 from contextlib import AsyncExitStack
-from types import TracebackType
 
 import asyncpg
 
@@ -43,6 +42,7 @@ from uoom_orders.relay.listener import NotifyListener
 from uoom_orders.relay.outbox_store import OutboxStats, PostgresOutboxStore
 from uoom_orders.relay.publisher import EventPublisher, PublishError
 from uoom_orders.relay.retention import purge_published
+from uoom_orders.runtime.lifecycle import LongRunning
 from uoom_orders.runtime.retry import Backoff
 from uoom_orders.runtime.tasks import BackgroundTasks, cancel_and_wait
 
@@ -54,7 +54,7 @@ _HELD_BACK_RECHECK_SECONDS = 0.005
 _HELD_BACK_WARNING_EVERY_SECONDS = 30.0
 
 
-class OutboxRelay:
+class OutboxRelay(LongRunning):
     """Publishes outbox rows until stopped: `async with relay:` or `await relay.run()`.
 
     Wakes on NOTIFY `uoom_outbox` and also polls every `poll_interval`, so a lost
@@ -111,7 +111,7 @@ class OutboxRelay:
         """Rows this relay has published and marked."""
         return self._published
 
-    async def __aenter__(self) -> OutboxRelay:
+    async def start(self) -> None:
         """Starts `run()` in a task; returns once connected, or raises why it could not start."""
         self._task = asyncio.create_task(self.run(), name="outbox-relay")
         ready = asyncio.create_task(self._ready.wait())
@@ -123,15 +123,6 @@ class OutboxRelay:
             task, self._task = self._task, None
             task.result()  # raises the start error
             raise RuntimeError("the outbox relay stopped while starting")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def request_stop(self) -> None:
         """Asks the relay to stop after the batch in flight; returns at once (signal-safe)."""

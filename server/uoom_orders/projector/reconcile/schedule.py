@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from types import TracebackType
 
 import asyncpg
 
 from uoom_orders.projector.reconcile.differences import ReconcileReport
 from uoom_orders.projector.reconcile.reconciler import Reconciler
+from uoom_orders.runtime.lifecycle import LongRunning
 from uoom_orders.runtime.tasks import BackgroundTasks
 
 _log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ RECONCILE_LOCK_KEY = 0x756F6F6D_0003
 """Session advisory lock: one background reconciliation at a time across projectors."""
 
 
-class ReconcileSchedule:
+class ReconcileSchedule(LongRunning):
     """A full pass every `interval` seconds, in one process at a time: each pass holds a
     session advisory lock, and a process that cannot take it skips its turn. A pass that fails
     (the read model or PostgreSQL is down) is logged and retried at the next turn. `trigger()`
@@ -46,17 +46,11 @@ class ReconcileSchedule:
         """Runs the next pass now rather than at the end of the interval."""
         self._wake.set()
 
-    async def __aenter__(self) -> ReconcileSchedule:
+    async def start(self) -> None:
         if self._task is None:
             self._task = self._tasks.spawn(self._run(), name="reconcile")
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
         self._task = None
         await self._tasks.aclose()
 
