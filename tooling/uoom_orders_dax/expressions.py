@@ -104,9 +104,9 @@ class ExpressionWriter:
             return f"{left} {_COMPARATORS[code]} {right}"
         if code in (_AND, _OR):
             word = "AND" if code == _AND else "OR"
-            return f" {word} ".join(self._nested(arg) for arg in args)
+            return f" {word} ".join(self._nested(arg, code) for arg in args)
         if code == _NOT:
-            return f"NOT {self._nested(args[0])}"
+            return f"NOT {self._nested(args[0], code)}"
         if code == _BETWEEN:
             subject, low, high = (self._operand(arg) for arg in args)
             return f"{subject} BETWEEN {low} AND {high}"
@@ -117,10 +117,12 @@ class ExpressionWriter:
             return self._function(code, args)
         raise DaxError.validation(f"unknown condition node {code}")
 
-    def _nested(self, node: Any) -> str:
-        """A logical operand, parenthesised when it is itself a logical operation."""
+    def _nested(self, node: Any, parent: int) -> str:
+        """A logical operand; an AND or OR under a different operator keeps parentheses
+        (correct whatever the precedence; a chain of one operator needs none)."""
         text = self._condition(node)
-        return f"({text})" if _split(node)[0] in (_AND, _OR, _NOT) else text
+        code = _split(node)[0]
+        return f"({text})" if code in (_AND, _OR) and code != parent else text
 
     def _operand(self, node: Any) -> str:
         code, args = _split(node)
