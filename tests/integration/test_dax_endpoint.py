@@ -5,7 +5,11 @@ DAX's caches give a real cluster."""
 from __future__ import annotations
 
 import io
+import select
+import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -450,3 +454,34 @@ def test_the_client_reconnects_to_an_endpoint_restarted_on_its_port(
     finally:
         reader.close()
         endpoint.stop()
+
+
+def test_the_command_prints_where_it_listens_and_stops_on_sigterm(
+    dynamodb_url: str, ddb: Any, tables: tuple[str, str]
+) -> None:
+    table = tables[0]
+    item = order()
+    ddb.put_item(TableName=table, Item=item)
+    command = [sys.executable, "-m", "uoom_orders_dax", "--dynamodb-endpoint", dynamodb_url]
+    process = subprocess.Popen(
+        [*command, "--item-ttl-seconds", "1", "--region", REGION], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 30)
+        assert ready, "the command printed no address"
+        address = process.stdout.readline().strip()
+        assert address.startswith("dax://127.0.0.1:")
+        reader = dax_client(address)
+        try:
+            assert reader.get_item(TableName=table, Key=key(item))["Item"] == item
+        finally:
+            reader.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
