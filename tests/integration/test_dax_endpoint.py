@@ -220,6 +220,51 @@ def test_query_on_a_gsi_runs_newest_first_with_limit_and_start_key(
     assert "Items" not in count
 
 
+def test_a_numeric_range_key_travels_in_its_sortable_form(ddb: Any, client: Any) -> None:
+    table = f"dax-{uuid.uuid4().hex[:12]}"
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[
+            {"AttributeName": "orderId", "KeyType": "HASH"},
+            {"AttributeName": "seq", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "orderId", "AttributeType": "S"},
+            {"AttributeName": "seq", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    try:
+        events = [
+            {"orderId": {"S": "o"}, "seq": {"N": n}, "what": {"S": f"event {n}"}}
+            for n in ("-2.5", "0", "3", "1000000", "12.75")
+        ]
+        for event in events:
+            ddb.put_item(TableName=table, Item=event)
+        wanted = {"orderId": {"S": "o"}, "seq": {"N": "12.75"}}
+        assert client.get_item(TableName=table, Key=wanted)["Item"] == events[4]
+        request: dict[str, Any] = {
+            "TableName": table,
+            "KeyConditionExpression": "orderId = :o AND seq > :low",
+            "ExpressionAttributeValues": {":o": {"S": "o"}, ":low": {"N": "-10"}},
+            "ScanIndexForward": False,
+            "Limit": 3,
+        }
+        page = client.query(**request)
+        assert [i["seq"]["N"] for i in page["Items"]] == ["1000000", "12.75", "3"]
+        assert page["LastEvaluatedKey"] == ddb.query(**request)["LastEvaluatedKey"]
+        rest = client.query(**request, ExclusiveStartKey=page["LastEvaluatedKey"])
+        assert [i["seq"]["N"] for i in rest["Items"]] == ["0", "-2.5"]
+        batch = client.batch_get_item(RequestItems={table: {"Keys": [wanted, key_of(events[0])]}})
+        assert sorted(i["seq"]["N"] for i in batch["Responses"][table]) == ["-2.5", "12.75"]
+    finally:
+        ddb.delete_table(TableName=table)
+
+
+def key_of(event: dict[str, Any]) -> dict[str, Any]:
+    return {"orderId": event["orderId"], "seq": event["seq"]}
+
+
 # --- the caches ----------------------------------------------------------------------------
 
 

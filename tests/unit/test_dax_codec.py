@@ -9,7 +9,10 @@ from typing import Any
 
 import cbor2
 import pytest
-from amazondax import AttributeValueEncoder, CborSExprGenerator
+from amazondax import AttributeValueEncoder, CborSExprGenerator, LexDecimal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from uoom_orders_dax import lex_decimal
 from uoom_orders_dax.attribute_lists import AttributeLists, list_id
 from uoom_orders_dax.caches import TtlCache
 from uoom_orders_dax.errors import DaxError
@@ -145,6 +148,8 @@ def test_attribute_values_survive_the_wire_both_ways(value: dict[str, Any]) -> N
         (KeySchema((("id", "B"),)), {"id": {"B": b"\x01\x02"}}),
         (KeySchema((("id", "S"), ("at", "S"))), {"id": {"S": "c"}, "at": {"S": "2026"}}),
         (KeySchema((("id", "N"), ("at", "B"))), {"id": {"N": "7"}, "at": {"B": b"\xff"}}),
+        (KeySchema((("id", "S"), ("n", "N"))), {"id": {"S": "c"}, "n": {"N": "-12.5"}}),
+        (KeySchema((("id", "S"), ("n", "N"))), {"id": {"S": "c"}, "n": {"N": "0"}}),
     ],
 )
 def test_keys_are_packed_as_the_client_packs_them(
@@ -154,6 +159,23 @@ def test_keys_are_packed_as_the_client_packs_them(
     client_bytes = AttributeValueEncoder.encode_key(key, client_schema)
     assert encode_key(key, schema) == client_bytes
     assert decode_key(client_bytes, schema) == key
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.builds(
+        lambda negative, coefficient, exponent: Decimal(
+            f"{'-' if negative else ''}{coefficient}E{exponent}"
+        ),
+        st.booleans(),
+        st.integers(0, 10**38 - 1),
+        st.integers(-100, 80),
+    )
+)
+def test_numeric_range_keys_pack_byte_for_byte_as_the_client_packs_them(value: Decimal) -> None:
+    assert lex_decimal.encode(value) == LexDecimal.encode(value)
+    decoded = lex_decimal.decode(LexDecimal.encode(value))
+    assert str(decoded) == str(LexDecimal.decode_all(LexDecimal.encode(value)))
 
 
 def test_item_values_follow_the_attribute_list_the_client_numbered() -> None:

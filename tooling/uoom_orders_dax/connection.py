@@ -18,7 +18,6 @@ from uoom_orders_dax.errors import DaxError
 from uoom_orders_dax.framing import CborStream, MalformedCbor
 from uoom_orders_dax.protocol import ARGUMENT_COUNTS, MAGIC, REQUEST_SERVICE, SUCCESS, Method
 from uoom_orders_dax.shared_state import SharedState
-from uoom_orders_dax.values import AttributeValueError
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ async def _answer(
         return SUCCESS + await handler(state, args)
     except DaxError as error:
         return error.encode()
-    except (MalformedCbor, AttributeValueError, UnicodeDecodeError) as error:
+    except ValueError as error:  # malformed CBOR, values, keys or UTF-8
         return DaxError.validation(f"malformed request: {error}").encode()
     except Exception as error:  # a bug here must not hang the client: answer it
         logger.exception("%s failed", Method(method).name)

@@ -2,7 +2,8 @@
 
 A table key is a byte string laid out by the table's key schema: with a hash key alone, an S
 or B key is its raw bytes and an N key one CBOR number; with a range key too, the hash value
-is one CBOR item and the range value follows as raw bytes (S as UTF-8, B as is). An index key
+is one CBOR item and the range value follows as raw bytes (S as UTF-8, B as is, N in the
+order-preserving form of lex_decimal). An index key
 (a Query's start or last key on a GSI) is a CBOR map of attribute names to values instead.
 """
 
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import cbor2
 
+from uoom_orders_dax import lex_decimal
 from uoom_orders_dax.errors import DaxError
 from uoom_orders_dax.framing import MalformedCbor, item_end, loads
 from uoom_orders_dax.values import AttributeValue, Item, number_text, to_item, to_wire
@@ -60,7 +63,7 @@ def encode_key(key: Mapping[str, AttributeValue], schema: KeySchema) -> bytes:
         return head + str(range_value).encode()
     if range_type == "B":
         return head + bytes(range_value)
-    raise DaxError.validation("numeric range keys are not supported by this DAX endpoint")
+    return head + lex_decimal.encode(Decimal(range_value))
 
 
 def decode_key(data: bytes, schema: KeySchema) -> Item:
@@ -87,7 +90,7 @@ def decode_key(data: bytes, schema: KeySchema) -> Item:
     elif range_type == "B":
         key[range_name] = {"B": tail}
     else:
-        raise DaxError.validation("numeric range keys are not supported by this DAX endpoint")
+        key[range_name] = {"N": number_text(lex_decimal.decode(tail))}
     return key
 
 
