@@ -20,7 +20,10 @@ _SIGNATURE_ALGORITHM = b"AWS4-HMAC-SHA256"
 def is_signed(args: Sequence[bytes]) -> bool:
     """authorizeConnection: an access key, a signature and a SigV4 string to sign must be
     there. No signature is verified: any credentials will do, as with moto."""
-    access_key, signature, string_to_sign = (loads(raw) for raw in args[:3])
+    try:
+        access_key, signature, string_to_sign = (loads(raw) for raw in args[:3])
+    except ValueError:
+        return False
     return (
         isinstance(access_key, str)
         and bool(access_key)

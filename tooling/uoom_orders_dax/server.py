@@ -16,12 +16,14 @@ from uoom_orders_dax.settings import DaxSettings
 from uoom_orders_dax.shared_state import NodeAddress, SharedState
 
 
-def _advertised(host: str) -> str:
-    """The address clients are told to use: a wildcard listener is reached on loopback."""
+def _advertised(server: asyncio.Server) -> tuple[str, int]:
+    """The address and port clients are told to use: the listener's own (a host name is
+    already resolved there), and loopback for a wildcard listener."""
+    host, port = server.sockets[0].getsockname()[:2]
     address = ipaddress.ip_address(host)
     if address.is_unspecified:
-        return "::1" if address.version == 6 else "127.0.0.1"
-    return str(address)
+        return ("::1" if address.version == 6 else "127.0.0.1"), port
+    return str(address), port
 
 
 class DaxServer:
@@ -93,8 +95,7 @@ class DaxServer:
         for port in self._ports:
             server = await asyncio.start_server(self._connected(state), s.host, port)
             self._servers.append(server)
-            bound_port = server.sockets[0].getsockname()[1]
-            state.nodes.append(NodeAddress(_advertised(s.host), bound_port))
+            state.nodes.append(NodeAddress(*_advertised(server)))
         self._state = state
 
     def _connected(
