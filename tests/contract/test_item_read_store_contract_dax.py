@@ -27,6 +27,7 @@ from tests.support.dax_endpoint import (
     REGION,
     SECRET_ACCESS_KEY,
     dax_client,
+    dax_endpoint,
     moto_dynamodb,
 )
 from uoom_orders.read.dax_client import AsyncDaxClient
@@ -49,15 +50,6 @@ test_lists_run_newest_first_filter_and_continue_from_a_cursor = (
 )
 
 
-def _endpoint(url: str) -> DaxEndpoint:
-    return DaxEndpoint(
-        url,
-        region=REGION,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
-    )
-
-
 @pytest.fixture(scope="module")
 def dynamodb_url() -> Iterator[str]:
     with moto_dynamodb() as url:
@@ -66,7 +58,7 @@ def dynamodb_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def dax(dynamodb_url: str) -> Iterator[DaxEndpoint]:
-    with _endpoint(dynamodb_url) as endpoint:
+    with dax_endpoint(dynamodb_url) as endpoint:
         yield endpoint
 
 
@@ -103,7 +95,7 @@ async def test_a_stopped_endpoint_raises_rather_than_answering_absent(
     """The suite's failure test needs the stand-in; here the endpoint itself goes away."""
     order = suite.an_order()
     await env.put(order)
-    endpoint = _endpoint(dynamodb_url)
+    endpoint = dax_endpoint(dynamodb_url)
     await asyncio.to_thread(endpoint.start)
     reader = AsyncDaxClient(await asyncio.to_thread(dax_client, endpoint.endpoint), max_workers=2)
     try:

@@ -21,10 +21,9 @@ from amazondax.DaxError import DaxClientError, DaxServiceError
 from uoom_orders_dax import DaxEndpoint
 
 from tests.support.dax_endpoint import (
-    ACCESS_KEY_ID,
     REGION,
-    SECRET_ACCESS_KEY,
     dax_client,
+    dax_endpoint,
     dynamodb_client,
     moto_dynamodb,
 )
@@ -32,16 +31,6 @@ from tests.support.dax_endpoint import (
 INDEX = "CustomerStatusIndex"
 # A call that does not come back within this is a hang: the client would wait 60 s.
 PROMPT_SECONDS = 5.0
-
-
-def _endpoint(url: str, **settings: Any) -> DaxEndpoint:
-    return DaxEndpoint(
-        url,
-        region=REGION,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
-        **settings,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +48,7 @@ def ddb(dynamodb_url: str) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def dax(dynamodb_url: str) -> Iterator[DaxEndpoint]:
-    with _endpoint(dynamodb_url) as endpoint:
+    with dax_endpoint(dynamodb_url) as endpoint:
         yield endpoint
 
 
@@ -365,7 +354,7 @@ def test_the_query_cache_is_not_invalidated_by_item_writes(
 def test_entries_expire_after_their_ttl(ddb: Any, dynamodb_url: str) -> None:
     table = _create_table(ddb)
     try:
-        with _endpoint(dynamodb_url, item_ttl_seconds=1.0, query_ttl_seconds=1.0) as short:
+        with dax_endpoint(dynamodb_url, item_ttl_seconds=1.0, query_ttl_seconds=1.0) as short:
             reader = dax_client(short.endpoint)
             try:
                 item = order(customer="ttl")
@@ -444,7 +433,7 @@ def test_discovery_answers_every_node_and_the_client_finds_them_from_any(
 ) -> None:
     table = tables[0]
     item = order()
-    with _endpoint(dynamodb_url, nodes=3) as cluster:
+    with dax_endpoint(dynamodb_url, nodes=3) as cluster:
         ports = [node.port for node in cluster.nodes]
         success, roster = exchange(ports[1], AUTHORIZE + ENDPOINTS)
         assert success == []
@@ -478,7 +467,7 @@ def test_the_client_reconnects_to_an_endpoint_restarted_on_its_port(
     table = tables[0]
     item = order()
     ddb.put_item(TableName=table, Item=item)
-    endpoint = _endpoint(dynamodb_url).start()
+    endpoint = dax_endpoint(dynamodb_url).start()
     reader = dax_client(endpoint.endpoint)
     try:
         port = endpoint.port

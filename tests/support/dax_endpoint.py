@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 from amazondax import AmazonDaxClient
 from botocore.config import Config
+from uoom_orders_dax import DaxEndpoint
 
 REGION = "us-east-1"
 ACCESS_KEY_ID = "testing"
@@ -88,4 +89,15 @@ def dax_client(endpoint: str) -> Any:
         region_name=REGION,
         aws_access_key_id=ACCESS_KEY_ID,
         aws_secret_access_key=SECRET_ACCESS_KEY,
+    )
+
+
+def dax_endpoint(dynamodb_url: str, **settings: Any) -> DaxEndpoint:
+    """A DaxEndpoint (not started) in front of `dynamodb_url`, with the dummy credentials."""
+    return DaxEndpoint(
+        dynamodb_url,
+        region=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+        **settings,
     )
