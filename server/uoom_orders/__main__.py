@@ -51,35 +51,35 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _migrate(_: argparse.Namespace) -> int:
-    from uoom_orders import commands
+    from uoom_orders import admin
 
-    return _run(commands.migrate(_settings()))
+    return _run(admin.migrate(_settings()))
 
 
 def _create_tables(_: argparse.Namespace) -> int:
-    from uoom_orders import commands
+    from uoom_orders import admin
 
-    return _run(commands.create_read_model_tables(_settings()))
+    return _run(admin.create_read_model_tables(_settings()))
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    from uoom_orders import commands
+    from uoom_orders import admin
 
-    return _run(commands.rebuild(_settings(), args.customer_id, args.since))
+    return _run(admin.rebuild(_settings(), args.customer_id, args.since))
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    from uoom_orders import commands
+    from uoom_orders import admin
 
-    return _run(commands.reconcile(_settings(), dry_run=args.dry_run, show=args.show))
+    return _run(admin.reconcile(_settings(), dry_run=args.dry_run, show=args.show))
 
 
 def _dead_letters(args: argparse.Namespace) -> int:
-    from uoom_orders import commands
+    from uoom_orders import admin
 
     if args.action == "list":
-        return _run(commands.dead_letters_list(_settings(), args.limit))
-    return _run(commands.dead_letters_replay(_settings(), args.limit))
+        return _run(admin.dead_letters_list(_settings(), args.limit))
+    return _run(admin.dead_letters_replay(_settings(), args.limit))
 
 
 def _aware_time(raw: str) -> datetime:

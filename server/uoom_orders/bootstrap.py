@@ -26,6 +26,8 @@ from uoom_orders.config.components import (
     read_path_config,
     tracing_config,
 )
+from uoom_orders.dynamodb.tables import TableNames
+from uoom_orders.dynamodb.writer import ReadModelWriter
 from uoom_orders.observability.health import HealthMonitor
 from uoom_orders.observability.metrics_endpoint import metrics_endpoint
 from uoom_orders.observability.service_health import service_health
@@ -36,8 +38,6 @@ from uoom_orders.projector.reconcile import Reconciler, ReconcileSchedule
 from uoom_orders.read.assembly import AssembledReadPath, page_tokens, read_path
 from uoom_orders.read.cache_feed import NearCacheFeed
 from uoom_orders.read.write_back import ReadModelWriteBack
-from uoom_orders.readmodel.tables import TableNames
-from uoom_orders.readmodel.writer import ReadModelWriter
 from uoom_orders.relay import DEAD_LETTER_TOPIC_PARTITIONS, EVENT_TOPIC_PARTITIONS, ensure_topics
 from uoom_orders.write.durability import check_durability
 from uoom_orders.write.unit_of_work import PostgresUnitOfWork

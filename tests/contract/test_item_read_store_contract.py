@@ -18,11 +18,11 @@ from tests.integration.projector_support import drop_tables, dynamodb, order_his
 from tests.support.dax_stand_in import DaxStandIn
 from uoom_orders import wire
 from uoom_orders.domain.order import OrderStatus
+from uoom_orders.dynamodb.tables import TableNames, create_tables
+from uoom_orders.dynamodb.writer import ReadModelWriter
 from uoom_orders.read.dax_client import AsyncDaxClient
 from uoom_orders.read.item_store import ItemReadStore
 from uoom_orders.read.ports import ListQuery, ListScope, PageCursor
-from uoom_orders.readmodel.tables import TableNames, create_tables
-from uoom_orders.readmodel.writer import ReadModelWriter
 from uoom_orders_devstack import StackEndpoints
 
 pytestmark = pytest.mark.integration

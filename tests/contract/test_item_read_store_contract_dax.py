@@ -29,11 +29,11 @@ from tests.support.dax_endpoint import (
     dax_endpoint,
     moto_dynamodb,
 )
+from uoom_orders.dynamodb.client import dynamodb_client
+from uoom_orders.dynamodb.tables import TableNames, create_tables
+from uoom_orders.dynamodb.writer import ReadModelWriter
 from uoom_orders.read.dax_client import AsyncDaxClient
 from uoom_orders.read.item_store import ItemReadStore
-from uoom_orders.readmodel.client import dynamodb_client
-from uoom_orders.readmodel.tables import TableNames, create_tables
-from uoom_orders.readmodel.writer import ReadModelWriter
 from uoom_orders_dax import DaxEndpoint
 
 pytestmark = pytest.mark.integration

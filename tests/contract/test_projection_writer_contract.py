@@ -24,7 +24,7 @@ from tests.integration.projector_support import (
 )
 from tests.support.memory_read_model import InMemoryReadModelWriter
 from uoom_orders import wire
-from uoom_orders.readmodel import (
+from uoom_orders.dynamodb import (
     ProjectionWriter,
     ReadModelWriter,
     TableNames,

@@ -45,7 +45,7 @@ from tests.support.error_size import DEFAULT_SOFT_LIMIT
 from tests.support.rich_errors import RichError, rich_error
 from tests.support.write_model_invariants import write_model_problems
 from uoom_orders.api.grpc_server import MAX_MESSAGE_BYTES
-from uoom_orders.readmodel import items
+from uoom_orders.dynamodb import items
 from uoom_orders_devstack import StackEndpoints
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))

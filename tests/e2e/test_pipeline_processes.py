@@ -15,7 +15,7 @@ from tests.builders import create_request, update_request
 from tests.e2e.conftest import ServiceProcess, StartService, service_env
 from tests.integration.pipeline import use_stack_credentials
 from tests.integration.projector_support import eventually
-from uoom_orders.readmodel.client import dynamodb_client
+from uoom_orders.dynamodb.client import dynamodb_client
 from uoom_orders_client import OrderServiceClient, order_pb2, order_service_pb2
 from uoom_orders_devstack import StackEndpoints
 

@@ -11,7 +11,7 @@ import pytest
 from tests.integration.projector_support import drop_tables, dynamodb, unique
 from uoom_orders.bootstrap import running_service
 from uoom_orders.config import Settings
-from uoom_orders.readmodel.tables import TableNames, create_tables
+from uoom_orders.dynamodb.tables import TableNames, create_tables
 from uoom_orders_client import OrderServiceClient
 from uoom_orders_devstack import StackEndpoints
 

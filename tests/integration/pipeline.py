@@ -13,8 +13,8 @@ from typing import Any
 
 from uoom_orders.bootstrap import RunningService, running_service
 from uoom_orders.config import Settings
-from uoom_orders.readmodel.client import dynamodb_client
-from uoom_orders.readmodel.tables import create_tables
+from uoom_orders.dynamodb.client import dynamodb_client
+from uoom_orders.dynamodb.tables import create_tables
 from uoom_orders.relay import ensure_topics
 from uoom_orders_client import OrderServiceClient
 from uoom_orders_devstack import StackEndpoints

@@ -29,9 +29,9 @@ from uoom_orders.domain.commands import CreateOrder
 from uoom_orders.domain.events import OrderEvent, OrderEventType
 from uoom_orders.domain.lifecycle import change_status, place_order
 from uoom_orders.domain.order import DeliveryLocation, OrderItem, OrderStatus
-from uoom_orders.readmodel import items
-from uoom_orders.readmodel.client import dynamodb_client
-from uoom_orders.readmodel.tables import TableNames
+from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb.client import dynamodb_client
+from uoom_orders.dynamodb.tables import TableNames
 from uoom_orders_devstack import StackEndpoints
 
 # Bounds every wait; the servers answer in milliseconds when healthy.
@@ -201,8 +201,8 @@ def projector_process_argv(
 
 
 async def _run_process(args: argparse.Namespace) -> None:
+    from uoom_orders.dynamodb import ReadModelWriter
     from uoom_orders.projector import OrderProjector, ProjectorConfig
-    from uoom_orders.readmodel import ReadModelWriter
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

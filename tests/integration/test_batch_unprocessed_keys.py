@@ -22,8 +22,8 @@ from tests.integration.pipeline import use_stack_credentials
 from tests.support.dynamodb_proxy import DynamoDBProxy, UnprocessedKeys
 from uoom_orders.bootstrap import running_service
 from uoom_orders.config import Settings
+from uoom_orders.dynamodb import TableNames
 from uoom_orders.projector import Reconciler
-from uoom_orders.readmodel import TableNames
 from uoom_orders_client import OrderServiceClient, order_service_pb2
 from uoom_orders_devstack import StackEndpoints
 

@@ -16,13 +16,13 @@ import pytest
 from tests.integration.projector_support import drop_tables, dynamodb, order_history
 from tests.support.dax_stand_in import DaxStandIn
 from uoom_orders import wire
+from uoom_orders.dynamodb.tables import TableNames, create_tables
+from uoom_orders.dynamodb.writer import ReadModelWriter
 from uoom_orders.read.circuit_breaker import BreakerState, CircuitBreaker
 from uoom_orders.read.dax_client import AsyncDaxClient
 from uoom_orders.read.item_store import ItemReadStore
 from uoom_orders.read.postgres_store import PostgresOrderReadStore
 from uoom_orders.read.tiers import ReadPath, Tier
-from uoom_orders.readmodel.tables import TableNames, create_tables
-from uoom_orders.readmodel.writer import ReadModelWriter
 from uoom_orders_devstack import StackEndpoints
 
 

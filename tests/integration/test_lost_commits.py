@@ -15,9 +15,9 @@ from tests.builders import create_request, update_request
 from tests.integration.pipeline import Api, Pipeline, dynamodb_item, pipeline
 from tests.integration.projector_support import eventually
 from tests.integration.test_read_path import served_by
+from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb.client import dynamodb_client
 from uoom_orders.projector import Reconciler, ReconcileReport
-from uoom_orders.readmodel import items
-from uoom_orders.readmodel.client import dynamodb_client
 from uoom_orders_client import order_pb2, order_service_pb2
 from uoom_orders_devstack import StackEndpoints
 

@@ -28,9 +28,9 @@ from uoom.orders.v1 import order_pb2
 from tests.builders import create_request, update_request
 from tests.integration.pipeline import Api, Pipeline, dynamodb_item, pipeline
 from tests.integration.projector_support import eventually
+from uoom_orders.dynamodb import ReadModelWriter, items
+from uoom_orders.dynamodb.client import dynamodb_client
 from uoom_orders.projector import Reconciler
-from uoom_orders.readmodel import ReadModelWriter, items
-from uoom_orders.readmodel.client import dynamodb_client
 from uoom_orders_client import OrderServiceClient, order_service_pb2
 from uoom_orders_devstack import StackEndpoints, TansuBroker
 from uoom_orders_devstack.ports import free_port

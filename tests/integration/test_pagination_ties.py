@@ -33,9 +33,9 @@ from uoom_orders.bootstrap import running_service
 from uoom_orders.config import Settings
 from uoom_orders.domain.commands import CreateOrder
 from uoom_orders.domain.order import DeliveryLocation, OrderItem
+from uoom_orders.dynamodb import create_tables, items
+from uoom_orders.dynamodb.tables import CUSTOMER_INDEX, RESTAURANT_INDEX
 from uoom_orders.projector import Reconciler
-from uoom_orders.readmodel import create_tables, items
-from uoom_orders.readmodel.tables import CUSTOMER_INDEX, RESTAURANT_INDEX
 from uoom_orders.write.unit_of_work import PostgresUnitOfWork
 from uoom_orders_client import OrderServiceClient, order_service_pb2
 from uoom_orders_devstack import StackEndpoints

@@ -40,6 +40,7 @@ from uoom_orders import wire
 from uoom_orders.config import Settings
 from uoom_orders.config.components import dynamodb_client_for, projector_config
 from uoom_orders.domain.events import OrderEvent
+from uoom_orders.dynamodb import ReadModelWriter, TableNames, create_tables, items
 from uoom_orders.projector import (
     OrderProjector,
     ProjectorConfig,
@@ -47,7 +48,6 @@ from uoom_orders.projector import (
     replay_dead_letters,
 )
 from uoom_orders.projector.dead_letters import dead_letter_headers
-from uoom_orders.readmodel import ReadModelWriter, TableNames, create_tables, items
 from uoom_orders_devstack import MotoDynamoDBServer, StackEndpoints
 from uoom_orders_devstack.ports import free_port
 

@@ -140,7 +140,7 @@ async def test_an_expired_read_model_item_is_absent_and_written_back(stack: Pipe
     order = (await api.client.create_order(create_request())).order
     await eventually(lambda: _has_item(stack, order.order_id), "projection")
     settings = stack.settings()
-    from uoom_orders.readmodel.client import dynamodb_client
+    from uoom_orders.dynamodb.client import dynamodb_client
 
     async with dynamodb_client(
         region=settings.aws_region, endpoint=settings.dynamodb_endpoint

@@ -21,7 +21,7 @@ from tests.integration.projector_support import (
     unique,
 )
 from uoom_orders import wire
-from uoom_orders.readmodel import (
+from uoom_orders.dynamodb import (
     ReadModelUnavailable,
     ReadModelWriter,
     ReadModelWriteRejected,

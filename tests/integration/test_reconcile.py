@@ -29,9 +29,9 @@ from uoom_orders.config import Settings
 from uoom_orders.config.components import projector_config
 from uoom_orders.domain.commands import CreateOrder, UpdateOrderStatus
 from uoom_orders.domain.order import DeliveryLocation, Order, OrderItem
+from uoom_orders.dynamodb import ReadModelWriter, TableNames, create_tables, items
 from uoom_orders.projector import OrderProjector, ProjectorConfig, Reconciler
 from uoom_orders.projector.reconcile import DifferenceKind, ReconcileSchedule
-from uoom_orders.readmodel import ReadModelWriter, TableNames, create_tables, items
 from uoom_orders.write.unit_of_work import PostgresUnitOfWork
 from uoom_orders_devstack import StackEndpoints
 

@@ -26,14 +26,14 @@ from tests.integration.projector_support import eventually
 from uoom_orders.bootstrap import running_service
 from uoom_orders.config import ConfigError, Settings
 from uoom_orders.config.components import tracing_config
+from uoom_orders.dynamodb.client import dynamodb_client
+from uoom_orders.dynamodb.tables import create_tables
 from uoom_orders.observability import tracing
 from uoom_orders.observability.tracing_setup import (
     TracingConfig,
     configure_tracing,
     tracer_provider,
 )
-from uoom_orders.readmodel.client import dynamodb_client
-from uoom_orders.readmodel.tables import create_tables
 from uoom_orders_client import OrderServiceClient
 from uoom_orders_devstack import StackEndpoints
 

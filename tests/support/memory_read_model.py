@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 from uoom.orders.v1 import order_pb2
 
-from uoom_orders.readmodel import items
-from uoom_orders.readmodel.ports import PutResult, ReadModelUnavailable
-from uoom_orders.readmodel.tables import TableNames
+from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb.ports import PutResult, ReadModelUnavailable
+from uoom_orders.dynamodb.tables import TableNames
 
 
 class InMemoryReadModelWriter:

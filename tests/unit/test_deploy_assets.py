@@ -23,7 +23,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from uoom_orders.readmodel import tables
+from uoom_orders.dynamodb import tables
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "cloudformation.yaml"

@@ -24,12 +24,12 @@ from uoom.orders.v1 import order_pb2
 
 from uoom_orders.application.queries import OrderQueries
 from uoom_orders.domain.order import OrderStatus
+from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb.tables import TableNames
 from uoom_orders.read.item_store import ItemReadStore
 from uoom_orders.read.page_token import PageTokenCodec
 from uoom_orders.read.ports import ListQuery, ListScope
 from uoom_orders.read.tiers import ReadPath, Tier
-from uoom_orders.readmodel import items
-from uoom_orders.readmodel.tables import TableNames
 
 T0 = datetime(2024, 1, 15, 13, 0, 0, 250_001, tzinfo=UTC)
 NOW = T0.timestamp() + 3600

@@ -11,12 +11,12 @@ from uoom.orders.v1 import order_events_pb2
 
 from tests.unit.projector_records import NOW, Record, correction, history, records, removal
 from uoom_orders import wire
+from uoom_orders.dynamodb.ports import PutResult
 from uoom_orders.projector import PoisonMessage, ProjectorStats, decode_event
 from uoom_orders.projector.batch import BatchPlan, count_batch, count_write, plan_batch
 from uoom_orders.projector.membership import stuck_join_seconds
 from uoom_orders.projector.offsets import batch_offsets
 from uoom_orders.projector.writes import Outage, Poison, outcome_name
-from uoom_orders.readmodel.ports import PutResult
 
 
 def kept(plan: BatchPlan) -> dict[str, tuple[int, int]]:

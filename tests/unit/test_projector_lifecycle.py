@@ -15,12 +15,12 @@ from uoom.orders.v1 import order_pb2
 
 from tests.support.memory_read_model import InMemoryReadModelWriter
 from tests.unit.projector_records import Record, history, records
+from uoom_orders.dynamodb.ports import PutResult, ReadModelUnavailable, ReadModelWriteRejected
 from uoom_orders.projector import OrderProjector, ProjectorConfig, ProjectorStats
 from uoom_orders.projector import projector as projector_module
 from uoom_orders.projector.batch import Letter, Pending
 from uoom_orders.projector.dead_letters import ERROR_HEADER, publish_dead_letters
 from uoom_orders.projector.writes import BatchWriter
-from uoom_orders.readmodel.ports import PutResult, ReadModelUnavailable, ReadModelWriteRejected
 
 TOPIC = "orders"
 PARTITION = TopicPartition(TOPIC, 0)

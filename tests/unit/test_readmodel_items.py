@@ -14,7 +14,7 @@ from uoom.orders.v1 import order_pb2
 
 from uoom_orders import wire
 from uoom_orders.domain.order import DeliveryLocation, Order, OrderItem, OrderStatus
-from uoom_orders.readmodel import items
+from uoom_orders.dynamodb import items
 
 CREATED = datetime(2024, 1, 15, 13, 0, 0, 123456, tzinfo=UTC)
 

@@ -11,6 +11,8 @@ import pytest
 from uoom.orders.v1 import order_pb2
 
 from tests.unit.projector_records import history
+from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb.tables import DETAILS_TABLE, STATUS_TABLE
 from uoom_orders.projector.reconcile import DifferenceKind, ReconcileReport, ReconcileSchedule
 from uoom_orders.projector.reconcile.differences import (
     CORRECTED_KINDS,
@@ -18,8 +20,6 @@ from uoom_orders.projector.reconcile.differences import (
     classify,
     item_version_or_none,
 )
-from uoom_orders.readmodel import items
-from uoom_orders.readmodel.tables import DETAILS_TABLE, STATUS_TABLE
 
 NOW = 1_800_000_000
 TTL = NOW + 3600

@@ -23,7 +23,7 @@ from uoom_orders.application.handlers import new_tracking_code
 from uoom_orders.domain import contract_rules as rules
 from uoom_orders.domain.errors import InvalidInput
 from uoom_orders.domain.lifecycle import place_order
-from uoom_orders.readmodel import items
+from uoom_orders.dynamodb import items
 
 # The read model's key attributes: the tables' hash key and the GSIs' keys.
 KEYS = (items.ORDER_ID, items.CUSTOMER_ID, items.RESTAURANT_ID, items.UPDATED_AT)

@@ -15,8 +15,8 @@ from uoom_orders import wire
 from uoom_orders.application.handlers import utc_now
 from uoom_orders.domain.lifecycle import change_status, place_order
 from uoom_orders.domain.order import OrderStatus
+from uoom_orders.dynamodb import items
 from uoom_orders.read.write_back import ReadModelWriteBack
-from uoom_orders.readmodel import items
 
 
 def versions() -> list[order_pb2.Order]:

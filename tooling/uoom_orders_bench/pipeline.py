@@ -91,7 +91,7 @@ class ReadModelTable:
         """A low-level aioboto3 DynamoDB client, closed on exit."""
         import aioboto3
 
-        from uoom_orders.readmodel.client import dynamodb_client
+        from uoom_orders.dynamodb.client import dynamodb_client
 
         session = aioboto3.Session(
             aws_access_key_id=self.access_key_id,

@@ -281,7 +281,7 @@ async def _prepare_stores(env: Mapping[str, str]) -> None:
 
     from uoom_orders.config import Settings
     from uoom_orders.config.components import dynamodb_client_for
-    from uoom_orders.readmodel import create_tables
+    from uoom_orders.dynamodb import create_tables
     from uoom_orders.write.migrate import apply_migrations
 
     settings = Settings.from_env(env)
@@ -301,7 +301,7 @@ def _read_model_table(env: Mapping[str, str]) -> ReadModelTable | None:
     """The status table the service's projector writes, as its settings name it (None without
     a DynamoDB endpoint: the read model is not probed)."""
     from uoom_orders.config import Settings
-    from uoom_orders.readmodel.tables import TableNames
+    from uoom_orders.dynamodb.tables import TableNames
 
     endpoint = env.get("DYNAMODB_ENDPOINT")
     if not endpoint:

@@ -20,8 +20,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from uoom_orders.config import Settings
-from uoom_orders.readmodel.client import dynamodb_client
-from uoom_orders.readmodel.tables import TableNames, create_tables
+from uoom_orders.dynamodb.client import dynamodb_client
+from uoom_orders.dynamodb.tables import TableNames, create_tables
 from uoom_orders.relay import DEAD_LETTER_TOPIC_PARTITIONS, EVENT_TOPIC_PARTITIONS
 from uoom_orders.write.migrate import apply_migrations
 from uoom_orders_devstack import LocalStack

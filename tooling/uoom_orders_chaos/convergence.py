@@ -22,8 +22,8 @@ import asyncpg
 import grpc
 from uoom.orders.v1 import order_service_pb2_grpc
 
+from uoom_orders.dynamodb.items import order_from_item, summary_from_item
 from uoom_orders.read.postgres_store import order_from_rows, summary_from_row
-from uoom_orders.readmodel.items import order_from_item, summary_from_item
 from uoom_orders_chaos.cluster import ReadModelAccess, RoleProcess
 from uoom_orders_chaos.load import CHANNEL_OPTIONS
 from uoom_orders_client import order_pb2, order_service_pb2

@@ -13,7 +13,7 @@ from dataclasses import replace
 from uoom_orders.bootstrap import ROLES, running_service
 from uoom_orders.config import Settings
 from uoom_orders.config.components import dynamodb_client_for
-from uoom_orders.readmodel.tables import create_tables
+from uoom_orders.dynamodb.tables import create_tables
 from uoom_orders.relay import DEAD_LETTER_TOPIC_PARTITIONS, EVENT_TOPIC_PARTITIONS
 from uoom_orders.write.migrate import apply_migrations
 from uoom_orders_devstack.stack import LocalStack, StackEndpoints

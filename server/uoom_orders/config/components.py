@@ -11,10 +11,10 @@ from typing import Any
 import aioboto3
 
 from uoom_orders.config.settings import Settings
+from uoom_orders.dynamodb.client import dynamodb_client
 from uoom_orders.observability.tracing_setup import TracingConfig
 from uoom_orders.projector.config import ProjectorConfig
 from uoom_orders.read.assembly import ReadPathConfig
-from uoom_orders.readmodel.client import dynamodb_client
 from uoom_orders.relay.config import RelayConfig
 from uoom_orders.relay.outbox_relay import OutboxRelay
 from uoom_orders.relay.publisher import EventPublisher, KafkaEventPublisher

@@ -14,8 +14,8 @@ from typing import Any
 
 from uoom.orders.v1 import order_events_pb2
 
+from uoom_orders.dynamodb.ports import PutResult
 from uoom_orders.projector.decode import CORRECTED, REMOVED, PoisonMessage, decode_event
-from uoom_orders.readmodel.ports import PutResult
 
 
 @dataclass

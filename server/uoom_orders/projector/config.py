@@ -15,7 +15,7 @@ class ProjectorConfig:
     group_id: str
     # Empty means "<topic>.dlq".
     dead_letter_topic: str
-    # Items live this long after their last write (see `readmodel.items.ttl_after`).
+    # Items live this long after their last write (see `dynamodb.items.ttl_after`).
     ttl_hours: int
     # A join takes about half the session timeout; 6 s rides out a GC pause or a slow batch.
     session_timeout_ms: int

@@ -28,6 +28,8 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from uoom_orders.dynamodb.ports import ProjectionWriter
+from uoom_orders.dynamodb.tables import DETAILS_TABLE, STATUS_TABLE
 from uoom_orders.kafka_clients import kafka_consumer, kafka_producer, started
 from uoom_orders.observability.metrics import PROJECTOR_DEAD_LETTERS, PROJECTOR_STALE
 from uoom_orders.projector.batch import Letter, ProjectorStats, count_batch, plan_batch
@@ -36,8 +38,6 @@ from uoom_orders.projector.dead_letters import publish_dead_letters
 from uoom_orders.projector.membership import GroupMembership, stuck_join_seconds
 from uoom_orders.projector.offsets import Batch, GroupOffsets
 from uoom_orders.projector.writes import BatchWriter
-from uoom_orders.readmodel.ports import ProjectionWriter
-from uoom_orders.readmodel.tables import DETAILS_TABLE, STATUS_TABLE
 from uoom_orders.runtime.lifecycle import LongRunning
 from uoom_orders.runtime.retry import Backoff
 from uoom_orders.runtime.tasks import BackgroundTasks

@@ -16,18 +16,18 @@ from dataclasses import dataclass
 
 import tenacity
 
-from uoom_orders.observability import tracing
-from uoom_orders.observability.metrics import PROJECTOR_APPLIED, PROJECTOR_E2E_LAG, PROJECTOR_STALE
-from uoom_orders.projector.batch import Letter, Pending, ProjectorStats, count_write
-from uoom_orders.projector.config import ProjectorConfig
-from uoom_orders.readmodel.items import ttl_after
-from uoom_orders.readmodel.ports import (
+from uoom_orders.dynamodb.items import ttl_after
+from uoom_orders.dynamodb.ports import (
     ProjectionWriter,
     PutResult,
     ReadModelUnavailable,
     ReadModelWriteRejected,
 )
-from uoom_orders.readmodel.tables import DETAILS_TABLE, STATUS_TABLE
+from uoom_orders.dynamodb.tables import DETAILS_TABLE, STATUS_TABLE
+from uoom_orders.observability import tracing
+from uoom_orders.observability.metrics import PROJECTOR_APPLIED, PROJECTOR_E2E_LAG, PROJECTOR_STALE
+from uoom_orders.projector.batch import Letter, Pending, ProjectorStats, count_write
+from uoom_orders.projector.config import ProjectorConfig
 from uoom_orders.runtime.retry import Backoff, retrying
 
 _log = logging.getLogger(__name__)

@@ -16,6 +16,8 @@ from typing import Any
 import asyncpg
 from uoom.orders.v1 import order_pb2
 
+from uoom_orders.dynamodb.tables import TableNames
+from uoom_orders.dynamodb.writer import ReadModelWriter
 from uoom_orders.read.cache_feed import NearCacheFeed
 from uoom_orders.read.circuit_breaker import CircuitBreaker
 from uoom_orders.read.item_store import ItemReadStore
@@ -24,8 +26,6 @@ from uoom_orders.read.page_token import PageTokenCodec
 from uoom_orders.read.postgres_store import PostgresOrderReadStore
 from uoom_orders.read.tiers import ReadPath, Tier
 from uoom_orders.read.write_back import ReadModelWriteBack
-from uoom_orders.readmodel.tables import TableNames
-from uoom_orders.readmodel.writer import ReadModelWriter
 
 _log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from uuid import UUID
 
 from uoom.orders.v1 import order_pb2
 
+from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb.tables import CUSTOMER_INDEX, RESTAURANT_INDEX, TableNames
 from uoom_orders.read.ports import ListQuery, ListScope
-from uoom_orders.readmodel import items
-from uoom_orders.readmodel.tables import CUSTOMER_INDEX, RESTAURANT_INDEX, TableNames
 
 BATCH_GET_LIMIT = 100  # DynamoDB's maximum keys per BatchGetItem
 _UNPROCESSED_ATTEMPTS = 5

@@ -16,8 +16,8 @@ from uuid import UUID
 
 from uoom.orders.v1 import order_pb2
 
-from uoom_orders.readmodel import items
-from uoom_orders.readmodel.ports import ProjectionWriter
+from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb.ports import ProjectionWriter
 from uoom_orders.runtime.lifecycle import LongRunning
 from uoom_orders.runtime.tasks import cancel_and_wait
 

@@ -13,8 +13,8 @@ from uuid import UUID
 from uoom.orders.v1 import order_pb2
 
 from uoom_orders import wire
-from uoom_orders.readmodel import items
-from uoom_orders.readmodel.tables import STATUS_TABLE
+from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb.tables import STATUS_TABLE
 
 
 class DifferenceKind(StrEnum):

@@ -14,13 +14,13 @@ import asyncpg
 from uoom.orders.v1 import order_pb2
 
 from uoom_orders import wire
+from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb.tables import DETAILS_TABLE, STATUS_TABLE, TableNames
+from uoom_orders.dynamodb.writer import ReadModelWriter
 from uoom_orders.observability import metrics
 from uoom_orders.projector.reconcile.differences import ReconcileReport
 from uoom_orders.projector.reconcile.repair import Progress, RepairPass
 from uoom_orders.read.postgres_store import order_from_rows
-from uoom_orders.readmodel import items
-from uoom_orders.readmodel.tables import DETAILS_TABLE, STATUS_TABLE, TableNames
-from uoom_orders.readmodel.writer import ReadModelWriter
 from uoom_orders.runtime.retry import Backoff
 from uoom_orders.runtime.tasks import cancel_and_wait
 from uoom_orders.write.outbox import PostgresOutbox

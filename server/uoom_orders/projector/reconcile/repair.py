@@ -11,6 +11,9 @@ from uuid import UUID
 
 from uoom.orders.v1 import order_pb2
 
+from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb.ports import ReadModelWriteRejected
+from uoom_orders.dynamodb.tables import DETAILS_TABLE, STATUS_TABLE
 from uoom_orders.observability import metrics
 from uoom_orders.projector.reconcile.differences import (
     CORRECTED_KINDS,
@@ -21,9 +24,6 @@ from uoom_orders.projector.reconcile.differences import (
     classify,
     item_version_or_none,
 )
-from uoom_orders.readmodel import items
-from uoom_orders.readmodel.ports import ReadModelWriteRejected
-from uoom_orders.readmodel.tables import DETAILS_TABLE, STATUS_TABLE
 
 if TYPE_CHECKING:
     from uoom_orders.projector.reconcile.reconciler import Reconciler

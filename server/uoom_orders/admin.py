@@ -12,9 +12,9 @@ import asyncpg
 
 from uoom_orders.config import Settings
 from uoom_orders.config.components import dynamodb_client_for
+from uoom_orders.dynamodb.tables import create_tables
 from uoom_orders.projector.dead_letters import list_dead_letters, replay_dead_letters
 from uoom_orders.projector.reconcile import RECONCILE_LOCK_KEY, Progress, Reconciler
-from uoom_orders.readmodel.tables import create_tables
 from uoom_orders.write.migrate import apply_migrations
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from uoom_orders.readmodel.client import dynamodb_client
-from uoom_orders.readmodel.items import (
+from uoom_orders.dynamodb.client import dynamodb_client
+from uoom_orders.dynamodb.items import (
     details_item,
     is_expired,
     order_from_item,
@@ -11,14 +11,14 @@ from uoom_orders.readmodel.items import (
     summary_from_item,
     ttl_after,
 )
-from uoom_orders.readmodel.ports import (
+from uoom_orders.dynamodb.ports import (
     ProjectionWriter,
     PutResult,
     ReadModelUnavailable,
     ReadModelWriteRejected,
 )
-from uoom_orders.readmodel.tables import TableNames, create_tables, table_definitions
-from uoom_orders.readmodel.writer import ReadModelWriter
+from uoom_orders.dynamodb.tables import TableNames, create_tables, table_definitions
+from uoom_orders.dynamodb.writer import ReadModelWriter
 
 __all__ = [
     "ProjectionWriter",

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from uoom_orders.readmodel import items
+from uoom_orders.dynamodb import items
 
 STATUS_TABLE = "order-status"
 DETAILS_TABLE = "order-details"

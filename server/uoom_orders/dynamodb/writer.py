@@ -19,10 +19,10 @@ import tenacity
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from uoom.orders.v1 import order_pb2
 
-from uoom_orders.readmodel import items
-from uoom_orders.readmodel.client import count_throttles, dynamodb_client
-from uoom_orders.readmodel.ports import PutResult, ReadModelUnavailable, ReadModelWriteRejected
-from uoom_orders.readmodel.tables import TableNames
+from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb.client import count_throttles, dynamodb_client
+from uoom_orders.dynamodb.ports import PutResult, ReadModelUnavailable, ReadModelWriteRejected
+from uoom_orders.dynamodb.tables import TableNames
 from uoom_orders.runtime.retry import retrying
 
 # Errors about the request itself: the same item would fail again.
