@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from uuid import UUID
 
+import aioboto3
 import asyncpg
 
 from uoom_orders.config import Settings
@@ -16,6 +17,20 @@ from uoom_orders.dynamodb.tables import create_tables
 from uoom_orders.projector.dead_letters import list_dead_letters, replay_dead_letters
 from uoom_orders.projector.reconcile import RECONCILE_LOCK_KEY, Progress, Reconciler
 from uoom_orders.write.migrate import apply_migrations
+
+
+async def prepare_stores(
+    settings: Settings, session: aioboto3.Session | None = None
+) -> tuple[list[str], list[str]]:
+    """What `serve` expects to exist: the PostgreSQL schema (pending migrations applied) and,
+    when a DynamoDB endpoint is set, both read-model tables. Idempotent; returns the
+    migrations applied and the tables ready (tools that start a stack call this)."""
+    applied = await apply_migrations(settings.database_url)
+    tables: list[str] = []
+    if settings.dynamodb_endpoint is not None:
+        async with dynamodb_client_for(settings, session) as client:
+            tables = await create_tables(client, settings.dynamodb_table_prefix)
+    return applied, tables
 
 
 async def migrate(settings: Settings) -> int:

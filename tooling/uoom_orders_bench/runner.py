@@ -279,22 +279,16 @@ async def _prepare_stores(env: Mapping[str, str]) -> None:
     (migrations) and, when a DynamoDB endpoint is set, both read-model tables. Idempotent."""
     import aioboto3
 
+    from uoom_orders.admin import prepare_stores
     from uoom_orders.config import Settings
-    from uoom_orders.config.components import dynamodb_client_for
-    from uoom_orders.dynamodb import create_tables
-    from uoom_orders.write.migrate import apply_migrations
 
     settings = Settings.from_env(env)
-    await apply_migrations(settings.database_url)
-    if settings.dynamodb_endpoint is None:
-        return
     session = aioboto3.Session(
         aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
         region_name=settings.aws_region,
     )
-    async with dynamodb_client_for(settings, session) as client:
-        await create_tables(client, settings.dynamodb_table_prefix)
+    await prepare_stores(settings, session)
 
 
 def _read_model_table(env: Mapping[str, str]) -> ReadModelTable | None:

@@ -19,11 +19,11 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from uoom_orders.admin import prepare_stores
 from uoom_orders.config import Settings
 from uoom_orders.dynamodb.client import dynamodb_client
 from uoom_orders.dynamodb.tables import TableNames, create_tables
 from uoom_orders.relay import DEAD_LETTER_TOPIC_PARTITIONS, EVENT_TOPIC_PARTITIONS
-from uoom_orders.write.migrate import apply_migrations
 from uoom_orders_devstack import LocalStack
 from uoom_orders_devstack.ports import LOOPBACK, free_port
 from uoom_orders_devstack.processes import ServerProcess, log_tail
@@ -249,9 +249,8 @@ class ChaosCluster:
         self.settings = Settings.from_env(self.env)
         # The tool's own DynamoDB clients read the (dummy, local) credentials from here.
         os.environ.update({k: v for k, v in endpoints.env().items() if k.startswith("AWS_")})
-        await apply_migrations(endpoints.database_url)
+        await prepare_stores(self.settings)
         await _require_synchronous_commit(endpoints.database_url)
-        await self.create_tables()
         for name, role in LAYOUT:
             env = dict(self.env)
             if role == "api":

@@ -10,12 +10,10 @@ import secrets
 import signal
 from dataclasses import replace
 
+from uoom_orders.admin import prepare_stores
 from uoom_orders.bootstrap import ROLES, running_service
 from uoom_orders.config import Settings
-from uoom_orders.config.components import dynamodb_client_for
-from uoom_orders.dynamodb.tables import create_tables
 from uoom_orders.relay import DEAD_LETTER_TOPIC_PARTITIONS, EVENT_TOPIC_PARTITIONS
-from uoom_orders.write.migrate import apply_migrations
 from uoom_orders_devstack.stack import LocalStack, StackEndpoints
 
 _log = logging.getLogger(__name__)
@@ -76,7 +74,6 @@ async def run_dev_session(grpc_port: int, metrics_port: int = 0) -> int:
     )
     try:
         endpoints = await asyncio.to_thread(stack.start)
-        await apply_migrations(endpoints.database_url)
         env = endpoints.env() | {
             "GRPC_HOST": "127.0.0.1",
             "GRPC_PORT": str(grpc_port),
@@ -87,8 +84,7 @@ async def run_dev_session(grpc_port: int, metrics_port: int = 0) -> int:
         settings = replace(Settings.from_env(env), page_token_secret=secrets.token_bytes(32))
         # The AWS SDK reads its (dummy, local) credentials from the environment.
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
-        async with dynamodb_client_for(settings) as client:
-            await create_tables(client, settings.dynamodb_table_prefix)
+        await prepare_stores(settings)
         async with running_service(settings, ROLES) as service:
             print(_banner(endpoints, service.port, metrics_port), flush=True)
             await stop.wait()
