@@ -14,7 +14,7 @@ from uoom.orders.v1 import order_pb2
 
 from uoom_orders import wire
 from uoom_orders.domain.order import DeliveryLocation, Order, OrderItem, OrderStatus
-from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb import items, times
 
 CREATED = datetime(2024, 1, 15, 13, 0, 0, 123456, tzinfo=UTC)
 
@@ -167,14 +167,14 @@ def test_times_sort_as_strings_in_time_order() -> None:
         datetime(2000, 1, 1, tzinfo=UTC) + timedelta(microseconds=rng.randrange(10**15))
         for _ in range(300)
     )
-    texts = [items.format_timestamp(wire.timestamp(moment)) for moment in moments]
+    texts = [times.format_timestamp(wire.timestamp(moment)) for moment in moments]
     assert texts == sorted(texts)
-    assert texts == [items.format_datetime(moment) for moment in moments]
+    assert texts == [times.format_datetime(moment) for moment in moments]
     assert all(len(text) == len("2024-01-15T13:00:00.000000Z") for text in texts)
 
 
 def test_sub_microsecond_nanos_truncate() -> None:
-    text = items.format_timestamp(Timestamp(seconds=0, nanos=999_999_999))
+    text = times.format_timestamp(Timestamp(seconds=0, nanos=999_999_999))
     assert text == "1970-01-01T00:00:00.999999Z"
 
 
@@ -184,7 +184,7 @@ def test_sub_microsecond_nanos_truncate() -> None:
 )
 def test_malformed_times_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="not a"):
-        items.parse_timestamp(text)
+        times.parse_timestamp(text)
 
 
 def test_unspecified_or_unknown_status_is_refused() -> None:

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from uoom.orders.v1 import order_pb2
 
-from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb import items, times
 from uoom_orders.dynamodb.tables import CUSTOMER_INDEX, RESTAURANT_INDEX, TableNames
 from uoom_orders.read.ports import ListQuery, ListScope
 
@@ -132,7 +132,7 @@ class ItemReadStore:
         after = query.after
         after_key: tuple[str, str] | None = None
         if after is not None:
-            after_key = (items.format_datetime(after.updated_at), str(after.order_id))
+            after_key = (times.format_datetime(after.updated_at), str(after.order_id))
             names["#updated"] = items.UPDATED_AT
             values[":after"] = {"S": after_key[0]}
             key_condition += " AND #updated <= :after"
