@@ -25,7 +25,6 @@ import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import aiohttp
@@ -88,12 +87,7 @@ class DynamoDBProxy:
         self._runner = runner
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()

@@ -10,7 +10,6 @@ has no locks: run one unit of work at a time. Orders are "encoded" as themselves
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import TracebackType
 from uuid import UUID
 
 from uoom_orders.application.ports import DuplicateRequest, LoggedRequest
@@ -157,12 +156,7 @@ class FakeUnitOfWork:
         self._model.requests.update(tx.requests)
         self._model.commits += 1
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._tx is not None:
             self._model.rollbacks += 1
             self._tx = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import TracebackType
 
 from uoom_orders.relay.publisher import PublishError
 from uoom_orders.relay.records import EventMessage, OutboxRecord, event_message
@@ -29,12 +28,7 @@ class InMemoryEventPublisher:
     async def __aenter__(self) -> InMemoryEventPublisher:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def publish_batch(self, records: Sequence[OutboxRecord]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from types import TracebackType
 from typing import Any
 
 from aiobotocore.session import get_session
@@ -56,12 +55,7 @@ class DynamoDBForwarder:
         )
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self._client = None
         await self._stack.aclose()
 

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import ipaddress
 from collections.abc import Callable, Sequence
-from types import TracebackType
 
 from uoom_orders_dax import connection
 from uoom_orders_dax.caches import TtlCache
@@ -69,12 +68,7 @@ class DaxServer:
             raise
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self._stop()
 
     async def _start(self) -> None:

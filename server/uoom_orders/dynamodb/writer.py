@@ -10,7 +10,6 @@ import asyncio
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from types import TracebackType
 from typing import Any, ClassVar
 
 import aioboto3
@@ -126,12 +125,7 @@ class ReadModelWriter:
     async def __aenter__(self) -> ReadModelWriter:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def put_order(self, order: order_pb2.Order, ttl_epoch: int) -> PutResult:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -27,12 +26,7 @@ class EventPublisher(Protocol):
 
     async def __aenter__(self) -> EventPublisher: ...
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
+    async def __aexit__(self, *exc_info: object) -> None: ...
 
     async def publish_batch(self, records: Sequence[OutboxRecord]) -> None:
         """Publishes the records, in order per order id; raises PublishError if any failed.
@@ -85,12 +79,7 @@ class KafkaEventPublisher:
     async def __aenter__(self) -> KafkaEventPublisher:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def publish_batch(self, records: Sequence[OutboxRecord]) -> None:
