@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from uoom.orders.v1 import order_events_pb2, order_pb2
 
@@ -129,23 +130,31 @@ def order_from_proto(message: order_pb2.Order) -> Order:
     )
 
 
+def _copy_summary_fields(
+    source: order_pb2.Order | order_pb2.OrderSummary,
+    target: order_pb2.Order | order_pb2.OrderSummary,
+) -> None:
+    """Copies every field of OrderSummary (Order has each under the same name)."""
+    given: Message = source  # by field name: the generated stubs type names as literals
+    for field in order_pb2.OrderSummary.DESCRIPTOR.fields:
+        if field.message_type is None:
+            setattr(target, field.name, getattr(source, field.name))
+        elif given.HasField(field.name):
+            getattr(target, field.name).CopyFrom(getattr(source, field.name))
+
+
 def summary_from_order(message: order_pb2.Order) -> order_pb2.OrderSummary:
     """The status record of a whole-order message: the same fields without items and location."""
-    summary = order_pb2.OrderSummary(
-        order_id=message.order_id,
-        status=message.status,
-        customer_id=message.customer_id,
-        restaurant_id=message.restaurant_id,
-        channel_id=message.channel_id,
-        total=message.total,
-        tracking_code=message.tracking_code,
-        created_at=message.created_at,
-        updated_at=message.updated_at,
-        version=message.version,
-    )
-    if message.HasField("estimated_delivery_time"):
-        summary.estimated_delivery_time.CopyFrom(message.estimated_delivery_time)
+    summary = order_pb2.OrderSummary()
+    _copy_summary_fields(message, summary)
     return summary
+
+
+def order_from_summary(summary: order_pb2.OrderSummary) -> order_pb2.Order:
+    """A whole-order message with the summary's fields; items and location still to add."""
+    order = order_pb2.Order()
+    _copy_summary_fields(summary, order)
+    return order
 
 
 def event_to_proto(

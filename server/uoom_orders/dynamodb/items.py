@@ -24,6 +24,7 @@ from typing import Any
 from uoom.orders.v1 import order_pb2
 
 from uoom_orders.dynamodb.times import format_timestamp, parse_timestamp
+from uoom_orders.wire import order_from_summary
 
 # A DynamoDB attribute value in the low-level form, e.g. {"S": "x"} or {"M": {...}}.
 AttributeValue = dict[str, Any]
@@ -246,20 +247,7 @@ def order_from_item(item: Mapping[str, AttributeValue]) -> order_pb2.Order:
     """The whole order in an order-details item; raises ValueError for a malformed item."""
     summary = summary_from_item(item)
     currency = summary.total.currency_code
-    order = order_pb2.Order(
-        order_id=summary.order_id,
-        status=summary.status,
-        customer_id=summary.customer_id,
-        restaurant_id=summary.restaurant_id,
-        channel_id=summary.channel_id,
-        total=summary.total,
-        tracking_code=summary.tracking_code,
-        created_at=summary.created_at,
-        updated_at=summary.updated_at,
-        version=summary.version,
-    )
-    if summary.HasField("estimated_delivery_time"):
-        order.estimated_delivery_time.CopyFrom(summary.estimated_delivery_time)
+    order = order_from_summary(summary)
     for element in _get(item, ITEMS, "L"):
         line = element.get("M") if isinstance(element, dict) else None
         if not isinstance(line, dict):
