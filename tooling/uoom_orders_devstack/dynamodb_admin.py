@@ -4,13 +4,12 @@ repository's ignored `.tmp/dynamodb-admin` (never globally, never under $HOME)."
 
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from uoom_orders_devstack.ports import LOOPBACK, port_accepts
+from uoom_orders_devstack.ports import LOOPBACK, http_status, port_accepts
 from uoom_orders_devstack.processes import ServerProcess, SingleProcessServer, StackStartError
 
 DYNAMODB_ADMIN_VERSION = "5.3.3"
@@ -69,20 +68,6 @@ def _npm_install(prefix: Path, cache: Path) -> None:
         raise StackStartError(f"npm install dynamodb-admin failed: {done.stderr.strip()[-2000:]}")
 
 
-def page_answers(port: int, host: str = LOOPBACK, timeout: float = 1.0) -> bool:
-    """True when GET / answers 200."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        response.read()
-        return response.status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
 class DynamoDBAdmin(SingleProcessServer):
     """dynamodb-admin on 127.0.0.1:`port`, browsing `dynamodb_endpoint` (any credentials)."""
 
@@ -127,7 +112,7 @@ class DynamoDBAdmin(SingleProcessServer):
         )  # fmt: skip
         self._process.spawn()
         self._process.wait_ready(
-            lambda: port_accepts(self.port) and page_answers(self.port),
+            lambda: port_accepts(self.port) and http_status(self.port) == 200,
             timeout or self.start_timeout,
             0.1,
         )
