@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine (Debian as root, Python 3.11,
-# Node/npm): PostgreSQL server binaries, the .venv with the project and its test tools, and buf.
+# Node/npm): PostgreSQL server binaries, the .venv with the project and its test tools, and buf
+# (best effort: promtool, headless Chromium).
 # Idempotent and quick when everything is already there. Caches stay in the ignored .tmp/.
 # Meant to be sourced by scripts/dev.sh and scripts/test.sh: it leaves the venv activated and
 # buf on PATH.
@@ -35,6 +36,16 @@ if ! command -v promtool >/dev/null && [[ $(id -u) -eq 0 ]]; then
   apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
     || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; } \
     || echo "promtool could not be installed: alert rules will not be linted by promtool" >&2
+fi
+
+# Headless Chromium loads dynamodb-admin's page in a test (python -m uoom_orders_devstack
+# --dynamodb-admin); best effort: without it that test is skipped, saying why.
+if ! command -v chromium >/dev/null && [[ $(id -u) -eq 0 ]]; then
+  step "installing headless Chromium (Debian packages chromium, chromium-driver)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null; } \
+    || echo "chromium could not be installed: the dynamodb-admin page test will be skipped" >&2
 fi
 
 # Python environment.

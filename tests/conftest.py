@@ -42,12 +42,19 @@ def _database_dsn(server_dsn: str, database: str) -> str:
 
 @pytest.fixture(scope="session")
 def stack_servers() -> Iterator[LocalStack]:
-    """The launcher itself, for tests that stop, kill or restart a server on its port."""
+    """The launcher itself, for tests that stop, kill or restart a server on its port.
+
+    Without the DAX-protocol endpoint (so `env()` has no DAX_ENDPOINT): these tests pin what
+    the tiers below DAX answer (`x-served-by: dynamodb`, a write straight to DynamoDB read
+    back at once), which an item cache in front would change. The DAX tier's tests start
+    endpoints of their own, with the item TTLs, node counts and restarts each one needs.
+    """
     stack = LocalStack(
         database_url=os.environ.get("TEST_DATABASE_URL") or None,
         admin_database_url=os.environ.get("TEST_ADMIN_DATABASE_URL") or None,
         kafka_bootstrap_servers=os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS") or None,
         dynamodb_endpoint=os.environ.get("TEST_DYNAMODB_ENDPOINT") or None,
+        dax=False,
     )
     stack.start()
     try:

@@ -1,6 +1,7 @@
 """One suite, two adapters of the DynamoDB/DAX read tier: the aioboto3 client against the
-real DynamoDB-protocol endpoint (moto_server), and the DAX client adapter over a stand-in of
-amazon-dax-client (tests/support/dax_stand_in.py; no DAX server exists outside AWS)."""
+real DynamoDB-protocol endpoint (moto_server) here, and the DAX client adapter over the real
+amazon-dax-client against the DAX-protocol endpoint in test_item_read_store_contract_dax.py,
+which collects these tests again with its own `env`."""
 
 from __future__ import annotations
 
@@ -8,19 +9,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from amazondax.DaxError import DaxClientError
 from uoom.orders.v1 import order_pb2
 
 from tests.integration.projector_support import drop_tables, dynamodb, order_history
-from tests.support.dax_stand_in import DaxStandIn
 from uoom_orders import wire
 from uoom_orders.domain.order import OrderStatus
 from uoom_orders.dynamodb.tables import TableNames, create_tables
 from uoom_orders.dynamodb.writer import ReadModelWriter
-from uoom_orders.read.dax_client import AsyncDaxClient
 from uoom_orders.read.item_store import ItemReadStore
 from uoom_orders.read.ports import ListQuery, ListScope, PageCursor
 from uoom_orders_devstack import StackEndpoints
@@ -31,10 +28,9 @@ DAY = 86_400
 
 
 class Env:
-    def __init__(self, store: ItemReadStore, writer: ReadModelWriter, stand_in: DaxStandIn | None):
+    def __init__(self, store: ItemReadStore, writer: ReadModelWriter):
         self.store = store
         self.writer = writer
-        self.stand_in = stand_in
 
     async def put(self, order: order_pb2.Order, *, expired: bool = False) -> None:
         ttl = int(time.time()) + (-60 if expired else DAY)
@@ -46,28 +42,16 @@ def an_order(*, customer: uuid.UUID | None = None, at: datetime | None = None) -
     return wire.order_to_proto(event.order)
 
 
-@pytest.fixture(params=["dynamodb", "dax-stand-in"])
-async def env(request: pytest.FixtureRequest, local_stack: StackEndpoints) -> AsyncIterator[Env]:
+@pytest.fixture
+async def env(local_stack: StackEndpoints) -> AsyncIterator[Env]:
     prefix = f"contract-{uuid.uuid4().hex[:10]}-"
     tables = TableNames.for_prefix(prefix)
     async with dynamodb(local_stack) as client:
         await create_tables(client, prefix)
-        writer = ReadModelWriter(client, prefix)
-        stand_in = None
-        reader: Any = client
-        if request.param == "dax-stand-in":
-            stand_in = DaxStandIn(
-                local_stack.dynamodb_endpoint,
-                local_stack.aws_region,
-                local_stack.aws_access_key_id,
-                local_stack.aws_secret_access_key,
-            )
-            reader = AsyncDaxClient(stand_in, max_workers=2)
         try:
-            yield Env(ItemReadStore(reader, tables, name=request.param), writer, stand_in)
+            store = ItemReadStore(client, tables, name="dynamodb")
+            yield Env(store, ReadModelWriter(client, prefix))
         finally:
-            if isinstance(reader, AsyncDaxClient):
-                reader.close()
             await drop_tables(client, tables)
 
 
@@ -125,13 +109,3 @@ async def test_lists_run_newest_first_filter_and_continue_from_a_cursor(env: Env
         ListQuery(ListScope.CUSTOMER, customer, OrderStatus.DELIVERED, 10, None)
     )
     assert none == []
-
-
-async def test_a_store_failure_raises_rather_than_answering_absent(env: Env) -> None:
-    if env.stand_in is None:
-        pytest.skip("failure of the real endpoint is covered by the degradation tests")
-    env.stand_in.fail_with = DaxStandIn.unreachable()
-    with pytest.raises(DaxClientError):
-        await env.store.get_summary(uuid.uuid4())
-    # The DAX calls ran on the adapter's own threads, never on the event loop's.
-    assert all(name.startswith("dax") for name in env.stand_in.threads)

@@ -4,9 +4,9 @@ builds it) against the DAX-protocol endpoint of tooling/uoom_orders_dax, which f
 a DynamoDB endpoint of its own (moto_server, or TEST_DYNAMODB_ENDPOINT).
 
 The suite's tests are taken over by name, so pytest runs them here with this module's `env`;
-the original module is left as it is. Its failure test needs the stand-in, so this module has
-its own: the endpoint is stopped instead. Every test writes straight to DynamoDB and then reads on
-fresh tables, so DAX's caches never hold anything older than what a test wrote.
+the original module is left as it is. The failure test is this module's own: the endpoint is
+stopped. Every test writes straight to DynamoDB and then reads on fresh tables, so DAX's caches
+never hold anything older than what a test wrote.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tests.support.dax_endpoint import (
     ACCESS_KEY_ID,
     REGION,
     SECRET_ACCESS_KEY,
+    CountingDaxClient,
     dax_client,
     dax_endpoint,
     moto_dynamodb,
@@ -64,7 +65,7 @@ def dax(dynamodb_url: str) -> Iterator[DaxEndpoint]:
 
 class DaxEnv(Env):
     def __init__(self, store: ItemReadStore, writer: ReadModelWriter, tables: TableNames):
-        super().__init__(store, writer, None)
+        super().__init__(store, writer)
         self.tables = tables
 
 
@@ -92,18 +93,22 @@ async def env(dynamodb_url: str, dax: DaxEndpoint) -> AsyncIterator[DaxEnv]:
 async def test_a_stopped_endpoint_raises_rather_than_answering_absent(
     env: DaxEnv, dynamodb_url: str
 ) -> None:
-    """The suite's failure test needs the stand-in; here the endpoint itself goes away."""
+    """A failure is an error for the tier (its breaker counts it), never an absent order."""
     order = suite.an_order()
     await env.put(order)
     endpoint = dax_endpoint(dynamodb_url)
     await asyncio.to_thread(endpoint.start)
-    reader = AsyncDaxClient(await asyncio.to_thread(dax_client, endpoint.endpoint), max_workers=2)
+    counting = CountingDaxClient(await asyncio.to_thread(dax_client, endpoint.endpoint))
+    reader = AsyncDaxClient(counting, max_workers=2)
     try:
         store = ItemReadStore(reader, env.tables, name="dax-endpoint")
         assert await store.get_summary(uuid.UUID(order.order_id)) is not None
         await asyncio.to_thread(endpoint.stop)
         with pytest.raises((DaxClientError, DaxServiceError, OSError)):
             await store.get_summary(uuid.UUID(order.order_id))
+        # The DAX calls ran on the adapter's own threads, never on the event loop's.
+        assert counting.calls == 2
+        assert all(name.startswith("dax") for name in counting.threads)
     finally:
         reader.close()
         await asyncio.to_thread(endpoint.stop)

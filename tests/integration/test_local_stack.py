@@ -15,8 +15,10 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from tests.support.dax_endpoint import dax_client, dynamodb_client
 from uoom_orders_devstack import LocalStack, StackEndpoints, StackStartError, TansuBroker
 from uoom_orders_devstack import stack as stack_module
+from uoom_orders_devstack.dax_endpoint import DEPLOYED_ITEM_TTL_SECONDS
 from uoom_orders_devstack.kafka_broker import kafka_metadata_brokers
 from uoom_orders_devstack.ports import free_port, port_accepts
 
@@ -226,6 +228,7 @@ def test_a_taken_port_is_retried_once_on_another(
             tmp_path / "stack",
             database_url="postgresql://postgres@127.0.0.1:1/orders",
             dynamodb_endpoint="http://127.0.0.1:1",
+            dax=False,
         ) as stack:
             assert stack.kafka is not None
             assert stack.postgres is None
@@ -245,3 +248,55 @@ def test_a_failed_start_reports_the_log_tail(tmp_path: Path) -> None:
     assert not broker.is_running
     broker.stop()  # safe when not running
     broker.stop()
+
+
+def test_the_dax_endpoint_fronts_the_dynamodb_endpoint_and_restarts_on_its_port(
+    local_stack: StackEndpoints, tmp_path: Path
+) -> None:
+    """The DAX-protocol endpoint as the launcher runs it (python -m uoom_orders_dax), read
+    through the real amazon-dax-client. Only it is started: the others are the session's."""
+    assert "DAX_ENDPOINT" not in local_stack.env()  # the tests' own stack opts out
+    ddb = dynamodb_client(local_stack.dynamodb_endpoint)
+    table = f"stack_dax_{uuid.uuid4().hex}"
+    ddb.create_table(
+        TableName=table,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    item = {"pk": {"S": "a"}, "v": {"N": "1"}}
+    ddb.put_item(TableName=table, Item=item)
+    try:
+        with LocalStack(
+            tmp_path / "stack",
+            database_url=local_stack.database_url,
+            kafka_bootstrap_servers=local_stack.kafka_bootstrap_servers,
+            dynamodb_endpoint=local_stack.dynamodb_endpoint,
+        ) as stack:
+            dax = stack.dax
+            assert dax is not None
+            assert (stack.postgres, stack.kafka, stack.dynamodb) == (None, None, None)
+            endpoints = stack.endpoints
+            assert endpoints.env()["DAX_ENDPOINT"] == dax.endpoint == endpoints.dax_endpoint
+            assert dax.item_ttl_seconds == DEPLOYED_ITEM_TTL_SECONDS
+            port = dax.port
+            reader = dax_client(dax.endpoint)
+            try:
+                assert reader.get_item(TableName=table, Key={"pk": {"S": "a"}})["Item"] == item
+            finally:
+                reader.close()
+            dax.stop()
+            assert not port_accepts(port)
+            dax.start()
+            assert dax.port == port
+            reader = dax_client(dax.endpoint)
+            try:
+                assert reader.get_item(TableName=table, Key={"pk": {"S": "a"}})["Item"] == item
+            finally:
+                reader.close()
+        assert stack.dax is None
+        assert not port_accepts(port)
+        assert not (tmp_path / "stack").exists()
+    finally:
+        ddb.delete_table(TableName=table)
+        ddb.close()

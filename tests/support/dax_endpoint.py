@@ -1,5 +1,5 @@
-"""For the DAX endpoint's tests: a DynamoDB endpoint (moto_server, or TEST_DYNAMODB_ENDPOINT)
-and the real amazon-dax-client pointed at a DaxEndpoint, with dummy credentials."""
+"""For the DAX tests: a DynamoDB endpoint (moto_server, or TEST_DYNAMODB_ENDPOINT), the real
+amazon-dax-client pointed at a DaxEndpoint with dummy credentials, and a counter around it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import boto3
 from amazondax import AmazonDaxClient
 from botocore.config import Config
 
+from uoom_orders.read.dax_client import SyncItemClient
 from uoom_orders_dax import DaxEndpoint
 
 REGION = "us-east-1"
@@ -102,3 +104,31 @@ def dax_endpoint(dynamodb_url: str, **settings: Any) -> DaxEndpoint:
         aws_secret_access_key=SECRET_ACCESS_KEY,
         **settings,
     )
+
+
+class CountingDaxClient:
+    """The real client, counting the calls that reach it and the threads they ran on."""
+
+    def __init__(self, client: SyncItemClient) -> None:
+        self._client = client
+        self.calls = 0
+        self.threads: set[str] = set()
+
+    def _count(self) -> None:
+        self.calls += 1
+        self.threads.add(threading.current_thread().name)
+
+    def get_item(self, **kwargs: Any) -> dict[str, Any]:
+        self._count()
+        return self._client.get_item(**kwargs)
+
+    def batch_get_item(self, **kwargs: Any) -> dict[str, Any]:
+        self._count()
+        return self._client.batch_get_item(**kwargs)
+
+    def query(self, **kwargs: Any) -> dict[str, Any]:
+        self._count()
+        return self._client.query(**kwargs)
+
+    def close(self) -> None:
+        self._client.close()

@@ -24,6 +24,7 @@ import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from uoom_orders.dynamodb import tables
+from uoom_orders_devstack.dax_endpoint import DEPLOYED_ITEM_TTL_SECONDS, DEPLOYED_QUERY_TTL_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "cloudformation.yaml"
@@ -281,6 +282,13 @@ def test_dax_cluster_encrypted_and_tuned() -> None:
     assert template["Outputs"]["DaxEndpoint"]["Value"] == {
         "Fn::GetAtt": ["DaxCluster", "ClusterDiscoveryEndpointURL"]
     }
+
+
+def test_the_local_dax_endpoint_caches_as_long_as_the_deployed_cluster() -> None:
+    """`dev` is as stale as production: its DAX-protocol endpoint takes the template's TTLs."""
+    parameters = load_template()["Parameters"]
+    assert parameters["DaxItemTtlMillis"]["Default"] == DEPLOYED_ITEM_TTL_SECONDS * 1000
+    assert parameters["DaxQueryTtlMillis"]["Default"] == DEPLOYED_QUERY_TTL_SECONDS * 1000
 
 
 def test_dax_reachable_only_from_the_service_over_tls() -> None:

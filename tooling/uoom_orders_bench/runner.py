@@ -228,7 +228,9 @@ async def _start_service(
     started = time.monotonic()
     endpoints = await asyncio.to_thread(stack.start)
     facts["stack_seconds"] = round(time.monotonic() - started, 3)
-    local = [s.name for s in (stack.postgres, stack.kafka, stack.dynamodb) if s is not None]
+    local = [
+        s.name for s in (stack.postgres, stack.kafka, stack.dynamodb, stack.dax) if s is not None
+    ]
     if local:
         _say(f"local {', '.join(local)} up in {facts['stack_seconds']:.1f} s")
 

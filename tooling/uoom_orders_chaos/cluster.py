@@ -171,12 +171,16 @@ class ChaosCluster:
         self.log_dir = log_dir
         self._service_env = dict(service_env or {})
         defaults = Settings(database_url="postgresql://unused")
+        # No DAX-protocol endpoint: a fault passes only if every replica agrees with PostgreSQL
+        # within 5 s of the lift, and a DAX item cache, which the projector's writes bypass,
+        # answers an older version for up to its TTL by design; nor are DAX faults injected.
         self.stack = LocalStack(
             log_dir / "stack",
             kafka_topics={
                 defaults.kafka_topic: EVENT_TOPIC_PARTITIONS,
                 defaults.dead_letter_topic: DEAD_LETTER_TOPIC_PARTITIONS,
             },
+            dax=False,
             keep_base_dir=keep_stack,
         )
         self.roles: dict[str, RoleProcess] = {}

@@ -73,6 +73,11 @@ class DaxEndpoint:
         self.stop()
         self.start()
 
+    def accepted_connections(self) -> dict[int, int]:
+        """Connections accepted since the last start, by node number (0 is the leader)."""
+        server = self._server
+        return {} if server is None else dict(server.accepted)
+
     def clear_caches(self) -> None:
         """Empties both caches (they are thread-safe)."""
         if self._server is not None:

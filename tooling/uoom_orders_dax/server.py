@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from uoom_orders_dax import connection
@@ -38,6 +39,8 @@ class DaxServer:
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
         self._state: SharedState | None = None
+        self.accepted: Counter[int] = Counter()
+        """Connections accepted, by node number (0 is the leader): who the client reached."""
 
     @property
     def state(self) -> SharedState:
@@ -86,18 +89,19 @@ class DaxServer:
             TtlCache(s.item_ttl_seconds, s.item_cache_entries),
             TtlCache(s.query_ttl_seconds, s.query_cache_entries),
         )
-        for port in self._ports:
-            server = await asyncio.start_server(self._connected(state), s.host, port)
+        for number, port in enumerate(self._ports):
+            server = await asyncio.start_server(self._connected(state, number), s.host, port)
             self._servers.append(server)
             state.nodes.append(NodeAddress(*_advertised(server)))
         self._state = state
 
     def _connected(
-        self, state: SharedState
+        self, state: SharedState, node: int
     ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], asyncio.Future[None]]:
         def on_connection(
             reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         ) -> asyncio.Future[None]:
+            self.accepted[node] += 1
             task = asyncio.ensure_future(connection.serve(state, reader, writer))
             self._connections.add(task)
             task.add_done_callback(self._connections.discard)

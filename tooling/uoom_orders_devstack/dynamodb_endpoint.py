@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import http.client
 import sys
 from pathlib import Path
 
-from uoom_orders_devstack.ports import LOOPBACK, port_accepts
+from uoom_orders_devstack.ports import LOOPBACK, http_status, port_accepts
 from uoom_orders_devstack.processes import ServerProcess, SingleProcessServer
 
 
@@ -19,28 +18,22 @@ def moto_server_argv(port: int, host: str = LOOPBACK) -> list[str]:
 
 def dynamodb_answers(port: int, host: str = LOOPBACK, timeout: float = 1.0) -> bool:
     """True when a DynamoDB ListTables call on host:port returns 200 (moto ignores signatures)."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request(
-            "POST",
-            "/",
-            body=b"{}",
-            headers={
-                "Content-Type": "application/x-amz-json-1.0",
-                "X-Amz-Target": "DynamoDB_20120810.ListTables",
-                "Authorization": (
-                    "AWS4-HMAC-SHA256 Credential=testing/20000101/us-east-1/dynamodb/aws4_request,"
-                    " SignedHeaders=host, Signature=0"
-                ),
-            },
-        )
-        response = conn.getresponse()
-        response.read()
-        return response.status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
+    status = http_status(
+        port,
+        "POST",
+        body=b"{}",
+        headers={
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": "DynamoDB_20120810.ListTables",
+            "Authorization": (
+                "AWS4-HMAC-SHA256 Credential=testing/20000101/us-east-1/dynamodb/aws4_request,"
+                " SignedHeaders=host, Signature=0"
+            ),
+        },
+        host=host,
+        timeout=timeout,
+    )
+    return status == 200
 
 
 class MotoDynamoDBServer(SingleProcessServer):

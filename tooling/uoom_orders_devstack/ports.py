@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
+from collections.abc import Mapping
 
 LOOPBACK = "127.0.0.1"
 
@@ -26,3 +28,26 @@ def port_accepts(port: int, host: str = LOOPBACK, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+def http_status(
+    port: int,
+    method: str = "GET",
+    path: str = "/",
+    *,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    host: str = LOOPBACK,
+    timeout: float = 1.0,
+) -> int | None:
+    """The status of one HTTP request to host:port, or None when nothing answers."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=dict(headers or {}))
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()

@@ -1,4 +1,5 @@
-"""The local stack: PostgreSQL, a Kafka-protocol broker and a DynamoDB endpoint on loopback."""
+"""The local stack: PostgreSQL, a Kafka-protocol broker, a DynamoDB endpoint and a DAX-protocol
+endpoint in front of it, on loopback."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from uoom_orders_devstack.dax_endpoint import DEPLOYED_ITEM_TTL_SECONDS, DaxEndpointServer
 from uoom_orders_devstack.dynamodb_endpoint import MotoDynamoDBServer
 from uoom_orders_devstack.kafka_broker import TansuBroker
 from uoom_orders_devstack.ports import free_port
@@ -42,6 +44,8 @@ class StackEndpoints:
     aws_secret_access_key: str = DUMMY_AWS_SECRET_ACCESS_KEY
     # The broker is the launcher's tansu: its quirks need two settings (see env()).
     local_broker: bool = False
+    # The DAX-protocol endpoint in front of `dynamodb_endpoint`; None when the stack has none.
+    dax_endpoint: str | None = None
 
     def env(self) -> dict[str, str]:
         """The service's environment variables for these endpoints."""
@@ -54,15 +58,20 @@ class StackEndpoints:
             # died or restarted costs about a second of projection instead of several.
             "PROJECTOR_SESSION_TIMEOUT_MS": "2000",
         }
-        return (tansu if self.local_broker else {}) | {
-            "DATABASE_URL": self.database_url,
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
-            "DYNAMODB_ENDPOINT": self.dynamodb_endpoint,
-            "AWS_REGION": self.aws_region,
-            "AWS_DEFAULT_REGION": self.aws_region,
-            "AWS_ACCESS_KEY_ID": self.aws_access_key_id,
-            "AWS_SECRET_ACCESS_KEY": self.aws_secret_access_key,
-        }
+        dax = {} if self.dax_endpoint is None else {"DAX_ENDPOINT": self.dax_endpoint}
+        return (
+            (tansu if self.local_broker else {})
+            | {
+                "DATABASE_URL": self.database_url,
+                "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+                "DYNAMODB_ENDPOINT": self.dynamodb_endpoint,
+                "AWS_REGION": self.aws_region,
+                "AWS_DEFAULT_REGION": self.aws_region,
+                "AWS_ACCESS_KEY_ID": self.aws_access_key_id,
+                "AWS_SECRET_ACCESS_KEY": self.aws_secret_access_key,
+            }
+            | dax
+        )
 
 
 def admin_url_for(database_url: str) -> str:
@@ -74,11 +83,14 @@ class LocalStack:
     """Starts the servers not given from outside, on free loopback ports, under one base folder.
 
     A context manager; `stop()` is safe to call twice and also runs at interpreter exit. The
-    servers are reachable as `postgres`, `kafka` and `dynamodb` (None when given from outside)
-    to stop, kill and restart them on the same port. The base folder is removed on stop when
-    the launcher created it, unless `keep_base_dir`. `kafka_topics` (name → partitions) are
-    created on the local broker at start and again after each restart, because the broker keeps
-    nothing across a restart (see TansuBroker).
+    servers are reachable as `postgres`, `kafka`, `dynamodb` and `dax` (None when given from
+    outside, or for `dax`, when `dax=False`) to stop, kill and restart them on the same port.
+    The DAX-protocol endpoint (`dax`, on by default) fronts whichever DynamoDB endpoint the stack
+    uses, with an item cache of `dax_item_ttl_seconds` (the deployment's parameter group's);
+    `dax=False` leaves it out, and env() then has no DAX_ENDPOINT. The base folder is removed
+    on stop when the launcher created it, unless `keep_base_dir`. `kafka_topics` (name →
+    partitions) are created on the local broker at start and again after each restart, because
+    the broker keeps nothing across a restart (see TansuBroker).
     """
 
     def __init__(
@@ -90,6 +102,8 @@ class LocalStack:
         kafka_bootstrap_servers: str | None = None,
         dynamodb_endpoint: str | None = None,
         kafka_topics: Mapping[str, int] | None = None,
+        dax: bool = True,
+        dax_item_ttl_seconds: float = DEPLOYED_ITEM_TTL_SECONDS,
         keep_base_dir: bool = False,
         start_timeout: float = 60.0,
     ) -> None:
@@ -102,6 +116,8 @@ class LocalStack:
         self._kafka_bootstrap_servers = kafka_bootstrap_servers
         self._dynamodb_endpoint = dynamodb_endpoint
         self._kafka_topics = dict(kafka_topics or {})
+        self._dax = dax
+        self._dax_item_ttl_seconds = dax_item_ttl_seconds
         self._keep_base_dir = keep_base_dir
         self._start_timeout = start_timeout
         self._endpoints: StackEndpoints | None = None
@@ -109,6 +125,7 @@ class LocalStack:
         self.postgres: PostgresServer | None = None
         self.kafka: TansuBroker | None = None
         self.dynamodb: MotoDynamoDBServer | None = None
+        self.dax: DaxEndpointServer | None = None
         self.start_seconds: dict[str, float] = {}
         """How long each server took to start, by server name."""
 
@@ -160,6 +177,9 @@ class LocalStack:
                 )
             try:
                 self._run_jobs(jobs)
+                if self._dax:
+                    # After DynamoDB: the endpoint is told where it listens.
+                    self.dax = self._start_server(lambda port: self._dax_server(port, base))
                 self._endpoints = self._collect_endpoints()
             except BaseException:
                 self._stop_locked()
@@ -172,10 +192,10 @@ class LocalStack:
             self._stop_locked()
 
     def _stop_locked(self) -> None:
-        for server in (self.dynamodb, self.kafka, self.postgres):
+        for server in (self.dax, self.dynamodb, self.kafka, self.postgres):
             if server is not None:
                 server.stop()
-        self.postgres = self.kafka = self.dynamodb = None
+        self.postgres = self.kafka = self.dynamodb = self.dax = None
         self._endpoints = None
         if self._base_dir is not None and self._created_base_dir and not self._keep_base_dir:
             shutil.rmtree(self._base_dir, ignore_errors=True)
@@ -197,6 +217,19 @@ class LocalStack:
             base.chmod(0o711)
         self._base_dir = base
         return base
+
+    def _dax_server(self, port: int, base: Path) -> DaxEndpointServer:
+        dynamodb_endpoint = (
+            self.dynamodb.endpoint if self.dynamodb is not None else self._dynamodb_endpoint
+        )
+        assert dynamodb_endpoint is not None
+        return DaxEndpointServer(
+            port,
+            base / "dax.log",
+            dynamodb_endpoint,
+            item_ttl_seconds=self._dax_item_ttl_seconds,
+            start_timeout=self._start_timeout,
+        )
 
     def _run_jobs(self, jobs: dict[str, Callable[[], LocalServer]]) -> None:
         if not jobs:
@@ -277,12 +310,14 @@ class LocalStack:
             kafka_bootstrap_servers=bootstrap,
             dynamodb_endpoint=dynamodb_endpoint,
             local_broker=self.kafka is not None,
+            dax_endpoint=None if self.dax is None else self.dax.endpoint,
             **aws,
         )
 
 
 def _port_was_taken(error: StackStartError) -> bool:
-    # PostgreSQL and moto log "Address already in use", tansu "AddrInUse ... Address in use".
+    # PostgreSQL and moto log "Address already in use", tansu "AddrInUse ... Address in use",
+    # the DAX endpoint "address already in use".
     message = str(error).lower()
     return "in use" in message or "addrinuse" in message
 

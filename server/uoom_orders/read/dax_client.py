@@ -16,7 +16,7 @@ from uoom_orders.config import ConfigError
 
 
 class SyncItemClient(Protocol):
-    """What amazon-dax-client's AmazonDaxClient offers (and what a stand-in must offer)."""
+    """What amazon-dax-client's AmazonDaxClient offers (and what a wrapper of it must offer)."""
 
     def get_item(self, **kwargs: Any) -> dict[str, Any]: ...
     def batch_get_item(self, **kwargs: Any) -> dict[str, Any]: ...
