@@ -167,30 +167,49 @@ async def test_the_metrics_endpoint_shows_the_read_path_and_the_pipeline_moving(
     assert total(after, "order_service_component_up", component="postgres") == 1
 
 
-def test_an_unreachable_dax_endpoint_stops_the_start_fast_and_names_the_variable(
+def test_an_unreachable_dax_endpoint_degrades_the_start_with_a_warning_naming_it(
     local_stack: StackEndpoints, database_url: str
 ) -> None:
-    """With the real amazon-dax-client (no stand-in): a closed port on loopback."""
-    env = service_env(local_stack, database_url, free_port()) | {
+    """With the real amazon-dax-client: a closed port on loopback. The replica starts and
+    serves (reads go to the next tier), and says why in one warning, with no error logged."""
+    port = free_port()
+    env = service_env(local_stack, database_url, port) | {
         "DAX_ENDPOINT": f"dax://127.0.0.1:{free_port()}",
         "READ_TIERS": "dax,dynamodb",
     }
-    started = time.monotonic()
-    result = subprocess.run(
+    with subprocess.Popen(
         [sys.executable, "-m", "uoom_orders", "serve", "--roles", "api"],
         env=env,
-        capture_output=True,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=60,
-    )
-    elapsed = time.monotonic() - started
-    assert result.returncode == 2, result.stderr
-    assert "DAX_ENDPOINT" in result.stderr
-    # The operator's message is the last line; the service logs no error of its own. (The DAX
-    # client logs its failed connection itself, at INFO with a traceback, on its own logger.)
-    assert result.stderr.strip().splitlines()[-1].startswith("configuration error: DAX_ENDPOINT=")
-    for line in result.stderr.splitlines():
+    ) as process:
+        try:
+            assert _wait_serving(port, 30), "the service did not start"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    warnings = [line for line in stderr.splitlines() if "DAX" in line and "WARNING" in line]
+    assert len(warnings) == 1, stderr
+    assert "cannot be reached" in warnings[0]
+    for line in stderr.splitlines():
         entry = json.loads(line) if line.startswith("{") else {"level": "TEXT", "logger": ""}
         assert entry["level"] not in ("ERROR", "CRITICAL"), line
         assert entry["logger"].startswith("amazondax") or "Traceback" not in line, line
-    assert elapsed < 15, f"took {elapsed:.1f} s to fail"
+
+
+def _wait_serving(port: int, within: float) -> bool:
+    """Polls the gRPC health service until SERVING or the deadline."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=1
+                )
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                return True
+        except grpc.RpcError:
+            pass
+        time.sleep(0.2)
+    return False

@@ -18,7 +18,6 @@ from tests.integration.pipeline import Pipeline, dynamodb_item, pipeline
 from tests.integration.projector_support import eventually
 from tests.integration.test_read_path import served_by
 from tests.support.dax_endpoint import dax_endpoint
-from uoom_orders.config import ConfigError
 from uoom_orders_client import order_pb2
 from uoom_orders_dax import DaxEndpoint
 from uoom_orders_devstack import StackEndpoints
@@ -84,17 +83,31 @@ async def test_a_stale_dax_item_never_goes_below_min_version_or_what_was_answere
         assert version == 2, tier
 
 
-async def test_dax_down_at_start_stops_the_start_naming_dax_endpoint(
+async def test_dax_down_at_start_degrades_to_dynamodb_and_dax_serves_once_it_is_up(
     stack: Pipeline, local_stack: StackEndpoints
 ) -> None:
+    """A cache that is down must not keep a replica from starting (a DAX outage during a
+    deploy would otherwise become a capacity outage): reads go to the next tier meanwhile."""
     endpoint = dax_endpoint(local_stack.dynamodb_endpoint)
     await asyncio.to_thread(endpoint.start)
     address = endpoint.endpoint
     await asyncio.to_thread(endpoint.stop)
     started = time.monotonic()
-    with pytest.raises(ConfigError, match="DAX_ENDPOINT"):
-        await stack.start_api(DAX_ENDPOINT=address)
+    api = await stack.start_api(DAX_ENDPOINT=address, READ_TIERS="dax,dynamodb")
     assert time.monotonic() - started < 15
+    try:
+        order = (await api.client.create_order(create_request())).order
+        await eventually(lambda: _version_in_dynamodb(stack, order.order_id, 1), "projection")
+        for _ in range(5):
+            assert await served_by(api.client, order.order_id) == ("dynamodb", 1)
+        await asyncio.to_thread(endpoint.start)  # the same port, now answering
+
+        async def dax_serves() -> bool:
+            return await served_by(api.client, order.order_id) == ("dax", 1)
+
+        await eventually(dax_serves, "DAX to serve once it is up", timeout=20, interval=0.2)
+    finally:
+        await asyncio.to_thread(endpoint.stop)
 
 
 async def test_dax_down_later_sends_reads_to_dynamodb_and_back_when_it_returns(

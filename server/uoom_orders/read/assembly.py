@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -122,12 +123,15 @@ async def read_path(
                 tiers.append(Tier(store, serves_lists=False, local=True))
 
         if "dax" in config.tiers and config.dax_endpoint is not None:
-            from uoom_orders.read.dax_client import AsyncDaxClient, connect_dax
+            from uoom_orders.read.dax_client import AsyncDaxClient, LazyDaxClient, connect_dax
 
-            sync_client = await asyncio.to_thread(
-                connect_dax, config.dax_endpoint, config.aws_region
-            )
-            dax = AsyncDaxClient(sync_client, max_workers=config.dax_threads)
+            lazy = LazyDaxClient(partial(connect_dax, config.dax_endpoint, config.aws_region))
+            if not await asyncio.to_thread(lazy.try_connect):
+                _log.warning(
+                    "DAX at %s cannot be reached: reads go to the next tier until it can",
+                    config.dax_endpoint,
+                )
+            dax = AsyncDaxClient(lazy, max_workers=config.dax_threads)
             stack.callback(dax.close)
             # Not for lists: DAX's query cache is not invalidated by item writes.
             tiers.append(

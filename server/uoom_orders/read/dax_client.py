@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -57,9 +59,13 @@ class AsyncDaxClient:
         self._client.close()
 
 
+class DaxUnreachable(ConnectionError):
+    """The DAX cluster did not answer the client's connection; the tier treats it as down."""
+
+
 def connect_dax(endpoint: str, region: str) -> SyncItemClient:
-    """The real amazon-dax-client. Its constructor connects at once: a bad or unreachable
-    endpoint fails here, at start, with a message naming DAX_ENDPOINT."""
+    """The real amazon-dax-client. Its constructor connects at once: an unreachable endpoint
+    raises DaxUnreachable naming DAX_ENDPOINT."""
     try:
         from amazondax import AmazonDaxClient
     except ImportError as error:  # pragma: no cover - a dependency of the package
@@ -67,5 +73,50 @@ def connect_dax(endpoint: str, region: str) -> SyncItemClient:
     try:
         client: SyncItemClient = AmazonDaxClient(endpoint_url=endpoint, region_name=region)
     except Exception as error:
-        raise ConfigError(f"DAX_ENDPOINT={endpoint!r} cannot be reached: {error}") from error
+        raise DaxUnreachable(f"DAX_ENDPOINT={endpoint!r} cannot be reached: {error}") from error
     return client
+
+
+class LazyDaxClient:
+    """A DAX client that connects on first use, and again after a failed connection: a DAX
+    cluster that is down when a replica starts makes the tier fail (its breaker then sends
+    reads to the next tier) instead of stopping the start, so a cache outage never becomes a
+    capacity outage. Thread-safe: calls come from the tier's thread pool."""
+
+    def __init__(self, connect: Callable[[], SyncItemClient]) -> None:
+        self._connect = connect
+        self._client: SyncItemClient | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def try_connect(self) -> bool:
+        """Connects now if not yet connected; whether a client is connected afterwards."""
+        try:
+            self._connected()
+        except DaxUnreachable:
+            return False
+        return True
+
+    def _connected(self) -> SyncItemClient:
+        with self._lock:
+            if self._closed:
+                raise DaxUnreachable("the DAX client is closed")
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    def get_item(self, **kwargs: Any) -> dict[str, Any]:
+        return self._connected().get_item(**kwargs)
+
+    def batch_get_item(self, **kwargs: Any) -> dict[str, Any]:
+        return self._connected().batch_get_item(**kwargs)
+
+    def query(self, **kwargs: Any) -> dict[str, Any]:
+        return self._connected().query(**kwargs)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
