@@ -49,6 +49,8 @@ scenarios (--scenarios, comma separated; a numeric suffix sets the rate or concu
                   API replica's near cache and in the DynamoDB read model, p50/p95/p99/max
   pipeline[-N]    a burst of N (--pipeline-events) status changes from --pipeline-writers:
                   commits/s, events/s end to end into DynamoDB, time to drain
+lag and pipeline also show the lag of each stage (relay, each replica's near-cache feed,
+projector) from the processes' own histograms, scraped before and after each run.
 closed-1, open and saturated run for GetOrderStatus and BatchGetOrderStatus(--batch-size).
 lag, pipeline, create and mixed measure the service only (their baseline column is n/a).
 lag starts a second API replica (serve --roles api) and probes its near cache. The default run

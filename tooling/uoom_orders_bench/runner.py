@@ -23,6 +23,7 @@ from uoom.orders.v1 import order_service_pb2
 
 from uoom_orders_bench import scenarios as scenario_kinds
 from uoom_orders_bench.pipeline import PipelineTargets, ReadModelTable
+from uoom_orders_bench.process_metrics import with_metrics_port
 from uoom_orders_bench.report import (
     RoundFigures,
     ScenarioReport,
@@ -33,6 +34,7 @@ from uoom_orders_bench.report import (
     write_json,
 )
 from uoom_orders_bench.scenarios import LoadSettings, Scenario, Side
+from uoom_orders_bench.stages import pipeline_stages
 from uoom_orders_bench.targets import (
     ALL_ROLES,
     STOP_TIMEOUT_S,
@@ -236,10 +238,14 @@ async def _start_service(
     env = service_environment(endpoints.env(), options.service_env)
     await _prepare_stores(env)
     roles = ALL_ROLES if options.single_process else ("api",)
+    # Every process serves its own metrics, for the lag by stage.
+    env, service_metrics = with_metrics_port(env, "service")
+    pipeline_metrics = service_metrics
     if not options.single_process:
         # The relay and the projector in a process of their own, as deployed at scale: the
         # measured API process then does what an API replica does, tailing included.
-        background = pipeline_process(replica_environment(env), log_dir)
+        pipeline_env, pipeline_metrics = with_metrics_port(replica_environment(env), "pipeline")
+        background = pipeline_process(pipeline_env, log_dir)
         resources.callback(background.terminate, STOP_TIMEOUT_S)
         background.spawn()
         await wait_logged(background, ("outbox relay started", "projector started"))
@@ -258,11 +264,14 @@ async def _start_service(
     setup.service_pid = process.pid
 
     replica_address = None
+    api_metrics = [service_metrics]
     if "lag" in options.kinds:
         # A second API replica with the same settings: "visible" means visible in the near
         # cache of a replica that did not take the write, as every reader elsewhere sees it.
+        replica_env, replica_metrics = with_metrics_port(replica_environment(env), "replica")
+        api_metrics.append(replica_metrics)
         replica, replica_address = service_process(
-            replica_environment(env), log_dir, roles=("api",), name="replica"
+            replica_env, log_dir, roles=("api",), name="replica"
         )
         resources.callback(replica.terminate, STOP_TIMEOUT_S)
         replica.spawn()
@@ -270,7 +279,9 @@ async def _start_service(
         facts["replica"] = {"address": replica_address, "roles": ["api"]}
         _say(f"API replica at {replica_address} (log: {replica.log_path})")
     setup.pipeline = PipelineTargets(
-        near_cache_address=replica_address, read_model=_read_model_table(env)
+        near_cache_address=replica_address,
+        read_model=_read_model_table(env),
+        stages=pipeline_stages(pipeline_metrics, pipeline_metrics, api_metrics),
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from uoom_orders_bench import load, pipeline
+from uoom_orders_bench import load, pipeline, stages
 from uoom_orders_bench.stats import NS_PER_MS, latency_figures
 from uoom_orders_bench.targets import order_stub
 from uoom_orders_bench.workload import (
@@ -330,7 +330,7 @@ def lag_scenario(
     name = f"lag-{settings.lag_rate:g}"
 
     async def measure(address: str, round_number: int) -> dict[str, float]:
-        return await pipeline.measure_lag(
+        lag = pipeline.measure_lag(
             address,
             targets,
             book,
@@ -339,6 +339,7 @@ def lag_scenario(
             duration_s=settings.duration_s,
             timeout_s=settings.visibility_timeout_s,
         )
+        return await stages.with_stage_lags(targets.stages, lag)
 
     def row(key: str, label: str, digits: int = 1) -> Metric:
         return Metric(key, label, ratio=False, digits=digits)
@@ -369,6 +370,7 @@ def lag_scenario(
             count("dynamodb_timeouts", "dynamodb: timed out"),
         ]
     metrics += [count("late_starts", "late starts"), _ERRORS_ONLY]
+    metrics += _stage_metrics(targets.stages)
     read_model = (
         "and of the DynamoDB status table (BatchGetItem, ConsistentRead, every ~10 ms, all writes)"
         if targets.read_model is not None
@@ -384,8 +386,19 @@ def lag_scenario(
         measure,
         with_baseline=False,
         writes=True,
-        progress=_lag_progress,
+        progress=_with_stages(_lag_progress, targets.stages),
     )
+
+
+def _stage_metrics(stage_list: Sequence[stages.Stage]) -> list[Metric]:
+    rows = stages.stage_rows(stage_list)
+    return [Metric(key, label, ratio=False, digits=digits) for key, label, digits in rows]
+
+
+def _with_stages(progress: Progress, stage_list: Sequence[stages.Stage]) -> Progress:
+    if not stage_list:
+        return progress
+    return lambda figures: f"{progress(figures)}; {stages.summary(stage_list, figures)}"
 
 
 def _pipeline_progress(figures: dict[str, float]) -> str:
@@ -397,13 +410,18 @@ def _pipeline_progress(figures: dict[str, float]) -> str:
     )
 
 
-def pipeline_scenario(settings: LoadSettings, read_model: pipeline.ReadModelTable) -> Scenario:
+def pipeline_scenario(
+    settings: LoadSettings,
+    read_model: pipeline.ReadModelTable,
+    stage_list: Sequence[stages.Stage] = (),
+) -> Scenario:
     """A burst of status changes through outbox → relay → Kafka → projector → DynamoDB."""
     events, writers = settings.pipeline_events, settings.pipeline_writers
     name = f"pipeline-{events}"
 
     async def measure(address: str, round_number: int) -> dict[str, float]:
-        return await pipeline.measure_pipeline(address, read_model, events=events, writers=writers)
+        burst = pipeline.measure_pipeline(address, read_model, events=events, writers=writers)
+        return await stages.with_stage_lags(stage_list, burst)
 
     return Scenario(
         name,
@@ -421,11 +439,12 @@ def pipeline_scenario(settings: LoadSettings, read_model: pipeline.ReadModelTabl
             Metric("write_p99_ms", "write p99 ms", ratio=False, digits=2),
             Metric("not_visible", "orders not visible in time", ratio=False, digits=0),
             _ERRORS_ONLY,
+            *_stage_metrics(stage_list),
         ),
         measure,
         with_baseline=False,
         writes=True,
-        progress=_pipeline_progress,
+        progress=_with_stages(_pipeline_progress, stage_list),
     )
 
 
@@ -450,7 +469,7 @@ def build(
         elif kind == "pipeline":
             if targets.read_model is None:
                 raise ValueError("the pipeline scenario needs the DynamoDB endpoint (--dynamodb)")
-            scenarios.append(pipeline_scenario(settings, targets.read_model))
+            scenarios.append(pipeline_scenario(settings, targets.read_model, targets.stages))
         else:
             raise ValueError(f"unknown scenario {kind!r}; expected one of {SCENARIO_KINDS}")
     return scenarios
