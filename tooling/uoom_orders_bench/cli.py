@@ -51,7 +51,8 @@ scenarios (--scenarios, comma separated; a numeric suffix sets the rate or concu
                   commits/s, events/s end to end into DynamoDB, time to drain
 lag and pipeline also show the lag of each stage (relay, each replica's near-cache feed,
 projector) from the processes' own histograms, scraped before and after each run.
-closed-1, open and saturated run for GetOrderStatus and BatchGetOrderStatus(--batch-size).
+closed-1, open and saturated run for GetOrderStatus and BatchGetOrderStatus(--batch-size),
+and show each server process's CPU time per call (its own user + system counters).
 lag, pipeline, create and mixed measure the service only (their baseline column is n/a).
 lag starts a second API replica (serve --roles api) and probes its near cache. The default run
 (every scenario) takes about 7-8 minutes on a 2-core machine, of which lag and pipeline about 2;

@@ -22,6 +22,7 @@ from typing import Any
 from uoom.orders.v1 import order_service_pb2
 
 from uoom_orders_bench import scenarios as scenario_kinds
+from uoom_orders_bench.cpu import ProcessCpu
 from uoom_orders_bench.pipeline import PipelineTargets, ReadModelTable
 from uoom_orders_bench.process_metrics import with_metrics_port
 from uoom_orders_bench.report import (
@@ -81,6 +82,8 @@ class _Setup:
     service_pid: int | None = None
     baseline_address: str = ""
     pipeline: PipelineTargets = field(default_factory=PipelineTargets)
+    pids: dict[str, int] = field(default_factory=dict)
+    """The processes this run started, by their gRPC address (for their CPU time)."""
 
     def address(self, side: Side) -> str:
         return self.baseline_address if side == "baseline" else self.service_address
@@ -129,7 +132,8 @@ async def run_benchmark(options: BenchOptions, command: str, argv: Sequence[str]
         _say(f"baseline (bare grpc.aio) at {setup.baseline_address}")
 
         book = OrderBook(summaries)
-        built = scenario_kinds.build(options.kinds, options.load, book, setup.pipeline)
+        cpu = ProcessCpu(setup.pids | ({setup.baseline_address: bare.pid} if bare.pid else {}))
+        built = scenario_kinds.build(options.kinds, options.load, book, setup.pipeline, cpu)
         reports = [ScenarioReport(s) for s in built]
         for round_number in range(1, options.rounds + 1):
             await _run_round(round_number, options.rounds, reports, setup)
@@ -184,9 +188,11 @@ def _progress(scenario: Scenario, figures: RoundFigures) -> str:
         if scenario.progress is not None:
             parts.append(f"{side} {scenario.progress(f)}")
             continue
+        cpu = f.get("server_cpu_ms_per_call")
         parts.append(
             f"{side} p50 {f['p50_ms']:.3f} ms p99 {f['p99_ms']:.3f} ms "
             f"{f['calls_per_s']:,.0f}/s errors {f['errors']:.0f}"
+            + (f" cpu {cpu:.3f} ms/call" if cpu is not None else "")
         )
     return " | ".join(parts)
 
@@ -262,6 +268,8 @@ async def _start_service(
     _say(f"service ({', '.join(roles)}) at {address} (log: {process.log_path})")
     setup.service_address = address
     setup.service_pid = process.pid
+    if process.pid is not None:
+        setup.pids[address] = process.pid
 
     replica_address = None
     api_metrics = [service_metrics]

@@ -7,13 +7,16 @@ the run's seed, the round and the scenario: in one round both sides get the same
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from uoom_orders_bench import load, pipeline, stages
+from uoom_orders_bench.cpu import ProcessCpu
 from uoom_orders_bench.stats import NS_PER_MS, latency_figures
 from uoom_orders_bench.targets import order_stub
 from uoom_orders_bench.workload import (
@@ -95,6 +98,9 @@ _MEAN = Metric("mean_ms", "mean ms")
 _RATE = Metric("calls_per_s", "calls/s", digits=0)
 _ERRORS = Metric("errors", "errors", ratio=False, digits=0)
 _ERRORS_ONLY = Metric("errors", "write errors", ratio=False, digits=0)
+# The server process's own CPU (user + system) over the measured calls; n/a for --target.
+_CPU_PER_CALL = Metric("server_cpu_ms_per_call", "server CPU ms/call")
+_CPU_SHARE = Metric("server_cpu_core_pct", "server CPU % of a core", digits=1)
 
 
 def _rng(settings: LoadSettings, round_number: int, name: str) -> random.Random:
@@ -130,8 +136,12 @@ def _read_operation(method: str, order_ids: Sequence[str], batch_size: int) -> R
     return make
 
 
-def read_scenarios(kind: str, settings: LoadSettings, order_ids: Sequence[str]) -> list[Scenario]:
-    """`kind` (closed-1, open or saturated) for GetOrderStatus and BatchGetOrderStatus."""
+def read_scenarios(
+    kind: str, settings: LoadSettings, order_ids: Sequence[str], cpu: ProcessCpu | None = None
+) -> list[Scenario]:
+    """`kind` (closed-1, open or saturated) for GetOrderStatus and BatchGetOrderStatus; with
+    `cpu`, each server's CPU per call too."""
+    cpu = cpu or ProcessCpu()
     scenarios = []
     for method, label in (
         ("GetOrderStatus", "GetOrderStatus"),
@@ -139,46 +149,56 @@ def read_scenarios(kind: str, settings: LoadSettings, order_ids: Sequence[str]) 
     ):
         make = _read_operation(method, order_ids, settings.batch_size)
         if kind == "closed-1":
-            scenarios.append(_closed_one(label, make, settings))
+            scenarios.append(_closed_one(label, make, settings, cpu))
         elif kind == "open":
-            scenarios.append(_open(label, make, settings))
+            scenarios.append(_open(label, make, settings, cpu))
         elif kind == "saturated":
-            scenarios.append(_saturated(label, make, settings))
+            scenarios.append(_saturated(label, make, settings, cpu))
         else:
             raise ValueError(f"not a read scenario: {kind}")
     return scenarios
 
 
-def _closed_one(label: str, make: ReadOp, settings: LoadSettings) -> Scenario:
+def _calls_made(result: load.LoadResult) -> int:
+    return result.calls + sum(result.errors.values())
+
+
+def _closed_one(label: str, make: ReadOp, settings: LoadSettings, cpu: ProcessCpu) -> Scenario:
     name = f"closed-1/{label}"
 
     async def measure(address: str, round_number: int) -> dict[str, float]:
         needed = settings.warm_up_calls + settings.calls
+        window = cpu.window(address)
         async with order_stub(address) as stub:
             operation = make(stub, _rng(settings, round_number, name), needed)
             await load.warm_up(operation, settings.warm_up_calls)
+            window.start()
             result = await load.closed_loop(operation, settings.calls, settings.warm_up_calls)
-        return result.figures()
+            window.stop()
+        return result.figures() | window.figures(_calls_made(result))
 
     return Scenario(
         name,
         f"{label}, one call in flight, {settings.calls:,} calls after "
         f"{settings.warm_up_calls:,} warm-up",
-        (_P50, _P95, _P99, _MEAN, _RATE, _ERRORS),
+        (_P50, _P95, _P99, _MEAN, _RATE, _ERRORS, _CPU_PER_CALL, _CPU_SHARE),
         measure,
     )
 
 
-def _open(label: str, make: ReadOp, settings: LoadSettings) -> Scenario:
+def _open(label: str, make: ReadOp, settings: LoadSettings, cpu: ProcessCpu) -> Scenario:
     name = f"open-{settings.rate:g}/{label}"
 
     async def measure(address: str, round_number: int) -> dict[str, float]:
         needed = settings.warm_up_calls + int(settings.rate * settings.duration_s)
+        window = cpu.window(address)
         async with order_stub(address) as stub:
             operation = make(stub, _rng(settings, round_number, name), needed)
             await load.warm_up(operation, settings.warm_up_calls)
+            window.start()
             result = await load.open_loop(operation, settings.rate, settings.duration_s)
-        return _open_figures(result, settings.rate)
+            window.stop()
+        return _open_figures(result, settings.rate) | window.figures(_calls_made(result))
 
     return Scenario(
         name,
@@ -192,6 +212,8 @@ def _open(label: str, make: ReadOp, settings: LoadSettings) -> Scenario:
             Metric("calls_per_s", "achieved calls/s", digits=0),
             Metric("late_starts", "late starts", ratio=False, digits=0),
             _ERRORS,
+            _CPU_PER_CALL,
+            _CPU_SHARE,
         ),
         measure,
     )
@@ -205,23 +227,31 @@ def _open_figures(result: load.LoadResult, rate: float) -> dict[str, float]:
     }
 
 
-def _saturated(label: str, make: ReadOp, settings: LoadSettings) -> Scenario:
+def _saturated(label: str, make: ReadOp, settings: LoadSettings, cpu: ProcessCpu) -> Scenario:
     name = f"saturated-{settings.concurrency}/{label}"
     warm_up_s = min(1.0, settings.duration_s / 5)
 
     async def measure(address: str, round_number: int) -> dict[str, float]:
+        window = cpu.window(address)
         async with order_stub(address) as stub:
             operation = make(stub, _rng(settings, round_number, name), _REQUEST_POOL)
+            # The CPU window is the measured window (after the warm-up), like the throughput.
+            start_ns = time.perf_counter_ns() + int(warm_up_s * 1e9)
+            sampling = asyncio.create_task(
+                window.between(start_ns, start_ns + int(settings.duration_s * 1e9))
+            )
             result = await load.saturated(
                 operation, settings.concurrency, settings.duration_s, warm_up_s
             )
-        return result.figures() | {"concurrency": settings.concurrency}
+            await sampling
+        in_window = result.throughput_calls or 0
+        return result.figures() | {"concurrency": settings.concurrency} | window.figures(in_window)
 
     return Scenario(
         name,
         f"{label}, {settings.concurrency} concurrent callers for {settings.duration_s:g} s "
         f"(after {warm_up_s:g} s warm-up)",
-        (_RATE, _P50, _P99, _ERRORS),
+        (_RATE, _P50, _P99, _ERRORS, _CPU_PER_CALL, _CPU_SHARE),
         measure,
     )
 
@@ -453,13 +483,15 @@ def build(
     settings: LoadSettings,
     book: OrderBook,
     targets: pipeline.PipelineTargets | None = None,
+    cpu: ProcessCpu | None = None,
 ) -> list[Scenario]:
-    """The scenarios for the `--scenarios` kinds, in the order given."""
+    """The scenarios for the `--scenarios` kinds, in the order given (`cpu`: the servers whose
+    CPU per call the read scenarios show)."""
     targets = targets or pipeline.PipelineTargets()
     scenarios: list[Scenario] = []
     for kind in kinds:
         if kind in ("closed-1", "open", "saturated"):
-            scenarios.extend(read_scenarios(kind, settings, list(book.order_ids)))
+            scenarios.extend(read_scenarios(kind, settings, list(book.order_ids), cpu))
         elif kind == "create":
             scenarios.append(create_scenario(settings))
         elif kind == "mixed":
