@@ -22,6 +22,7 @@ from typing import Any
 from uoom.orders.v1 import order_service_pb2
 
 from uoom_orders_bench import scenarios as scenario_kinds
+from uoom_orders_bench.bulk_seed import seed_bulk
 from uoom_orders_bench.cpu import ProcessCpu
 from uoom_orders_bench.pipeline import PipelineTargets, ReadModelTable
 from uoom_orders_bench.process_metrics import with_metrics_port
@@ -50,6 +51,7 @@ from uoom_orders_bench.targets import (
     wait_serving,
 )
 from uoom_orders_bench.workload import OrderBook, seed_orders
+from uoom_orders_bench.zipf import ZipfSettings, ZipfTarget, zipf_scenario
 from uoom_orders_devstack.stack import LocalStack
 
 # After writes, the service's background work (outbox relay, projection, cache feed) must not
@@ -74,6 +76,7 @@ class BenchOptions:
     target: str | None = None
     json_path: Path | None = None
     log_dir: Path | None = None
+    zipf: ZipfSettings = field(default_factory=ZipfSettings)
 
 
 @dataclass
@@ -84,6 +87,7 @@ class _Setup:
     pipeline: PipelineTargets = field(default_factory=PipelineTargets)
     pids: dict[str, int] = field(default_factory=dict)
     """The processes this run started, by their gRPC address (for their CPU time)."""
+    zipf: ZipfTarget | None = None
 
     def address(self, side: Side) -> str:
         return self.baseline_address if side == "baseline" else self.service_address
@@ -133,7 +137,15 @@ async def run_benchmark(options: BenchOptions, command: str, argv: Sequence[str]
 
         book = OrderBook(summaries)
         cpu = ProcessCpu(setup.pids | ({setup.baseline_address: bare.pid} if bare.pid else {}))
-        built = scenario_kinds.build(options.kinds, options.load, book, setup.pipeline, cpu)
+        zipf = setup.zipf
+        built = scenario_kinds.build(
+            options.kinds,
+            options.load,
+            book,
+            setup.pipeline,
+            cpu,
+            built_elsewhere={"zipf": lambda: [zipf_scenario(options.load, zipf)]} if zipf else None,
+        )
         reports = [ScenarioReport(s) for s in built]
         for round_number in range(1, options.rounds + 1):
             await _run_round(round_number, options.rounds, reports, setup)
@@ -242,6 +254,11 @@ async def _start_service(
 
     # endpoints.env() carries the local broker's settings (no idempotent producer, short fetches).
     env = service_environment(endpoints.env(), options.service_env)
+    if "zipf" in options.kinds and "RECONCILE_INTERVAL_SECONDS" not in options.service_env:
+        # A reconciliation pass walks every order: over the zipf scenario's orders it would hold
+        # the local DynamoDB endpoint for minutes in the middle of the run.
+        env["RECONCILE_INTERVAL_SECONDS"] = "0"
+        _say("zipf: reconciliation off in this run (RECONCILE_INTERVAL_SECONDS=0)")
     await _prepare_stores(env)
     roles = ALL_ROLES if options.single_process else ("api",)
     # Every process serves its own metrics, for the lag by stage.
@@ -286,11 +303,54 @@ async def _start_service(
         await wait_serving(replica_address, replica)
         facts["replica"] = {"address": replica_address, "roles": ["api"]}
         _say(f"API replica at {replica_address} (log: {replica.log_path})")
+    if "zipf" in options.kinds:
+        setup.zipf = await _start_zipf(options, resources, log_dir, env, facts)
     setup.pipeline = PipelineTargets(
         near_cache_address=replica_address,
         read_model=_read_model_table(env),
         stages=pipeline_stages(pipeline_metrics, pipeline_metrics, api_metrics),
     )
+
+
+async def _start_zipf(
+    options: BenchOptions,
+    resources: AsyncExitStack,
+    log_dir: Path,
+    env: Mapping[str, str],
+    facts: dict[str, Any],
+) -> ZipfTarget:
+    """Seeds the zipf scenario's orders in bulk and starts the API replica it measures, whose
+    near cache holds a tenth of them."""
+    settings = options.zipf
+    _say(f"zipf: seeding {settings.orders:,} orders in bulk (PostgreSQL COPY, BatchWriteItem)")
+    seeded = await seed_bulk(env, settings.orders, details=False, seed=options.load.seed)
+    facts["zipf_seed"] = {
+        "orders": len(seeded.summaries),
+        "build_s": round(seeded.build_s, 3),
+        "postgres_s": round(seeded.postgres_s, 3),
+        "dynamodb_s": round(seeded.dynamodb_s, 3),
+        "items": seeded.items_written,
+    }
+    _say(
+        f"zipf: seeded {len(seeded.summaries):,} orders in {seeded.total_s:.1f} s (PostgreSQL "
+        f"{seeded.postgres_s:.1f} s; status items {seeded.dynamodb_s:.1f} s, "
+        f"{seeded.items_written / max(seeded.dynamodb_s, 1e-9):,.0f}/s)"
+    )
+    replica_env = replica_environment(env) | {"NEAR_CACHE_MAX_ENTRIES": str(settings.cache_entries)}
+    # moto answers in milliseconds with tails near 100 ms and is shared with the projector: a
+    # tier timeout above its tails (as the reference command uses), unless told otherwise.
+    replica_env.setdefault("READ_TIER_TIMEOUT_MS", "1000")
+    replica_env, metrics = with_metrics_port(replica_env, "zipf")
+    process, address = service_process(replica_env, log_dir, roles=("api",), name="zipf")
+    resources.callback(process.terminate, STOP_TIMEOUT_S)
+    process.spawn()
+    await wait_serving(address, process)
+    facts["zipf"] = {"address": address, "near_cache_max_entries": settings.cache_entries}
+    _say(
+        f"zipf: API replica at {address}, NEAR_CACHE_MAX_ENTRIES={settings.cache_entries:,} "
+        f"(log: {process.log_path})"
+    )
+    return ZipfTarget(address, settings, seeded.summaries, metrics)
 
 
 async def _prepare_stores(env: Mapping[str, str]) -> None:

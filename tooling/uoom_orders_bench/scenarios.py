@@ -11,7 +11,7 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -32,10 +32,10 @@ if TYPE_CHECKING:
     from uoom.orders.v1.order_service_pb2_grpc import OrderServiceAsyncStub
 
 Side = Literal["baseline", "service"]
-SCENARIO_KINDS = ("closed-1", "open", "saturated", "create", "mixed", "lag", "pipeline")
+SCENARIO_KINDS = ("closed-1", "open", "saturated", "create", "mixed", "lag", "pipeline", "zipf")
 """Every scenario kind `--scenarios` takes."""
-DEFAULT_KINDS = SCENARIO_KINDS
-"""The kinds a run without `--scenarios` measures."""
+DEFAULT_KINDS = tuple(kind for kind in SCENARIO_KINDS if kind != "zipf")
+"""The kinds a run without `--scenarios` measures (zipf seeds 200,000 orders: only on request)."""
 SERVED_BY_PREFIX = "served_by_"
 # Distinct prebuilt requests per measurement at most; calls beyond take them round-robin.
 _REQUEST_POOL = 8192
@@ -484,9 +484,10 @@ def build(
     book: OrderBook,
     targets: pipeline.PipelineTargets | None = None,
     cpu: ProcessCpu | None = None,
+    built_elsewhere: Mapping[str, Callable[[], Sequence[Scenario]]] | None = None,
 ) -> list[Scenario]:
     """The scenarios for the `--scenarios` kinds, in the order given (`cpu`: the servers whose
-    CPU per call the read scenarios show)."""
+    CPU per call the read scenarios show; `built_elsewhere`: kinds whose module builds them)."""
     targets = targets or pipeline.PipelineTargets()
     scenarios: list[Scenario] = []
     for kind in kinds:
@@ -502,6 +503,8 @@ def build(
             if targets.read_model is None:
                 raise ValueError("the pipeline scenario needs the DynamoDB endpoint (--dynamodb)")
             scenarios.append(pipeline_scenario(settings, targets.read_model, targets.stages))
+        elif built_elsewhere is not None and kind in built_elsewhere:
+            scenarios.extend(built_elsewhere[kind]())
         else:
             raise ValueError(f"unknown scenario {kind!r}; expected one of {SCENARIO_KINDS}")
     return scenarios
