@@ -59,6 +59,18 @@ NEAR_CACHE_FEED_LAG = Histogram(
     "near-cache feed",
     buckets=LAG_BUCKETS,
 )
+DYNAMODB_CONSUMED_CAPACITY = Counter(
+    "dynamodb_consumed_capacity_units_total",
+    "Capacity units DynamoDB reported for the service's calls (ReturnConsumedCapacity=TOTAL: the "
+    "table and its indexes), by operation and table",
+    ["operation", "table"],
+)
+DYNAMODB_CONDITION_FAILED = Counter(
+    "dynamodb_conditional_check_failed_total",
+    "Conditional writes DynamoDB refused: they consume write capacity (at least one unit) that "
+    "no reply reports",
+    ["operation", "table"],
+)
 DYNAMODB_THROTTLES = Counter(
     "dynamodb_throttled_requests_total", "DynamoDB requests rejected for throughput", ["operation"]
 )
