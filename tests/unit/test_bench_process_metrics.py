@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from uoom_orders.observability.metrics import LAG_BUCKETS
 from uoom_orders_bench.process_metrics import HistogramCounts, MetricsEndpoint, parse
-from uoom_orders_bench.stages import pipeline_stages, slowest, stage_figures, summary
+from uoom_orders_bench.stages import pipeline_stages, slowest, stage_figures, stage_rows, summary
 
 
 def exposition(observations: list[float], name: str = "x_lag_seconds") -> str:
@@ -77,3 +77,13 @@ def test_a_process_that_did_not_answer_has_no_figures() -> None:
     stages = pipeline_stages(relay, relay, [])
     assert stage_figures(stages, {}, {}) == {}
     assert summary(stages, {}).startswith("stage lags: n/a")
+
+
+def test_processes_with_a_pid_get_rows_for_their_cpu_per_event() -> None:
+    relay = MetricsEndpoint("relay", "http://relay/metrics", pid=1234)
+    projector = MetricsEndpoint("projector", "http://projector/metrics", pid=5678)
+    api = MetricsEndpoint("service", "http://service/metrics")
+    keys = [key for key, _, _ in stage_rows(pipeline_stages(relay, projector, [api]))]
+    assert "cpu_relay_ms_per_event" in keys
+    assert "cpu_projector_ms_per_event" in keys
+    assert not any(key.startswith("cpu_service") for key in keys)

@@ -162,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--single-process",
         action="store_true",
-        help="run the relay and the projector inside the measured API process (default: a "
-        "process of their own, as deployments at scale do)",
+        help="run the relay and the projector inside the measured API process (default: each "
+        "in a process of its own, as deployments at scale do)",
     )
     add("--database-url", help="use this PostgreSQL instead of a local one")
     add("--kafka", help="use these Kafka bootstrap servers instead of a local broker")

@@ -32,6 +32,8 @@ class MetricsEndpoint:
 
     process: str
     url: str
+    pid: int | None = None
+    """Set for a process whose CPU per event the stages show (the relay's, the projector's)."""
 
     async def scrape(self) -> Samples:
         """Every sample the endpoint shows now."""

@@ -25,7 +25,7 @@ from uoom_orders_bench import scenarios as scenario_kinds
 from uoom_orders_bench.bulk_seed import seed_bulk
 from uoom_orders_bench.cpu import ProcessCpu
 from uoom_orders_bench.pipeline import PipelineTargets, ReadModelTable
-from uoom_orders_bench.process_metrics import with_metrics_port
+from uoom_orders_bench.process_metrics import MetricsEndpoint, with_metrics_port
 from uoom_orders_bench.report import (
     RoundFigures,
     ScenarioReport,
@@ -42,7 +42,6 @@ from uoom_orders_bench.targets import (
     STOP_TIMEOUT_S,
     bare_server_process,
     order_stub,
-    pipeline_process,
     replica_environment,
     service_environment,
     service_process,
@@ -263,16 +262,15 @@ async def _start_service(
     roles = ALL_ROLES if options.single_process else ("api",)
     # Every process serves its own metrics, for the lag by stage.
     env, service_metrics = with_metrics_port(env, "service")
-    pipeline_metrics = service_metrics
+    relay_metrics = projector_metrics = service_metrics
     if not options.single_process:
-        # The relay and the projector in a process of their own, as deployed at scale: the
-        # measured API process then does what an API replica does, tailing included.
-        pipeline_env, pipeline_metrics = with_metrics_port(replica_environment(env), "pipeline")
-        background = pipeline_process(pipeline_env, log_dir)
-        resources.callback(background.terminate, STOP_TIMEOUT_S)
-        background.spawn()
-        await wait_logged(background, ("outbox relay started", "projector started"))
-        _say(f"relay and projector in their own process (log: {background.log_path})")
+        # The relay and the projector each in a process of their own, as deployed at scale:
+        # the measured API process then does what an API replica does, tailing included, and
+        # each role's CPU per event is its process's.
+        relay_metrics = await _start_role(resources, env, log_dir, "relay", "outbox relay started")
+        projector_metrics = await _start_role(
+            resources, env, log_dir, "projector", "projector started"
+        )
     process, address = service_process(env, log_dir, roles=roles)
     resources.callback(process.terminate, STOP_TIMEOUT_S)
     process.spawn()
@@ -308,8 +306,22 @@ async def _start_service(
     setup.pipeline = PipelineTargets(
         near_cache_address=replica_address,
         read_model=_read_model_table(env),
-        stages=pipeline_stages(pipeline_metrics, pipeline_metrics, api_metrics),
+        stages=pipeline_stages(relay_metrics, projector_metrics, api_metrics),
     )
+
+
+async def _start_role(
+    resources: AsyncExitStack, env: Mapping[str, str], log_dir: Path, role: str, started: str
+) -> MetricsEndpoint:
+    """`serve --roles ROLE` alone (no gRPC port), with its metrics; ready once it logs `started`.
+    Its endpoint carries its pid, for its CPU per event."""
+    role_env, metrics = with_metrics_port(replica_environment(env), role)
+    process, _ = service_process(role_env, log_dir, roles=(role,), name=role)
+    resources.callback(process.terminate, STOP_TIMEOUT_S)
+    process.spawn()
+    await wait_logged(process, (started,))
+    _say(f"{role} in a process of its own (log: {process.log_path})")
+    return dataclasses.replace(metrics, pid=process.pid)
 
 
 async def _start_zipf(

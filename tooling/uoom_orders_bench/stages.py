@@ -14,6 +14,7 @@ import math
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 
+from uoom_orders_bench.cpu import CPU_PREFIX, CpuWindow
 from uoom_orders_bench.process_metrics import HistogramCounts, MetricsEndpoint, Samples
 
 STAGE_PREFIX = "stage_"
@@ -73,16 +74,34 @@ async def _scrape(stages: Sequence[Stage]) -> dict[str, Samples]:
     return scraped
 
 
+def _cpu_processes(stages: Sequence[Stage]) -> dict[str, int]:
+    """The processes whose CPU per event is shown: name → pid (the relay's, the projector's)."""
+    return {s.endpoint.process: s.endpoint.pid for s in stages if s.endpoint.pid is not None}
+
+
 async def with_stage_lags(
     stages: Sequence[Stage], measurement: Awaitable[dict[str, float]]
 ) -> dict[str, float]:
-    """The measurement's figures, plus each stage's lag observed while it ran."""
+    """The measurement's figures, plus each stage's lag observed while it ran, and the CPU
+    per event of the processes that carry their pid (per event the relay published)."""
     if not stages:
         return await measurement
+    windows = {name: CpuWindow(pid) for name, pid in _cpu_processes(stages).items()}
     before = await _scrape(stages)
+    for window in windows.values():
+        window.start()
     figures = await measurement
+    for window in windows.values():
+        window.stop()
     after = await _scrape(stages)
-    return figures | stage_figures(stages, before, after)
+    figures |= stage_figures(stages, before, after)
+    events = figures.get(f"{STAGE_PREFIX}relay_events", 0.0)
+    for name, window in windows.items():
+        cpu = window.figures(events, unit="event")
+        if cpu:
+            figures[f"cpu_{name}_ms_per_event"] = cpu[f"{CPU_PREFIX}ms_per_event"]
+            figures[f"cpu_{name}_core_pct"] = cpu[f"{CPU_PREFIX}core_pct"]
+    return figures
 
 
 def stage_figures(
@@ -117,6 +136,11 @@ def stage_rows(stages: Sequence[Stage]) -> list[tuple[str, str, int]]:
             (f"{key}_mean_ms", f"stage {stage.label} mean ms", 1),
             (f"{key}_events", f"stage {stage.label}: events", 0),
         ]
+    for name in _cpu_processes(stages):
+        rows += [
+            (f"cpu_{name}_ms_per_event", f"{name} process CPU ms per event published", 3),
+            (f"cpu_{name}_core_pct", f"{name} process CPU % of a core", 1),
+        ]
     return rows
 
 
@@ -142,4 +166,10 @@ def summary(stages: Sequence[Stage], figures: Mapping[str, float]) -> str:
         return "stage lags: n/a (no metrics endpoint answered)"
     worst = slowest(stages, figures)
     named = f"; slowest at p99: {worst.label}" if worst is not None else ""
-    return f"stages p50/p99 ms: {', '.join(parts)}{named}"
+    cpu = ", ".join(
+        f"{name} {figures[f'cpu_{name}_ms_per_event']:.2f}"
+        for name in _cpu_processes(stages)
+        if f"cpu_{name}_ms_per_event" in figures
+    )
+    per_event = f"; CPU ms per event: {cpu}" if cpu else ""
+    return f"stages p50/p99 ms: {', '.join(parts)}{named}{per_event}"
