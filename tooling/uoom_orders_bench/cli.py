@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="concurrent writers of the pipeline burst (16)",
     )
     add("--zipf-orders", type=_positive_int, help="orders the zipf scenario seeds (200000)")
-    add("--zipf-rate", type=_positive_float, default=_ZIPF.rate, help="zipf calls/s (500)")
+    add("--zipf-rate", type=_positive_float, default=_ZIPF.rate, help="zipf calls/s (200)")
     add("--zipf-warmup", type=float, help="unmeasured seconds before each zipf round (60)")
     add(
         "--zipf-exponent",

@@ -52,7 +52,10 @@ class ZipfSettings:
     """The scenario's numbers (the command line's)."""
 
     orders: int = 200_000
-    rate: float = 500.0
+    # Below the mixed scenario's 500/s: a fifth or more of these reads miss the near cache and
+    # reach the local DynamoDB endpoint, which at 500/s (with the projector's writes) saturates
+    # on two cores and times out, so PostgreSQL's share would measure moto, not the cache.
+    rate: float = 200.0
     warm_up_s: float = 60.0
     exponent: float = 0.99
     cache_share: float = 0.1
