@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCENARIOS = ("closed-1/GetOrderStatus", "closed-1/BatchGetOrderStatus(10)")
 
 
@@ -99,3 +101,25 @@ def test_quick_lag_and_pipeline_scenarios_measure_the_service_only(tmp_path: Pat
     assert "near cache lag p99 ms" in result.stdout
     assert "end to end, events/s" in result.stdout
     assert "API replica at" in result.stderr
+
+
+def test_quick_zipf_seeds_in_bulk_and_shows_the_share_of_each_tier(tmp_path: Path) -> None:
+    report_path = tmp_path / "zipf.json"
+    options = ("--quick", "--scenarios", "zipf-100", "--orders", "20", "--zipf-orders", "500")
+    result = subprocess.run(
+        [sys.executable, "-m", "uoom_orders_bench", *options, "--json", str(report_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    report = json.loads(report_path.read_text())
+    assert report["setup"]["zipf_seed"]["orders"] == 500
+    zipf = report["scenarios"]["zipf-100"]["rounds"][0]["service"]
+    assert zipf["reads"] > 0
+    assert zipf["cache_max_entries"] == 50
+    shares = [value for key, value in zipf.items() if key.startswith("served_by_")]
+    assert sum(shares) == pytest.approx(100.0)
+    assert 0 < zipf["ideal_hit_pct"] < 100
+    assert "a perfect cache of that size, %" in result.stdout

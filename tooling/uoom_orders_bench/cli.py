@@ -16,9 +16,11 @@ from uoom_orders.config import ConfigError
 from uoom_orders_bench.runner import BenchOptions, run_benchmark
 from uoom_orders_bench.scenarios import DEFAULT_KINDS, SCENARIO_KINDS, LoadSettings
 from uoom_orders_bench.targets import TargetStartError
+from uoom_orders_bench.zipf import ZipfSettings
 from uoom_orders_devstack.processes import StackStartError
 
 _DEFAULTS = LoadSettings()
+_ZIPF = ZipfSettings()
 # --quick: one short round, for a smoke test; explicit options still win.
 _QUICK = {
     "rounds": 1,
@@ -28,6 +30,8 @@ _QUICK = {
     "create_calls": 20,
     "orders": 100,
     "pipeline_events": 100,
+    "zipf_orders": 2000,
+    "zipf_warmup": 2.0,
 }
 _FULL = {
     "rounds": 5,
@@ -37,6 +41,8 @@ _FULL = {
     "create_calls": _DEFAULTS.create_calls,
     "orders": 1000,
     "pipeline_events": _DEFAULTS.pipeline_events,
+    "zipf_orders": _ZIPF.orders,
+    "zipf_warmup": _ZIPF.warm_up_s,
 }
 _EPILOG = """\
 scenarios (--scenarios, comma separated; a numeric suffix sets the rate or concurrency):
@@ -49,7 +55,15 @@ scenarios (--scenarios, comma separated; a numeric suffix sets the rate or concu
                   API replica's near cache and in the DynamoDB read model, p50/p95/p99/max
   pipeline[-N]    a burst of N (--pipeline-events) status changes from --pipeline-writers:
                   commits/s, events/s end to end into DynamoDB, time to drain
-closed-1, open and saturated run for GetOrderStatus and BatchGetOrderStatus(--batch-size).
+  zipf[-RATE]     open loop at --zipf-rate over --zipf-orders orders seeded in bulk, reads
+                  Zipf-distributed, --write-share writes, on a replica whose near cache holds
+                  a tenth of them; share served by each tier, read p50/p99 misses included.
+                  Not in the default run (seeding 200,000 orders takes minutes); each round
+                  warms up --zipf-warmup s first
+lag and pipeline also show the lag of each stage (relay, each replica's near-cache feed,
+projector) from the processes' own histograms, scraped before and after each run.
+closed-1, open and saturated run for GetOrderStatus and BatchGetOrderStatus(--batch-size),
+and show each server process's CPU time per call (its own user + system counters).
 lag, pipeline, create and mixed measure the service only (their baseline column is n/a).
 lag starts a second API replica (serve --roles api) and probes its near cache. The default run
 (every scenario) takes about 7-8 minutes on a 2-core machine, of which lag and pipeline about 2;
@@ -122,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.pipeline_writers,
         help="concurrent writers of the pipeline burst (16)",
     )
+    add("--zipf-orders", type=_positive_int, help="orders the zipf scenario seeds (200000)")
+    add("--zipf-rate", type=_positive_float, default=_ZIPF.rate, help="zipf calls/s (200)")
+    add("--zipf-warmup", type=float, help="unmeasured seconds before each zipf round (60)")
+    add(
+        "--zipf-exponent",
+        type=_positive_float,
+        default=_ZIPF.exponent,
+        help="s of the Zipf distribution: rank r is read in proportion to 1/r^s (0.99)",
+    )
     add("--seed", type=int, default=_DEFAULTS.seed, help="random seed of the requests (1)")
     add(
         "--scenarios",
@@ -139,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--single-process",
         action="store_true",
-        help="run the relay and the projector inside the measured API process (default: a "
-        "process of their own, as deployments at scale do)",
+        help="run the relay and the projector inside the measured API process (default: each "
+        "in a process of its own, as deployments at scale do)",
     )
     add("--database-url", help="use this PostgreSQL instead of a local one")
     add("--kafka", help="use these Kafka bootstrap servers instead of a local broker")
@@ -160,6 +183,7 @@ def _scenario_kinds(raw: str, settings: dict[str, float]) -> tuple[str, ...]:
         "mixed": "mixed_rate",
         "lag": "lag_rate",
         "pipeline": "pipeline_events",
+        "zipf": "zipf_rate",
     }
     kinds: list[str] = []
     for item in (part.strip() for part in raw.split(",")):
@@ -193,8 +217,11 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         "mixed_rate": args.mixed_rate,
         "lag_rate": args.lag_rate,
         "pipeline_events": pick("pipeline_events"),
+        "zipf_rate": args.zipf_rate,
     }
     kinds = _scenario_kinds(args.scenarios, numbers)
+    if "zipf" in kinds and args.target is not None:
+        raise ValueError("the zipf scenario seeds its orders and starts its replica: no --target")
     if "pipeline" in kinds and args.target is not None and args.dynamodb is None:
         raise ValueError("with --target, the pipeline scenario needs --dynamodb (its read model)")
     if numbers["pipeline_events"] < 1 or numbers["lag_rate"] <= 0:
@@ -215,6 +242,12 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         pipeline_writers=args.pipeline_writers,
         seed=args.seed,
     )
+    zipf = ZipfSettings(
+        orders=int(pick("zipf_orders")),
+        rate=numbers["zipf_rate"],
+        warm_up_s=max(0.0, pick("zipf_warmup")),
+        exponent=args.zipf_exponent,
+    )
     return BenchOptions(
         rounds=int(pick("rounds")),
         orders=int(pick("orders")),
@@ -228,6 +261,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         target=args.target,
         json_path=args.json_path,
         log_dir=args.log_dir,
+        zipf=zipf,
     )
 
 

@@ -37,6 +37,7 @@ import grpc
 from uoom.orders.v1 import order_pb2, order_service_pb2
 
 from uoom_orders_bench import load
+from uoom_orders_bench.stages import Stage
 from uoom_orders_bench.stats import NS_PER_MS, latency_figures
 from uoom_orders_bench.targets import TargetStartError, order_stub
 from uoom_orders_bench.workload import (
@@ -113,6 +114,8 @@ class PipelineTargets:
     """An API replica to probe (None: the service that took the write)."""
     read_model: ReadModelTable | None = None
     """None: the read model is not probed (no DynamoDB endpoint known)."""
+    stages: tuple[Stage, ...] = ()
+    """The stages whose lag the processes' metrics show (none: not known, e.g. --target)."""
 
     @property
     def near_cache_where(self) -> str:

@@ -22,7 +22,10 @@ from typing import Any
 from uoom.orders.v1 import order_service_pb2
 
 from uoom_orders_bench import scenarios as scenario_kinds
+from uoom_orders_bench.bulk_seed import seed_bulk
+from uoom_orders_bench.cpu import ProcessCpu
 from uoom_orders_bench.pipeline import PipelineTargets, ReadModelTable
+from uoom_orders_bench.process_metrics import MetricsEndpoint, with_metrics_port
 from uoom_orders_bench.report import (
     RoundFigures,
     ScenarioReport,
@@ -33,12 +36,12 @@ from uoom_orders_bench.report import (
     write_json,
 )
 from uoom_orders_bench.scenarios import LoadSettings, Scenario, Side
+from uoom_orders_bench.stages import pipeline_stages
 from uoom_orders_bench.targets import (
     ALL_ROLES,
     STOP_TIMEOUT_S,
     bare_server_process,
     order_stub,
-    pipeline_process,
     replica_environment,
     service_environment,
     service_process,
@@ -47,6 +50,7 @@ from uoom_orders_bench.targets import (
     wait_serving,
 )
 from uoom_orders_bench.workload import OrderBook, seed_orders
+from uoom_orders_bench.zipf import ZipfSettings, ZipfTarget, zipf_scenario
 from uoom_orders_devstack.stack import LocalStack
 
 # After writes, the service's background work (outbox relay, projection, cache feed) must not
@@ -71,6 +75,7 @@ class BenchOptions:
     target: str | None = None
     json_path: Path | None = None
     log_dir: Path | None = None
+    zipf: ZipfSettings = field(default_factory=ZipfSettings)
 
 
 @dataclass
@@ -79,6 +84,9 @@ class _Setup:
     service_pid: int | None = None
     baseline_address: str = ""
     pipeline: PipelineTargets = field(default_factory=PipelineTargets)
+    pids: dict[str, int] = field(default_factory=dict)
+    """The processes this run started, by their gRPC address (for their CPU time)."""
+    zipf: ZipfTarget | None = None
 
     def address(self, side: Side) -> str:
         return self.baseline_address if side == "baseline" else self.service_address
@@ -127,7 +135,16 @@ async def run_benchmark(options: BenchOptions, command: str, argv: Sequence[str]
         _say(f"baseline (bare grpc.aio) at {setup.baseline_address}")
 
         book = OrderBook(summaries)
-        built = scenario_kinds.build(options.kinds, options.load, book, setup.pipeline)
+        cpu = ProcessCpu(setup.pids | ({setup.baseline_address: bare.pid} if bare.pid else {}))
+        zipf = setup.zipf
+        built = scenario_kinds.build(
+            options.kinds,
+            options.load,
+            book,
+            setup.pipeline,
+            cpu,
+            built_elsewhere={"zipf": lambda: [zipf_scenario(options.load, zipf)]} if zipf else None,
+        )
         reports = [ScenarioReport(s) for s in built]
         for round_number in range(1, options.rounds + 1):
             await _run_round(round_number, options.rounds, reports, setup)
@@ -182,9 +199,11 @@ def _progress(scenario: Scenario, figures: RoundFigures) -> str:
         if scenario.progress is not None:
             parts.append(f"{side} {scenario.progress(f)}")
             continue
+        cpu = f.get("server_cpu_ms_per_call")
         parts.append(
             f"{side} p50 {f['p50_ms']:.3f} ms p99 {f['p99_ms']:.3f} ms "
             f"{f['calls_per_s']:,.0f}/s errors {f['errors']:.0f}"
+            + (f" cpu {cpu:.3f} ms/call" if cpu is not None else "")
         )
     return " | ".join(parts)
 
@@ -236,16 +255,24 @@ async def _start_service(
 
     # endpoints.env() carries the local broker's settings (no idempotent producer, short fetches).
     env = service_environment(endpoints.env(), options.service_env)
+    if "zipf" in options.kinds and "RECONCILE_INTERVAL_SECONDS" not in options.service_env:
+        # A reconciliation pass walks every order: over the zipf scenario's orders it would hold
+        # the local DynamoDB endpoint for minutes in the middle of the run.
+        env["RECONCILE_INTERVAL_SECONDS"] = "0"
+        _say("zipf: reconciliation off in this run (RECONCILE_INTERVAL_SECONDS=0)")
     await _prepare_stores(env)
     roles = ALL_ROLES if options.single_process else ("api",)
+    # Every process serves its own metrics, for the lag by stage.
+    env, service_metrics = with_metrics_port(env, "service")
+    relay_metrics = projector_metrics = service_metrics
     if not options.single_process:
-        # The relay and the projector in a process of their own, as deployed at scale: the
-        # measured API process then does what an API replica does, tailing included.
-        background = pipeline_process(replica_environment(env), log_dir)
-        resources.callback(background.terminate, STOP_TIMEOUT_S)
-        background.spawn()
-        await wait_logged(background, ("outbox relay started", "projector started"))
-        _say(f"relay and projector in their own process (log: {background.log_path})")
+        # The relay and the projector each in a process of their own, as deployed at scale:
+        # the measured API process then does what an API replica does, tailing included, and
+        # each role's CPU per event is its process's.
+        relay_metrics = await _start_role(resources, env, log_dir, "relay", "outbox relay started")
+        projector_metrics = await _start_role(
+            resources, env, log_dir, "projector", "projector started"
+        )
     process, address = service_process(env, log_dir, roles=roles)
     resources.callback(process.terminate, STOP_TIMEOUT_S)
     process.spawn()
@@ -258,22 +285,86 @@ async def _start_service(
     _say(f"service ({', '.join(roles)}) at {address} (log: {process.log_path})")
     setup.service_address = address
     setup.service_pid = process.pid
+    if process.pid is not None:
+        setup.pids[address] = process.pid
 
     replica_address = None
+    api_metrics = [service_metrics]
     if "lag" in options.kinds:
         # A second API replica with the same settings: "visible" means visible in the near
         # cache of a replica that did not take the write, as every reader elsewhere sees it.
+        replica_env, replica_metrics = with_metrics_port(replica_environment(env), "replica")
+        api_metrics.append(replica_metrics)
         replica, replica_address = service_process(
-            replica_environment(env), log_dir, roles=("api",), name="replica"
+            replica_env, log_dir, roles=("api",), name="replica"
         )
         resources.callback(replica.terminate, STOP_TIMEOUT_S)
         replica.spawn()
         await wait_serving(replica_address, replica)
         facts["replica"] = {"address": replica_address, "roles": ["api"]}
         _say(f"API replica at {replica_address} (log: {replica.log_path})")
+    if "zipf" in options.kinds:
+        setup.zipf = await _start_zipf(options, resources, log_dir, env, facts)
     setup.pipeline = PipelineTargets(
-        near_cache_address=replica_address, read_model=_read_model_table(env)
+        near_cache_address=replica_address,
+        read_model=_read_model_table(env),
+        stages=pipeline_stages(relay_metrics, projector_metrics, api_metrics),
     )
+
+
+async def _start_role(
+    resources: AsyncExitStack, env: Mapping[str, str], log_dir: Path, role: str, started: str
+) -> MetricsEndpoint:
+    """`serve --roles ROLE` alone (no gRPC port), with its metrics; ready once it logs `started`.
+    Its endpoint carries its pid, for its CPU per event."""
+    role_env, metrics = with_metrics_port(replica_environment(env), role)
+    process, _ = service_process(role_env, log_dir, roles=(role,), name=role)
+    resources.callback(process.terminate, STOP_TIMEOUT_S)
+    process.spawn()
+    await wait_logged(process, (started,))
+    _say(f"{role} in a process of its own (log: {process.log_path})")
+    return dataclasses.replace(metrics, pid=process.pid)
+
+
+async def _start_zipf(
+    options: BenchOptions,
+    resources: AsyncExitStack,
+    log_dir: Path,
+    env: Mapping[str, str],
+    facts: dict[str, Any],
+) -> ZipfTarget:
+    """Seeds the zipf scenario's orders in bulk and starts the API replica it measures, whose
+    near cache holds a tenth of them."""
+    settings = options.zipf
+    _say(f"zipf: seeding {settings.orders:,} orders in bulk (PostgreSQL COPY, BatchWriteItem)")
+    seeded = await seed_bulk(env, settings.orders, details=False, seed=options.load.seed)
+    facts["zipf_seed"] = {
+        "orders": len(seeded.summaries),
+        "build_s": round(seeded.build_s, 3),
+        "postgres_s": round(seeded.postgres_s, 3),
+        "dynamodb_s": round(seeded.dynamodb_s, 3),
+        "items": seeded.items_written,
+    }
+    _say(
+        f"zipf: seeded {len(seeded.summaries):,} orders in {seeded.total_s:.1f} s (PostgreSQL "
+        f"{seeded.postgres_s:.1f} s; status items {seeded.dynamodb_s:.1f} s, "
+        f"{seeded.items_written / max(seeded.dynamodb_s, 1e-9):,.0f}/s)"
+    )
+    replica_env = replica_environment(env) | {"NEAR_CACHE_MAX_ENTRIES": str(settings.cache_entries)}
+    # moto answers in milliseconds with tails near 100 ms and is shared with the projector: a
+    # tier timeout above its tails (as the reference command uses), unless told otherwise.
+    replica_env.setdefault("READ_TIER_TIMEOUT_MS", "1000")
+    replica_env, metrics = with_metrics_port(replica_env, "zipf")
+    process, address = service_process(replica_env, log_dir, roles=("api",), name="zipf")
+    resources.callback(process.terminate, STOP_TIMEOUT_S)
+    process.spawn()
+    await wait_serving(address, process)
+    facts["zipf"] = {"address": address, "near_cache_max_entries": settings.cache_entries}
+    _say(
+        f"zipf: API replica at {address}, NEAR_CACHE_MAX_ENTRIES={settings.cache_entries:,} "
+        f"(log: {process.log_path})"
+    )
+    return ZipfTarget(address, settings, seeded.summaries, metrics)
 
 
 async def _prepare_stores(env: Mapping[str, str]) -> None:

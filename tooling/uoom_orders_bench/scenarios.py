@@ -7,13 +7,16 @@ the run's seed, the round and the scenario: in one round both sides get the same
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from uoom_orders_bench import load, pipeline
+from uoom_orders_bench import load, pipeline, stages
+from uoom_orders_bench.cpu import ProcessCpu
 from uoom_orders_bench.stats import NS_PER_MS, latency_figures
 from uoom_orders_bench.targets import order_stub
 from uoom_orders_bench.workload import (
@@ -29,10 +32,10 @@ if TYPE_CHECKING:
     from uoom.orders.v1.order_service_pb2_grpc import OrderServiceAsyncStub
 
 Side = Literal["baseline", "service"]
-SCENARIO_KINDS = ("closed-1", "open", "saturated", "create", "mixed", "lag", "pipeline")
+SCENARIO_KINDS = ("closed-1", "open", "saturated", "create", "mixed", "lag", "pipeline", "zipf")
 """Every scenario kind `--scenarios` takes."""
-DEFAULT_KINDS = SCENARIO_KINDS
-"""The kinds a run without `--scenarios` measures."""
+DEFAULT_KINDS = tuple(kind for kind in SCENARIO_KINDS if kind != "zipf")
+"""The kinds a run without `--scenarios` measures (zipf seeds 200,000 orders: only on request)."""
 SERVED_BY_PREFIX = "served_by_"
 # Distinct prebuilt requests per measurement at most; calls beyond take them round-robin.
 _REQUEST_POOL = 8192
@@ -95,6 +98,9 @@ _MEAN = Metric("mean_ms", "mean ms")
 _RATE = Metric("calls_per_s", "calls/s", digits=0)
 _ERRORS = Metric("errors", "errors", ratio=False, digits=0)
 _ERRORS_ONLY = Metric("errors", "write errors", ratio=False, digits=0)
+# The server process's own CPU (user + system) over the measured calls; n/a for --target.
+_CPU_PER_CALL = Metric("server_cpu_ms_per_call", "server CPU ms/call")
+_CPU_SHARE = Metric("server_cpu_core_pct", "server CPU % of a core", digits=1)
 
 
 def _rng(settings: LoadSettings, round_number: int, name: str) -> random.Random:
@@ -130,8 +136,12 @@ def _read_operation(method: str, order_ids: Sequence[str], batch_size: int) -> R
     return make
 
 
-def read_scenarios(kind: str, settings: LoadSettings, order_ids: Sequence[str]) -> list[Scenario]:
-    """`kind` (closed-1, open or saturated) for GetOrderStatus and BatchGetOrderStatus."""
+def read_scenarios(
+    kind: str, settings: LoadSettings, order_ids: Sequence[str], cpu: ProcessCpu | None = None
+) -> list[Scenario]:
+    """`kind` (closed-1, open or saturated) for GetOrderStatus and BatchGetOrderStatus; with
+    `cpu`, each server's CPU per call too."""
+    cpu = cpu or ProcessCpu()
     scenarios = []
     for method, label in (
         ("GetOrderStatus", "GetOrderStatus"),
@@ -139,46 +149,56 @@ def read_scenarios(kind: str, settings: LoadSettings, order_ids: Sequence[str]) 
     ):
         make = _read_operation(method, order_ids, settings.batch_size)
         if kind == "closed-1":
-            scenarios.append(_closed_one(label, make, settings))
+            scenarios.append(_closed_one(label, make, settings, cpu))
         elif kind == "open":
-            scenarios.append(_open(label, make, settings))
+            scenarios.append(_open(label, make, settings, cpu))
         elif kind == "saturated":
-            scenarios.append(_saturated(label, make, settings))
+            scenarios.append(_saturated(label, make, settings, cpu))
         else:
             raise ValueError(f"not a read scenario: {kind}")
     return scenarios
 
 
-def _closed_one(label: str, make: ReadOp, settings: LoadSettings) -> Scenario:
+def _calls_made(result: load.LoadResult) -> int:
+    return result.calls + sum(result.errors.values())
+
+
+def _closed_one(label: str, make: ReadOp, settings: LoadSettings, cpu: ProcessCpu) -> Scenario:
     name = f"closed-1/{label}"
 
     async def measure(address: str, round_number: int) -> dict[str, float]:
         needed = settings.warm_up_calls + settings.calls
+        window = cpu.window(address)
         async with order_stub(address) as stub:
             operation = make(stub, _rng(settings, round_number, name), needed)
             await load.warm_up(operation, settings.warm_up_calls)
+            window.start()
             result = await load.closed_loop(operation, settings.calls, settings.warm_up_calls)
-        return result.figures()
+            window.stop()
+        return result.figures() | window.figures(_calls_made(result))
 
     return Scenario(
         name,
         f"{label}, one call in flight, {settings.calls:,} calls after "
         f"{settings.warm_up_calls:,} warm-up",
-        (_P50, _P95, _P99, _MEAN, _RATE, _ERRORS),
+        (_P50, _P95, _P99, _MEAN, _RATE, _ERRORS, _CPU_PER_CALL, _CPU_SHARE),
         measure,
     )
 
 
-def _open(label: str, make: ReadOp, settings: LoadSettings) -> Scenario:
+def _open(label: str, make: ReadOp, settings: LoadSettings, cpu: ProcessCpu) -> Scenario:
     name = f"open-{settings.rate:g}/{label}"
 
     async def measure(address: str, round_number: int) -> dict[str, float]:
         needed = settings.warm_up_calls + int(settings.rate * settings.duration_s)
+        window = cpu.window(address)
         async with order_stub(address) as stub:
             operation = make(stub, _rng(settings, round_number, name), needed)
             await load.warm_up(operation, settings.warm_up_calls)
+            window.start()
             result = await load.open_loop(operation, settings.rate, settings.duration_s)
-        return _open_figures(result, settings.rate)
+            window.stop()
+        return _open_figures(result, settings.rate) | window.figures(_calls_made(result))
 
     return Scenario(
         name,
@@ -192,6 +212,8 @@ def _open(label: str, make: ReadOp, settings: LoadSettings) -> Scenario:
             Metric("calls_per_s", "achieved calls/s", digits=0),
             Metric("late_starts", "late starts", ratio=False, digits=0),
             _ERRORS,
+            _CPU_PER_CALL,
+            _CPU_SHARE,
         ),
         measure,
     )
@@ -205,23 +227,31 @@ def _open_figures(result: load.LoadResult, rate: float) -> dict[str, float]:
     }
 
 
-def _saturated(label: str, make: ReadOp, settings: LoadSettings) -> Scenario:
+def _saturated(label: str, make: ReadOp, settings: LoadSettings, cpu: ProcessCpu) -> Scenario:
     name = f"saturated-{settings.concurrency}/{label}"
     warm_up_s = min(1.0, settings.duration_s / 5)
 
     async def measure(address: str, round_number: int) -> dict[str, float]:
+        window = cpu.window(address)
         async with order_stub(address) as stub:
             operation = make(stub, _rng(settings, round_number, name), _REQUEST_POOL)
+            # The CPU window is the measured window (after the warm-up), like the throughput.
+            start_ns = time.perf_counter_ns() + int(warm_up_s * 1e9)
+            sampling = asyncio.create_task(
+                window.between(start_ns, start_ns + int(settings.duration_s * 1e9))
+            )
             result = await load.saturated(
                 operation, settings.concurrency, settings.duration_s, warm_up_s
             )
-        return result.figures() | {"concurrency": settings.concurrency}
+            await sampling
+        in_window = result.throughput_calls or 0
+        return result.figures() | {"concurrency": settings.concurrency} | window.figures(in_window)
 
     return Scenario(
         name,
         f"{label}, {settings.concurrency} concurrent callers for {settings.duration_s:g} s "
         f"(after {warm_up_s:g} s warm-up)",
-        (_RATE, _P50, _P99, _ERRORS),
+        (_RATE, _P50, _P99, _ERRORS, _CPU_PER_CALL, _CPU_SHARE),
         measure,
     )
 
@@ -330,7 +360,7 @@ def lag_scenario(
     name = f"lag-{settings.lag_rate:g}"
 
     async def measure(address: str, round_number: int) -> dict[str, float]:
-        return await pipeline.measure_lag(
+        lag = pipeline.measure_lag(
             address,
             targets,
             book,
@@ -339,6 +369,7 @@ def lag_scenario(
             duration_s=settings.duration_s,
             timeout_s=settings.visibility_timeout_s,
         )
+        return await stages.with_stage_lags(targets.stages, lag)
 
     def row(key: str, label: str, digits: int = 1) -> Metric:
         return Metric(key, label, ratio=False, digits=digits)
@@ -369,6 +400,7 @@ def lag_scenario(
             count("dynamodb_timeouts", "dynamodb: timed out"),
         ]
     metrics += [count("late_starts", "late starts"), _ERRORS_ONLY]
+    metrics += _stage_metrics(targets.stages)
     read_model = (
         "and of the DynamoDB status table (BatchGetItem, ConsistentRead, every ~10 ms, all writes)"
         if targets.read_model is not None
@@ -384,8 +416,19 @@ def lag_scenario(
         measure,
         with_baseline=False,
         writes=True,
-        progress=_lag_progress,
+        progress=_with_stages(_lag_progress, targets.stages),
     )
+
+
+def _stage_metrics(stage_list: Sequence[stages.Stage]) -> list[Metric]:
+    rows = stages.stage_rows(stage_list)
+    return [Metric(key, label, ratio=False, digits=digits) for key, label, digits in rows]
+
+
+def _with_stages(progress: Progress, stage_list: Sequence[stages.Stage]) -> Progress:
+    if not stage_list:
+        return progress
+    return lambda figures: f"{progress(figures)}; {stages.summary(stage_list, figures)}"
 
 
 def _pipeline_progress(figures: dict[str, float]) -> str:
@@ -397,13 +440,18 @@ def _pipeline_progress(figures: dict[str, float]) -> str:
     )
 
 
-def pipeline_scenario(settings: LoadSettings, read_model: pipeline.ReadModelTable) -> Scenario:
+def pipeline_scenario(
+    settings: LoadSettings,
+    read_model: pipeline.ReadModelTable,
+    stage_list: Sequence[stages.Stage] = (),
+) -> Scenario:
     """A burst of status changes through outbox → relay → Kafka → projector → DynamoDB."""
     events, writers = settings.pipeline_events, settings.pipeline_writers
     name = f"pipeline-{events}"
 
     async def measure(address: str, round_number: int) -> dict[str, float]:
-        return await pipeline.measure_pipeline(address, read_model, events=events, writers=writers)
+        burst = pipeline.measure_pipeline(address, read_model, events=events, writers=writers)
+        return await stages.with_stage_lags(stage_list, burst)
 
     return Scenario(
         name,
@@ -421,11 +469,12 @@ def pipeline_scenario(settings: LoadSettings, read_model: pipeline.ReadModelTabl
             Metric("write_p99_ms", "write p99 ms", ratio=False, digits=2),
             Metric("not_visible", "orders not visible in time", ratio=False, digits=0),
             _ERRORS_ONLY,
+            *_stage_metrics(stage_list),
         ),
         measure,
         with_baseline=False,
         writes=True,
-        progress=_pipeline_progress,
+        progress=_with_stages(_pipeline_progress, stage_list),
     )
 
 
@@ -434,13 +483,16 @@ def build(
     settings: LoadSettings,
     book: OrderBook,
     targets: pipeline.PipelineTargets | None = None,
+    cpu: ProcessCpu | None = None,
+    built_elsewhere: Mapping[str, Callable[[], Sequence[Scenario]]] | None = None,
 ) -> list[Scenario]:
-    """The scenarios for the `--scenarios` kinds, in the order given."""
+    """The scenarios for the `--scenarios` kinds, in the order given (`cpu`: the servers whose
+    CPU per call the read scenarios show; `built_elsewhere`: kinds whose module builds them)."""
     targets = targets or pipeline.PipelineTargets()
     scenarios: list[Scenario] = []
     for kind in kinds:
         if kind in ("closed-1", "open", "saturated"):
-            scenarios.extend(read_scenarios(kind, settings, list(book.order_ids)))
+            scenarios.extend(read_scenarios(kind, settings, list(book.order_ids), cpu))
         elif kind == "create":
             scenarios.append(create_scenario(settings))
         elif kind == "mixed":
@@ -450,7 +502,9 @@ def build(
         elif kind == "pipeline":
             if targets.read_model is None:
                 raise ValueError("the pipeline scenario needs the DynamoDB endpoint (--dynamodb)")
-            scenarios.append(pipeline_scenario(settings, targets.read_model))
+            scenarios.append(pipeline_scenario(settings, targets.read_model, targets.stages))
+        elif built_elsewhere is not None and kind in built_elsewhere:
+            scenarios.extend(built_elsewhere[kind]())
         else:
             raise ValueError(f"unknown scenario {kind!r}; expected one of {SCENARIO_KINDS}")
     return scenarios

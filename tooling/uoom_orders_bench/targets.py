@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from uoom.orders.v1 import order_service_pb2_grpc
 
+from uoom_orders_bench.cpu import cpu_seconds
 from uoom_orders_devstack.ports import LOOPBACK, free_port
 from uoom_orders_devstack.processes import ServerProcess, log_tail
 
@@ -147,16 +148,6 @@ async def wait_serving(
             await asyncio.sleep(0.05)
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def wait_quiet(
     pid: int, busy_share: float = 0.1, window_s: float = 0.5, timeout_s: float = 30.0
 ) -> float:
@@ -164,10 +155,10 @@ async def wait_quiet(
     seconds waited (at most about `timeout_s`). Background work a scenario started (outbox
     relay, projection, cache feed) then does not spill into the next measurement."""
     started = time.monotonic()
-    before = _cpu_seconds(pid)
+    before = cpu_seconds(pid)
     while before is not None and time.monotonic() - started < timeout_s:
         await asyncio.sleep(window_s)
-        after = _cpu_seconds(pid)
+        after = cpu_seconds(pid)
         if after is None or after - before < busy_share * window_s:
             break
         before = after

@@ -18,7 +18,7 @@ import tenacity
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from uoom.orders.v1 import order_pb2
 
-from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb import capacity, items
 from uoom_orders.dynamodb.client import count_throttles, dynamodb_client
 from uoom_orders.dynamodb.ports import PutResult, ReadModelUnavailable, ReadModelWriteRejected
 from uoom_orders.dynamodb.tables import TableNames
@@ -162,7 +162,7 @@ class ReadModelWriter:
         none), whatever the versions; False when it changed meanwhile (a projection raced)."""
         condition, names, values = _exactly(expected)
         return await self._call(
-            self._client.put_item,
+            "PutItem",
             table,
             TableName=table,
             Item=item,
@@ -175,7 +175,7 @@ class ReadModelWriter:
         """Deletes exactly the item reconciliation read; False when it changed meanwhile."""
         condition, names, values = _exactly(expected)
         return await self._call(
-            self._client.delete_item,
+            "DeleteItem",
             table,
             TableName=table,
             Key=items.item_key(order_id),
@@ -186,7 +186,7 @@ class ReadModelWriter:
 
     async def _put(self, table: str, item: items.Item, values: items.Item) -> bool:
         return await self._call(
-            self._client.put_item,
+            "PutItem",
             table,
             TableName=table,
             Item=item,
@@ -195,9 +195,11 @@ class ReadModelWriter:
             ExpressionAttributeValues=values,
         )
 
-    async def _call(self, operation: Any, table: str, **request: Any) -> bool:
-        """One conditional write with the writer's retries: True when written, False when the
-        condition failed; raises ReadModelWriteRejected or ReadModelUnavailable."""
+    async def _call(self, operation: str, table: str, **request: Any) -> bool:
+        """One conditional write (`operation`: PutItem or DeleteItem) with the writer's
+        retries: True when written, False when the condition failed; raises
+        ReadModelWriteRejected or ReadModelUnavailable. What it consumed is counted."""
+        call = self._client.put_item if operation == "PutItem" else self._client.delete_item
         retries = retrying(
             self._backoff_seconds,
             self._max_backoff_seconds,
@@ -207,7 +209,7 @@ class ReadModelWriter:
         try:
             async for attempt in retries:
                 with attempt:
-                    return await _write_once(operation, table, request)
+                    return await _write_once(call, operation, table, request)
         except _Transient as error:
             failure = error.__cause__
             raise ReadModelUnavailable(
@@ -220,13 +222,14 @@ class _Transient(Exception):
     """A failure about the read model, not the item: worth another attempt."""
 
 
-async def _write_once(operation: Any, table: str, request: dict[str, Any]) -> bool:
+async def _write_once(call: Any, operation: str, table: str, request: dict[str, Any]) -> bool:
     try:
-        await operation(**request)
+        capacity.count_consumed(operation, await call(**request, **capacity.RETURN_TOTAL))
         return True
     except ClientError as error:
         code = error_code(error)
         if code == "ConditionalCheckFailedException":
+            capacity.count_condition_failed(operation, table)
             return False  # the item is not (any longer) what the condition expects
         if code in REJECTED_CODES:
             raise ReadModelWriteRejected(f"{table}: {code}: {error}") from error

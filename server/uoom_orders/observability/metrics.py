@@ -53,6 +53,24 @@ TIER_BREAKER_STATE = Gauge(
 READS_SERVED = Counter(
     "order_reads_served_total", "Reads answered, by the tier that answered", ["tier"]
 )
+NEAR_CACHE_FEED_LAG = Histogram(
+    "near_cache_feed_lag_seconds",
+    "From an event's publication (its Kafka record's timestamp) to its apply by this process's "
+    "near-cache feed",
+    buckets=LAG_BUCKETS,
+)
+DYNAMODB_CONSUMED_CAPACITY = Counter(
+    "dynamodb_consumed_capacity_units_total",
+    "Capacity units DynamoDB reported for the service's calls (ReturnConsumedCapacity=TOTAL: the "
+    "table and its indexes), by operation and table",
+    ["operation", "table"],
+)
+DYNAMODB_CONDITION_FAILED = Counter(
+    "dynamodb_conditional_check_failed_total",
+    "Conditional writes DynamoDB refused: they consume write capacity (at least one unit) that "
+    "no reply reports",
+    ["operation", "table"],
+)
 DYNAMODB_THROTTLES = Counter(
     "dynamodb_throttled_requests_total", "DynamoDB requests rejected for throughput", ["operation"]
 )
@@ -63,6 +81,12 @@ OUTBOX_OLDEST_AGE = Gauge(
 )
 OUTBOX_PENDING = Gauge("outbox_unpublished_rows", "Outbox rows not yet published")
 OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox rows published to Kafka")
+OUTBOX_PUBLISH_LAG = Histogram(
+    "outbox_publish_lag_seconds",
+    "From a change's commit (its outbox row's insert, by PostgreSQL's clock) to Kafka's "
+    "acknowledgement of its event",
+    buckets=LAG_BUCKETS,
+)
 OUTBOX_PUBLISH_ERRORS = Counter(
     "outbox_publish_errors_total", "Failed attempts to publish a batch of outbox rows"
 )
@@ -86,6 +110,11 @@ PROJECTOR_CONSUMER_LAG = Gauge(
 PROJECTOR_E2E_LAG = Histogram(
     "projector_end_to_end_lag_seconds",
     "From the change's commit (event time) to its write in the read model",
+    buckets=LAG_BUCKETS,
+)
+PROJECTOR_WRITE_LAG = Histogram(
+    "projector_write_lag_seconds",
+    "From an event's publication (its Kafka record's timestamp) to its write in the read model",
     buckets=LAG_BUCKETS,
 )
 

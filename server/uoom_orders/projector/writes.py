@@ -25,7 +25,13 @@ from uoom_orders.dynamodb.ports import (
 )
 from uoom_orders.dynamodb.tables import DETAILS_TABLE, STATUS_TABLE
 from uoom_orders.observability import tracing
-from uoom_orders.observability.metrics import PROJECTOR_APPLIED, PROJECTOR_E2E_LAG, PROJECTOR_STALE
+from uoom_orders.observability.metrics import (
+    PROJECTOR_APPLIED,
+    PROJECTOR_E2E_LAG,
+    PROJECTOR_STALE,
+    PROJECTOR_WRITE_LAG,
+)
+from uoom_orders.observability.stage_lag import observe_since_published
 from uoom_orders.projector.batch import Letter, Pending, ProjectorStats, count_write
 from uoom_orders.projector.config import ProjectorConfig
 from uoom_orders.runtime.retry import Backoff, retrying
@@ -192,7 +198,7 @@ class BatchWriter:
         for table, written in tables:
             (PROJECTOR_APPLIED if written else PROJECTOR_STALE).labels(table=table).inc()
         if result.applied:
+            now = self._clock()
             occurred = item.event.occurred_at
-            PROJECTOR_E2E_LAG.observe(
-                max(0.0, self._clock() - (occurred.seconds + occurred.nanos / 1e9))
-            )
+            PROJECTOR_E2E_LAG.observe(max(0.0, now - (occurred.seconds + occurred.nanos / 1e9)))
+            observe_since_published(PROJECTOR_WRITE_LAG, item.record, now)

@@ -153,6 +153,7 @@ async def read_path(
                         tables,
                         name="dynamodb",
                         unprocessed_retry_seconds=unprocessed_retry,
+                        count_capacity=True,
                     ),
                     timeout=config.tier_timeout_seconds,
                     breaker=_breaker("dynamodb", config),

@@ -25,6 +25,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from uoom.orders.v1 import order_events_pb2
 
 from uoom_orders.kafka_clients import kafka_consumer
+from uoom_orders.observability.metrics import NEAR_CACHE_FEED_LAG
+from uoom_orders.observability.stage_lag import observe_since_published
 from uoom_orders.read.near_cache import NearCache
 from uoom_orders.runtime.lifecycle import LongRunning
 from uoom_orders.runtime.retry import Backoff
@@ -149,6 +151,7 @@ class NearCacheFeed(LongRunning):
                             self._apply(record.value)
                         except ValueError:  # e.g. a malformed order id: the projector's poison
                             _log.debug("near cache feed skipped a malformed event")
+                        observe_since_published(NEAR_CACHE_FEED_LAG, record, time.time())
                     if records:
                         self._positions[partition] = records[-1].offset + 1
                 if batches:

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from uoom.orders.v1 import order_pb2
 
-from uoom_orders.dynamodb import items, times
+from uoom_orders.dynamodb import capacity, items, times
 from uoom_orders.dynamodb.tables import CUSTOMER_INDEX, RESTAURANT_INDEX, TableNames
 from uoom_orders.read.ports import ListQuery, ListScope
 
@@ -42,15 +42,24 @@ class ItemReadStore:
         name: str,
         clock: Callable[[], float] = time.time,
         unprocessed_retry_seconds: float = 0.1,
+        count_capacity: bool = False,
     ) -> None:
         """`unprocessed_retry_seconds`: how long a batch keeps asking again for UnprocessedKeys
         before it leaves them to the next tier. Keep it well inside the tier's timeout: a
-        timeout throws away what the batch did find and counts as a failure of the tier."""
+        timeout throws away what the batch did find and counts as a failure of the tier.
+        `count_capacity`: ask DynamoDB what each read consumed and count it (the DynamoDB tier;
+        not DAX, whose cache hits consume no table capacity)."""
         self.name = name
         self._client = client
         self._tables = tables
         self._clock = clock
         self._unprocessed_retry_seconds = unprocessed_retry_seconds
+        self._capacity: Mapping[str, str] = capacity.RETURN_TOTAL if count_capacity else {}
+
+    def _counted(self, operation: str, reply: dict[str, Any]) -> dict[str, Any]:
+        if self._capacity:
+            capacity.count_consumed(operation, reply)
+        return reply
 
     def _live(self, item: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         if item is None or items.is_expired(item, self._clock()):
@@ -59,16 +68,16 @@ class ItemReadStore:
 
     async def get_summary(self, order_id: UUID) -> order_pb2.OrderSummary | None:
         reply = await self._client.get_item(
-            TableName=self._tables.status, Key=items.item_key(str(order_id))
+            TableName=self._tables.status, Key=items.item_key(str(order_id)), **self._capacity
         )
-        item = self._live(reply.get("Item"))
+        item = self._live(self._counted("GetItem", reply).get("Item"))
         return None if item is None else items.summary_from_item(item)
 
     async def get_order(self, order_id: UUID) -> order_pb2.Order | None:
         reply = await self._client.get_item(
-            TableName=self._tables.details, Key=items.item_key(str(order_id))
+            TableName=self._tables.details, Key=items.item_key(str(order_id)), **self._capacity
         )
-        item = self._live(reply.get("Item"))
+        item = self._live(self._counted("GetItem", reply).get("Item"))
         return None if item is None else items.order_from_item(item)
 
     async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
@@ -91,7 +100,10 @@ class ItemReadStore:
         found: dict[UUID, order_pb2.OrderSummary] = {}
         give_up_at = time.monotonic() + self._unprocessed_retry_seconds
         for attempt in range(_UNPROCESSED_ATTEMPTS):
-            reply = await self._client.batch_get_item(RequestItems=request)
+            reply = self._counted(
+                "BatchGetItem",
+                await self._client.batch_get_item(RequestItems=request, **self._capacity),
+            )
             for raw in reply.get("Responses", {}).get(table, []):
                 item = self._live(raw)
                 if item is not None:
@@ -156,7 +168,7 @@ class ItemReadStore:
         edge: str | None = None  # updatedAt of the limit-th order in the index's order
         while True:
             request["Limit"] = max(query.limit - len(found), 1) if edge is None else query.limit
-            reply = await self._client.query(**request)
+            reply = self._counted("Query", await self._client.query(**request, **self._capacity))
             for item in reply.get("Items", []):
                 key = (item[items.UPDATED_AT]["S"], item[items.ORDER_ID]["S"])
                 if after_key is not None and key >= after_key:

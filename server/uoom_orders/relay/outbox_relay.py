@@ -35,8 +35,10 @@ from uoom_orders.observability.metrics import (
     OUTBOX_OLDEST_AGE,
     OUTBOX_PENDING,
     OUTBOX_PUBLISH_ERRORS,
+    OUTBOX_PUBLISH_LAG,
     OUTBOX_PUBLISHED,
 )
+from uoom_orders.observability.stage_lag import observe_since_committed
 from uoom_orders.relay.config import RelayConfig
 from uoom_orders.relay.listener import NotifyListener
 from uoom_orders.relay.outbox_store import OutboxStats, PostgresOutboxStore
@@ -239,10 +241,15 @@ class OutboxRelay(LongRunning):
                     return False
                 if batch.records:
                     await self._publisher.publish_batch(batch.records)
+                acknowledged = time.time()
                 await batch.mark_published()
             count = len(batch.records)
             if count:
                 OUTBOX_PUBLISHED.inc(count)
+                # Counted once the batch is marked: a batch published again is not counted twice.
+                observe_since_committed(
+                    OUTBOX_PUBLISH_LAG, (r.created_at for r in batch.records), acknowledged
+                )
                 self._published += count
                 _log.debug(
                     "outbox relay: published %d rows up to id %d", count, batch.records[-1].id

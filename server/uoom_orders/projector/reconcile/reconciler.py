@@ -14,7 +14,7 @@ import asyncpg
 from uoom.orders.v1 import order_pb2
 
 from uoom_orders import wire
-from uoom_orders.dynamodb import items
+from uoom_orders.dynamodb import capacity, items
 from uoom_orders.dynamodb.tables import DETAILS_TABLE, STATUS_TABLE, TableNames
 from uoom_orders.dynamodb.writer import ReadModelWriter
 from uoom_orders.observability import metrics
@@ -162,7 +162,8 @@ class Reconciler:
         found: dict[str, items.Item] = {}
         backoff = Backoff(0.04, 1.0)
         while request:
-            reply = await self._client.batch_get_item(RequestItems=request)
+            reply = await self._client.batch_get_item(RequestItems=request, **capacity.RETURN_TOTAL)
+            capacity.count_consumed("BatchGetItem", reply)
             for item in reply.get("Responses", {}).get(name, []):
                 found[item[items.ORDER_ID]["S"]] = item
             request = reply.get("UnprocessedKeys") or {}
@@ -194,9 +195,11 @@ class Reconciler:
                 "#ttl": items.TTL,
             },
             "ConsistentRead": True,
+            **capacity.RETURN_TOTAL,
         }
         while True:
             reply = await self._client.scan(**request)
+            capacity.count_consumed("Scan", reply)
             yield reply.get("Items", [])
             last = reply.get("LastEvaluatedKey")
             if not last:

@@ -1,0 +1,47 @@
+"""The benchmark's CPU readings: a process's own counters, per call, only for processes it
+started."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from uoom_orders_bench.cpu import CpuWindow, ProcessCpu, cpu_seconds
+
+
+def burn(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_cpu_seconds_reads_this_process_and_nothing_for_a_gone_one() -> None:
+    before = cpu_seconds(os.getpid())
+    assert before is not None
+    burn(0.05)
+    after = cpu_seconds(os.getpid())
+    assert after is not None
+    assert after > before
+    assert cpu_seconds(2**22 + 12345) is None  # above the kernel's pid_max default
+
+
+def test_a_window_gives_cpu_per_call_and_share_of_a_core() -> None:
+    window = ProcessCpu({"127.0.0.1:1": os.getpid()}).window("127.0.0.1:1")
+    window.start()
+    burn(0.2)
+    window.stop()
+    figures = window.figures(100)
+    # Counters tick in clock ticks (10 ms): generous bounds, the shape is the point.
+    assert figures["server_cpu_ms_per_call"] == pytest.approx(2.0, abs=0.5)
+    assert 10 <= figures["server_cpu_core_pct"] <= 110  # wall time grows on a busy machine
+    assert figures["server_cpu_tick_ms"] > 0
+
+
+def test_a_process_not_started_by_the_run_has_no_figures() -> None:
+    window = ProcessCpu().window("127.0.0.1:1")
+    window.start()
+    window.stop()
+    assert window.figures(10) == {}
+    assert CpuWindow(None).figures(10) == {}
