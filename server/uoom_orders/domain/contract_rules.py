@@ -279,9 +279,7 @@ MIN_VERSION = NonNegative(zero_means="no minimum")
 BATCH_IDS = IdList(max_ids=100)
 PAGE_SIZE = PageSize(default=20, maximum=100)
 PAGE_TOKEN = PageToken()
-AFTER_VERSION = NonNegative(
-    zero_means="nothing seen yet (the first message is the current status)"
-)
+AFTER_VERSION = NonNegative(zero_means="nothing seen yet (the first message is the current status)")
 RESUME_TOKEN = ResumeToken()
 STATUS_FILTER = StatusFilter()
 

@@ -11,6 +11,9 @@ time because its feed went down.
 
 Reconciliation's events apply whatever their version: ORDER_EVENT_TYPE_CORRECTED replaces the
 entry with the order as PostgreSQL has it, ORDER_EVENT_TYPE_REMOVED drops it.
+
+Once applied, an event goes to the feed's listener (the watches' hub, watch/hub.py), unless it
+is older than what the cache holds (a duplicate or late event that changes nothing).
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from uoom.orders.v1 import order_events_pb2
+from uoom.orders.v1 import order_events_pb2, order_pb2
 
 from uoom_orders.kafka_clients import kafka_consumer
 from uoom_orders.read.near_cache import NearCache
@@ -36,6 +40,9 @@ _log = logging.getLogger(__name__)
 # Reconnect delays: a replica whose feed is down serves from slower tiers, so it retries often.
 _FIRST_RETRY = 0.1
 _MAX_RETRY = 1.0
+
+FeedListener = Callable[[order_events_pb2.OrderEvent, order_pb2.OrderSummary | None], None]
+"""Called with each applied event and its order's status record (None for a removal)."""
 
 
 class NearCacheFeed(LongRunning):
@@ -65,6 +72,11 @@ class NearCacheFeed(LongRunning):
         # The next offset to apply in each partition: where a reconnect resumes.
         self._positions: dict[TopicPartition, int] = {}
         self.applied = 0
+        self._listener: FeedListener | None = None
+
+    def listen(self, listener: FeedListener | None) -> None:
+        """Hands every event applied from now on to `listener` (one at most; None: none)."""
+        self._listener = listener
 
     def is_live(self) -> bool:
         """True while the broker answered within `max_silence` seconds and we tail from a
@@ -210,18 +222,30 @@ class NearCacheFeed(LongRunning):
         except Exception:  # a poison message is the projector's to dead-letter, not ours
             _log.debug("near cache feed skipped an undecodable message")
             return
+        listener = self._listener
         if event.event_type == order_events_pb2.ORDER_EVENT_TYPE_REMOVED:
             with contextlib.suppress(ValueError):
                 self._cache.discard(UUID(event.order_id))
                 self.applied += 1
+                if listener is not None:
+                    listener(event, None)
             return
         if not event.HasField("order") or not event.order.order_id:
             return
         order = event.order
+        summary = summary_from_order(order)
         expires_at = time.time() + self._entry_ttl
         if event.event_type == order_events_pb2.ORDER_EVENT_TYPE_CORRECTED:
-            stored = self._cache.replace(summary_from_order(order), order, expires_at)
+            stored = self._cache.replace(summary, order, expires_at)
         else:
-            stored = self._cache.put(summary_from_order(order), order, expires_at)
+            stored = self._cache.put(summary, order, expires_at)
         if stored:
             self.applied += 1
+        if listener is not None and (
+            stored
+            or event.event_type == order_events_pb2.ORDER_EVENT_TYPE_CORRECTED
+            # Not stored: the same version is cached (a read filled it first: still news to
+            # a watch), or a newer one (a stale event: news to nobody).
+            or self._cache.floor(UUID(order.order_id)) <= order.version
+        ):
+            listener(event, summary)
