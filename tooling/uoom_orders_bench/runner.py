@@ -257,20 +257,28 @@ async def _start_service(
     setup.service_address = address
     setup.service_pid = process.pid
 
-    replica_address = None
-    if "lag" in options.kinds:
+    replica_address = replica_pid = None
+    if {"lag", "watch"} & set(options.kinds):
         # A second API replica with the same settings: "visible" means visible in the near
-        # cache of a replica that did not take the write, as every reader elsewhere sees it.
+        # cache of a replica that did not take the write, as every reader elsewhere sees it;
+        # the watches are opened there, so that its CPU is theirs and its feed's.
+        most_watches = max(options.load.watchers, default=0)
+        replica_env = replica_environment(env) | {
+            "WATCH_MAX_STREAMS": str(max(10_000, 2 * most_watches))
+        }
         replica, replica_address = service_process(
-            replica_environment(env), log_dir, roles=("api",), name="replica"
+            replica_env, log_dir, roles=("api",), name="replica"
         )
         resources.callback(replica.terminate, STOP_TIMEOUT_S)
         replica.spawn()
         await wait_serving(replica_address, replica)
+        replica_pid = replica.pid
         facts["replica"] = {"address": replica_address, "roles": ["api"]}
         _say(f"API replica at {replica_address} (log: {replica.log_path})")
     setup.pipeline = PipelineTargets(
-        near_cache_address=replica_address, read_model=_read_model_table(env)
+        near_cache_address=replica_address,
+        replica_pid=replica_pid,
+        read_model=_read_model_table(env),
     )
 
 

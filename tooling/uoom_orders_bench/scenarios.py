@@ -29,10 +29,20 @@ if TYPE_CHECKING:
     from uoom.orders.v1.order_service_pb2_grpc import OrderServiceAsyncStub
 
 Side = Literal["baseline", "service"]
-SCENARIO_KINDS = ("closed-1", "open", "saturated", "create", "mixed", "lag", "pipeline")
+SCENARIO_KINDS = (
+    "closed-1",
+    "open",
+    "saturated",
+    "create",
+    "mixed",
+    "lag",
+    "pipeline",
+    "watch",
+)
 """Every scenario kind `--scenarios` takes."""
-DEFAULT_KINDS = SCENARIO_KINDS
-"""The kinds a run without `--scenarios` measures."""
+DEFAULT_KINDS = tuple(kind for kind in SCENARIO_KINDS if kind != "watch")
+"""The kinds a run without `--scenarios` measures (watch, minutes long at 10,000 watchers, is
+asked for by name)."""
 SERVED_BY_PREFIX = "served_by_"
 # Distinct prebuilt requests per measurement at most; calls beyond take them round-robin.
 _REQUEST_POOL = 8192
@@ -55,6 +65,9 @@ class LoadSettings:
     visibility_timeout_s: float = 5.0
     pipeline_events: int = 2000
     pipeline_writers: int = 16
+    watchers: tuple[int, ...] = (1, 1000, 10_000)
+    watch_orders: int = 1000
+    watch_rate: float = 50.0
     seed: int = 1
 
 
@@ -451,6 +464,11 @@ def build(
             if targets.read_model is None:
                 raise ValueError("the pipeline scenario needs the DynamoDB endpoint (--dynamodb)")
             scenarios.append(pipeline_scenario(settings, targets.read_model))
+        elif kind == "watch":
+            # Imported here: watch_scenario builds on this module's Scenario and Metric.
+            from uoom_orders_bench.watch_scenario import watch_scenarios
+
+            scenarios.extend(watch_scenarios(settings, targets))
         else:
             raise ValueError(f"unknown scenario {kind!r}; expected one of {SCENARIO_KINDS}")
     return scenarios

@@ -147,7 +147,7 @@ async def wait_serving(
             await asyncio.sleep(0.05)
 
 
-def _cpu_seconds(pid: int) -> float | None:
+def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process so far, or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
@@ -164,10 +164,10 @@ async def wait_quiet(
     seconds waited (at most about `timeout_s`). Background work a scenario started (outbox
     relay, projection, cache feed) then does not spill into the next measurement."""
     started = time.monotonic()
-    before = _cpu_seconds(pid)
+    before = cpu_seconds(pid)
     while before is not None and time.monotonic() - started < timeout_s:
         await asyncio.sleep(window_s)
-        after = _cpu_seconds(pid)
+        after = cpu_seconds(pid)
         if after is None or after - before < busy_share * window_s:
             break
         before = after
