@@ -128,7 +128,7 @@ async def _watches(
         yield None
         return
     hub = WatchHub(watch_limits(settings), feed.is_live)
-    feed.listen(hub.publish)
+    feed.listen(hub.publish, hub.feed_gap)
     try:
         async with hub:
             yield Watches(hub, read.reads, tokens)

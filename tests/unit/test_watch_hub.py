@@ -145,3 +145,14 @@ async def test_an_event_nobody_watches_is_dropped(hub: WatchHub) -> None:
         await asyncio.sleep(0.02)
         assert not waiting.done()
         waiting.cancel()
+
+
+async def test_a_gap_in_the_feed_ends_every_watch_at_once(hub: WatchHub) -> None:
+    with hub.subscribe(ORDER, A) as watch:
+        hub.feed_gap()  # the feed starts again from the end: events may be lost
+        hub.publish(*event(A, 3))  # after the gap: too late for this watch
+        with pytest.raises(WatchInterrupted) as ended:
+            await watch.changes()
+        assert ended.value.reason == "FEED_NOT_LIVE"
+    with hub.subscribe(ORDER, A):  # the feed is live: new watches start from a read
+        pass

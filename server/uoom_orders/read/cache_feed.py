@@ -13,7 +13,9 @@ Reconciliation's events apply whatever their version: ORDER_EVENT_TYPE_CORRECTED
 entry with the order as PostgreSQL has it, ORDER_EVENT_TYPE_REMOVED drops it.
 
 Once applied, an event goes to the feed's listener (the watches' hub, watch/hub.py), unless it
-is older than what the cache holds (a duplicate or late event that changes nothing).
+is older than what the cache holds (a duplicate or late event that changes nothing); and when
+the feed starts again from the end, events may have been missed: the listener's `on_gap` is
+called first, before any event after the gap.
 """
 
 from __future__ import annotations
@@ -73,10 +75,15 @@ class NearCacheFeed(LongRunning):
         self._positions: dict[TopicPartition, int] = {}
         self.applied = 0
         self._listener: FeedListener | None = None
+        self._on_gap: Callable[[], None] | None = None
 
-    def listen(self, listener: FeedListener | None) -> None:
-        """Hands every event applied from now on to `listener` (one at most; None: none)."""
+    def listen(
+        self, listener: FeedListener | None, on_gap: Callable[[], None] | None = None
+    ) -> None:
+        """Hands every event applied from now on to `listener`, and calls `on_gap` whenever the
+        feed may have missed events (one listener at most; None: none)."""
         self._listener = listener
+        self._on_gap = on_gap
 
     def is_live(self) -> bool:
         """True while the broker answered within `max_silence` seconds and we tail from a
@@ -145,6 +152,8 @@ class NearCacheFeed(LongRunning):
                 # Events may have been missed since the entries were stored: they stop
                 # answering and stay as floors until a read or an event brings them up to date.
                 self._cache.demote()
+                if self._on_gap is not None:
+                    self._on_gap()
                 self._live = True
                 _log.info(
                     "near cache feed live on %s (%d partitions)", self._topic, len(partitions)

@@ -8,7 +8,9 @@ writes them to its stream at the pace its caller reads.
 
 A watch may only rely on its feed while the feed is live. The hub checks that every
 `feed_check_seconds`; when the feed is not live, every watch ends with FEED_NOT_LIVE (the
-caller resumes on a healthy replica) and new ones are refused. At shutdown (`shut_down`,
+caller resumes on a healthy replica) and new ones are refused. When the feed starts again from
+the end of the topic (it may have missed events), it says so before its next event (`feed_gap`)
+and every watch ends at once, however short the outage was. At shutdown (`shut_down`,
 called by the gRPC server before it drains) every watch ends with SHUTTING_DOWN at once, so no
 stream holds the grace period.
 """
@@ -205,6 +207,13 @@ class WatchHub(LongRunning):
                         subscription.end(reason())
                         ended += 1
         return ended
+
+    def feed_gap(self) -> None:
+        """The feed may have missed events (it starts again from the end of the topic): no
+        open watch can know what it missed."""
+        ended = self.end_all(feed_not_live)
+        if ended:
+            _log.warning("event feed restarted from the end: ended %d watches", ended)
 
     async def start(self) -> None:
         self._accepting = True
