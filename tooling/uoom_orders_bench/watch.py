@@ -34,6 +34,7 @@ import grpc
 from uoom.orders.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
 
 from uoom_orders_bench import load
+from uoom_orders_bench.machine import LoopStalls, machine_quiet
 from uoom_orders_bench.stats import latency_figures
 from uoom_orders_bench.targets import cpu_seconds, order_stub
 from uoom_orders_bench.workload import CALL_TIMEOUT_S, NEXT_STATUS, seed_orders
@@ -49,9 +50,6 @@ _READY_TIMEOUT_S = 180.0
 _DRAIN_S = 5.0
 _IDLE_WINDOW_S = 2.0
 _NS_PER_S = 1_000_000_000
-# Before watches open: the machine (both cores, everything on them) below this share busy.
-_QUIET_SHARE = 0.35
-_QUIET_TIMEOUT_S = 60.0
 STEPS_PER_ORDER = 5  # PENDING → … → DELIVERED
 
 
@@ -98,59 +96,6 @@ class _Received:
     first_messages: int = 0
     stream_errors: int = 0
     measuring: bool = False
-
-
-def _machine_busy_share(window_s: float) -> float:
-    """The share of all CPUs busy over the next `window_s` (from /proc/stat); blocks."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as stat:
-            fields = [int(v) for v in stat.readline().split()[1:]]
-        idle = fields[3] + fields[4]  # idle + iowait
-        return sum(fields) - idle, sum(fields)
-
-    busy_before, total_before = sample()
-    time.sleep(window_s)
-    busy_after, total_after = sample()
-    return (busy_after - busy_before) / max(1, total_after - total_before)
-
-
-async def _machine_quiet(
-    busy_share: float = _QUIET_SHARE, window_s: float = 0.5, timeout_s: float = _QUIET_TIMEOUT_S
-) -> float:
-    """Waits until the machine's CPUs are less than `busy_share` busy over `window_s` (the
-    pipeline has projected the orders just created: moto takes milliseconds of CPU per write);
-    returns the seconds waited (at most about `timeout_s`: other work may never stop)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if await asyncio.to_thread(_machine_busy_share, window_s) < busy_share:
-            break
-    return time.monotonic() - started
-
-
-class _LoopStalls:
-    """How late this process's event loop runs a 10 ms ticker: the watchers share it with the
-    writer, so a stall here is lag the replica did not cause."""
-
-    def __init__(self, tick_s: float = 0.01) -> None:
-        self._tick_s = tick_s
-        self.worst_ns = 0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        tick_ns = int(self._tick_s * _NS_PER_S)
-        while True:
-            before = time.perf_counter_ns()
-            await asyncio.sleep(self._tick_s)
-            self.worst_ns = max(self.worst_ns, time.perf_counter_ns() - before - tick_ns)
-
-    def __enter__(self) -> _LoopStalls:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
 
 
 def _lag_ns(summary: order_pb2.OrderSummary) -> int:
@@ -293,7 +238,7 @@ async def measure_watch(
     rotations = math.ceil(rate * duration_s / STEPS_PER_ORDER) + slot_count // 4 + 4
     async with order_stub(writer_address) as stub:
         await pool.fill(stub, slot_count + rotations)
-        settled_s = await _machine_quiet()
+        settled_s = await machine_quiet()
         slots = []
         for n in range(slot_count):
             order = pool.take()
@@ -318,7 +263,7 @@ async def measure_watch(
             cpu_before = cpu_seconds(replica_pid) if replica_pid is not None else None
             received.measuring = True
             started_ns = time.perf_counter_ns()
-            with _LoopStalls() as stalls:
+            with LoopStalls() as stalls:
                 result = await load.open_loop(writer, rate, duration_s)
                 await _until(
                     lambda: len(received.lags_ns) >= writer.pushes_expected, _DRAIN_S, 0.01
