@@ -15,6 +15,11 @@ the watcher's channel. CPU is the replica's (user + system) over the writing win
 the messages its streams delivered then (and, apart, the same beyond its idle CPU); the idle
 figure is its CPU with the N watches open and nothing written. The replica's CPU includes the
 watches re-opened on fresh orders (N / S per DELIVERED) and its feed's own work on every event.
+
+The orders are created before the watches open, then the measurement waits (60 s at most) for
+the machine to be quiet: their projection into the local DynamoDB endpoint takes seconds of CPU.
+The benchmark's own event loop is watched too (`client_stall_max_ms`): its watchers share it
+with the writer, so a stall there is lag the replica did not cause.
 """
 
 from __future__ import annotations
