@@ -123,3 +123,46 @@ def test_quick_zipf_seeds_in_bulk_and_shows_the_share_of_each_tier(tmp_path: Pat
     assert sum(shares) == pytest.approx(100.0)
     assert 0 < zipf["ideal_hit_pct"] < 100
     assert "a perfect cache of that size, %" in result.stdout
+
+
+def test_quick_watch_scenario_pushes_every_write_to_every_watcher(tmp_path: Path) -> None:
+    report_path = tmp_path / "watch.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uoom_orders_bench",
+            "--quick",
+            "--scenarios",
+            "watch",
+            "--watchers",
+            "1,50",
+            "--watch-orders",
+            "10",
+            "--duration",
+            "2",
+            "--orders",
+            "20",
+            "--json",
+            str(report_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    scenarios = json.loads(report_path.read_text())["scenarios"]
+    assert set(scenarios) == {"watch-1", "watch-50"}
+    for name, watchers, per_order in (("watch-1", 1, 1), ("watch-50", 50, 5)):
+        figures = scenarios[name]["rounds"][0]["service"]
+        assert figures["watchers"] == watchers
+        assert figures["all_watching"] == 1
+        assert figures["writes"] > 0
+        assert figures["errors"] == 0
+        # Every write reached every watcher of its order, and was measured.
+        assert figures["pushes_expected"] == figures["writes"] * per_order
+        assert figures["not_received"] == 0
+        assert figures["pushed"] >= figures["pushes_expected"]
+        assert {"push_lag_p99_ms", "cpu_us_per_message", "idle_cpu_pct"} <= figures.keys()
+    assert "push lag p99 ms" in result.stdout

@@ -51,6 +51,14 @@ from uoom_orders_devstack import StackEndpoints
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 SERVICE = "uoom.orders.v1.OrderService"
 METHODS = [m.name for m in order_service_pb2.DESCRIPTOR.services_by_name["OrderService"].methods]
+STREAMING = {
+    m.name
+    for m in order_service_pb2.DESCRIPTOR.services_by_name["OrderService"].methods
+    if m.server_streaming
+}
+# A watch answers its first message (or its error) at once, unless it waits for a version newer
+# than the current one: then nothing comes, as documented, until its deadline.
+WATCH_FIRST_MESSAGE_S = 2.0
 REQUEST_TYPES: dict[str, type[Message]] = {
     m.name: getattr(order_service_pb2, m.input_type.name)
     for m in order_service_pb2.DESCRIPTOR.services_by_name["OrderService"].methods
@@ -363,14 +371,55 @@ def requests(known: Known) -> st.SearchStrategy[tuple[str, Message | bytes]]:
             )
         return method, request
 
+    @st.composite
+    def watch(draw: st.DrawFn) -> tuple[str, Message]:
+        request: Message
+        if draw(st.booleans()):
+            request = order_service_pb2.WatchOrderStatusRequest(
+                order_id=draw(some_ids), after_version=draw(st.sampled_from([0, 1, 2, 9]))
+            )
+            mutations: Mutations = {
+                "order_id": ids(known.order_ids),
+                "after_version": int_values(INT64, 1, 2, 99),
+            }
+        else:
+            request = order_service_pb2.WatchRestaurantOrdersRequest(
+                restaurant_id=known.restaurant_id,
+                status_filter=draw(st.integers(0, 7)),  # type: ignore[arg-type]
+                resume_token=draw(st.sampled_from(["", *known.page_tokens])),
+            )
+            mutations = {
+                "restaurant_id": ids([known.restaurant_id, known.customer_id]),
+                "status_filter": int_values(INT32, *range(8)),
+                "resume_token": st.one_of(st.sampled_from(known.page_tokens), hostile_text()),
+            }
+        if draw(MUTATE):
+            draw(mutated(request, mutations))
+        return request.DESCRIPTOR.name.removesuffix("Request"), request
+
     raw = st.tuples(st.sampled_from(METHODS), st.binary(max_size=300))
     # Weights by repetition: writes most, then reads, then raw bytes.
     writes = [create(), create(), create(), update(), update(), update()]
-    return st.one_of(*writes, get(), get(), batch(), listing(), raw)
+    return st.one_of(*writes, get(), get(), batch(), listing(), watch(), raw)
 
 
 # --- the run -------------------------------------------------------------------------------
 def invoke(channel: grpc.Channel, method: str, payload: bytes) -> bytes | RichError:
+    """The reply, or a watch's first message (b"" when it ended OK without one, or has nothing
+    to send yet), or the error."""
+    if method in STREAMING:
+        stream: grpc.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
+            f"/{SERVICE}/{method}"
+        )
+        messages = stream(payload, timeout=WATCH_FIRST_MESSAGE_S)
+        try:
+            return next(iter(messages), b"")
+        except grpc.RpcError as error:
+            if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                return b""  # a valid watch after the current version waits for the next one
+            return rich_error(error)
+        finally:
+            messages.cancel()
     call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(f"/{SERVICE}/{method}")
     try:
         reply: bytes = call(payload, timeout=30)

@@ -18,6 +18,8 @@ class RichError:
     reason: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     violations: list[tuple[str, str]] = field(default_factory=list)
+    # Seconds, from a google.rpc.RetryInfo; None without one.
+    retry_delay: float | None = None
     size: int = 0  # bytes of trailing metadata, as the client's limit counts them
 
 
@@ -49,4 +51,8 @@ def rich_error(error: FailedCall) -> RichError:
                 bad = error_details_pb2.BadRequest()
                 packed.Unpack(bad)
                 found.violations = [(v.field, v.description) for v in bad.field_violations]
+            elif packed.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry = error_details_pb2.RetryInfo()
+                packed.Unpack(retry)
+                found.retry_delay = retry.retry_delay.ToNanoseconds() / 1e9
     return found

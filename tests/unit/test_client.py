@@ -126,6 +126,17 @@ class FakeOrderService(order_service_pb2_grpc.OrderServiceServicer):
             orders=orders, next_page_token=token
         )
 
+    # The watches have a fake of their own (test_client_watch.py).
+    async def WatchOrderStatus(  # type: ignore[override]
+        self, request: order_service_pb2.WatchOrderStatusRequest, context: Context
+    ) -> None:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "no watches here")
+
+    async def WatchRestaurantOrders(  # type: ignore[override]
+        self, request: order_service_pb2.WatchRestaurantOrdersRequest, context: Context
+    ) -> None:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "no watches here")
+
     def _page(self, page_size: int, page_token: str) -> tuple[list[order_pb2.OrderSummary], str]:
         self.page_tokens.append(page_token)
         start = int(page_token or "0")

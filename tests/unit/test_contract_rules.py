@@ -185,6 +185,18 @@ def _get(field: str) -> Probe:
     return probe
 
 
+def _watch(field: str) -> Probe:
+    def probe(value: object) -> Outcome:
+        args: dict[str, object] = {"order_id": str(uuid.uuid4()), "after_version": 0, field: value}
+        return request_parsing.order_id_and_min_version(
+            args["order_id"],  # type: ignore[arg-type]
+            args["after_version"],  # type: ignore[arg-type]
+            version_field="after_version",
+        )
+
+    return probe
+
+
 def _batch(value: object) -> Outcome:
     return request_parsing.batch_ids(value)  # type: ignore[arg-type]
 
@@ -284,10 +296,25 @@ PROBES: dict[str, tuple[Probe, str]] = {
         _list(ListScope.RESTAURANT, "restaurant_id", "status_filter"),
         "status_filter",
     ),
+    "WatchOrderStatusRequest.order_id": (_watch("order_id"), "order_id"),
+    "WatchOrderStatusRequest.after_version": (_watch("after_version"), "after_version"),
+    # The board's request is parsed as the restaurant's list query.
+    "WatchRestaurantOrdersRequest.restaurant_id": (
+        _list(ListScope.RESTAURANT, "restaurant_id", "restaurant_id"),
+        "restaurant_id",
+    ),
+    "WatchRestaurantOrdersRequest.status_filter": (
+        _list(ListScope.RESTAURANT, "restaurant_id", "status_filter"),
+        "status_filter",
+    ),
 }
-# Page tokens are checked by the query against the token's HMAC (tests/unit/test_page_token.py
+# Page and resume tokens are checked against the token's HMAC (tests/unit/test_page_token.py
 # and the integration tests), not by the request validator.
-NOT_PROBED = {"ListOrdersByCustomerRequest.page_token", "ListOrdersByRestaurantRequest.page_token"}
+NOT_PROBED = {
+    "ListOrdersByCustomerRequest.page_token",
+    "ListOrdersByRestaurantRequest.page_token",
+    "WatchRestaurantOrdersRequest.resume_token",
+}
 
 CANONICAL = "550e8400-e29b-41d4-a716-446655440000"
 OTHER_SPELLINGS = [

@@ -30,7 +30,11 @@ def decoded(status: grpc.Status) -> tuple[status_pb2.Status, dict[str, object]]:
     rich = status_pb2.Status.FromString(value)
     details: dict[str, object] = {}
     for packed in rich.details:
-        for kind in (error_details_pb2.ErrorInfo, error_details_pb2.BadRequest):
+        for kind in (
+            error_details_pb2.ErrorInfo,
+            error_details_pb2.BadRequest,
+            error_details_pb2.RetryInfo,
+        ):
             if packed.Is(kind.DESCRIPTOR):
                 message = kind()
                 packed.Unpack(message)
@@ -45,6 +49,34 @@ def size_of(status: grpc.Status) -> int:
 def test_every_invalid_input_names_at_least_one_field() -> None:
     with pytest.raises(ValueError, match="field violation"):
         InvalidInput("bad")
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "reason"),
+    [
+        (errors.WatchInterrupted("feed down", retry_delay=1.0), "UNAVAILABLE", "FEED_NOT_LIVE"),
+        (
+            errors.WatchInterrupted("bye", reason="SHUTTING_DOWN", retry_delay=0.25),
+            "UNAVAILABLE",
+            "SHUTTING_DOWN",
+        ),
+        (errors.TooManyWatches("full", retry_delay=1.0), "RESOURCE_EXHAUSTED", "TOO_MANY_WATCHES"),
+    ],
+)
+def test_watch_errors_carry_a_retry_hint(
+    error: errors.OrderServiceError, code: str, reason: str
+) -> None:
+    status = domain_status(error)
+    assert status.code.name == code
+    _, details = decoded(status)
+    assert details["ErrorInfo"].reason == reason  # type: ignore[attr-defined]
+    delay = details["RetryInfo"].retry_delay  # type: ignore[attr-defined]
+    assert delay.ToNanoseconds() == int(error.retry_delay * 1e9)  # type: ignore[operator]
+
+
+def test_errors_without_a_retry_delay_carry_no_retry_info() -> None:
+    _, details = decoded(domain_status(errors.StoreUnavailable("down")))
+    assert "RetryInfo" not in details
 
 
 def test_request_id_reused_is_invalid_argument_with_a_violation_on_request_id() -> None:

@@ -60,14 +60,18 @@ scenarios (--scenarios, comma separated; a numeric suffix sets the rate or concu
                   a tenth of them; share served by each tier, read p50/p99 misses included.
                   Not in the default run (seeding 200,000 orders takes minutes); each round
                   warms up --zipf-warmup s first
+  watch[-RATE]    for each of --watchers (1,1000,10000) concurrent WatchOrderStatus streams on
+                  an API replica, writes at --watch-rate on the watched orders for --duration s:
+                  push lag (commit -> message at the watcher) p50/p95/p99, the replica's CPU
+                  per pushed message; not in the default run
 lag and pipeline also show the lag of each stage (relay, each replica's near-cache feed,
 projector) from the processes' own histograms, scraped before and after each run.
 closed-1, open and saturated run for GetOrderStatus and BatchGetOrderStatus(--batch-size),
 and show each server process's CPU time per call (its own user + system counters).
 lag, pipeline, create and mixed measure the service only (their baseline column is n/a).
-lag starts a second API replica (serve --roles api) and probes its near cache. The default run
-(every scenario) takes about 7-8 minutes on a 2-core machine, of which lag and pipeline about 2;
-`--scenarios lag,pipeline` runs only those.
+lag starts a second API replica (serve --roles api) and probes its near cache; watch opens its
+streams there. The default run (every scenario but watch) takes about 7-8 minutes on a 2-core
+machine, of which lag and pipeline about 2; `--scenarios lag,pipeline` runs only those.
 Each round measures the bare server and the service back to back; tables show the median over
 rounds, the min-max across rounds, and service/baseline computed per round (paired).
 """
@@ -92,6 +96,18 @@ def _share(raw: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError("must be between 0 and 1")
     return value
+
+
+def _counts(raw: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma list of integers, got {raw!r}"
+        ) from error
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("expected positive integers")
+    return counts
 
 
 def _env_pair(raw: str) -> tuple[str, str]:
@@ -145,6 +161,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=_ZIPF.exponent,
         help="s of the Zipf distribution: rank r is read in proportion to 1/r^s (0.99)",
     )
+    add(
+        "--watchers",
+        type=_counts,
+        default=_DEFAULTS.watchers,
+        help="comma list of concurrent watches, one watch run each (1,1000,10000)",
+    )
+    add(
+        "--watch-orders",
+        type=_positive_int,
+        default=_DEFAULTS.watch_orders,
+        help="orders watched at once at most; the watches share them (1000)",
+    )
+    add("--watch-rate", type=_positive_float, default=_DEFAULTS.watch_rate, help="writes/s (50)")
     add("--seed", type=int, default=_DEFAULTS.seed, help="random seed of the requests (1)")
     add(
         "--scenarios",
@@ -175,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _scenario_kinds(raw: str, settings: dict[str, float]) -> tuple[str, ...]:
-    """Kinds in order; `open-500`, `saturated-64`, `mixed-200`, `lag-100`, `pipeline-5000`
-    also set their number."""
+    """Kinds in order; `open-500`, `saturated-64`, `mixed-200`, `lag-100`, `pipeline-5000`,
+    `watch-100` also set their number."""
     numbered = {
         "open": "rate",
         "saturated": "concurrency",
@@ -184,6 +213,7 @@ def _scenario_kinds(raw: str, settings: dict[str, float]) -> tuple[str, ...]:
         "lag": "lag_rate",
         "pipeline": "pipeline_events",
         "zipf": "zipf_rate",
+        "watch": "watch_rate",
     }
     kinds: list[str] = []
     for item in (part.strip() for part in raw.split(",")):
@@ -218,10 +248,13 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         "lag_rate": args.lag_rate,
         "pipeline_events": pick("pipeline_events"),
         "zipf_rate": args.zipf_rate,
+        "watch_rate": args.watch_rate,
     }
     kinds = _scenario_kinds(args.scenarios, numbers)
     if "zipf" in kinds and args.target is not None:
         raise ValueError("the zipf scenario seeds its orders and starts its replica: no --target")
+    if "watch" in kinds and args.target is not None:
+        raise ValueError("the watch scenario starts a replica of its own: not with --target")
     if "pipeline" in kinds and args.target is not None and args.dynamodb is None:
         raise ValueError("with --target, the pipeline scenario needs --dynamodb (its read model)")
     if numbers["pipeline_events"] < 1 or numbers["lag_rate"] <= 0:
@@ -240,6 +273,9 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         visibility_timeout_s=args.visibility_timeout,
         pipeline_events=int(numbers["pipeline_events"]),
         pipeline_writers=args.pipeline_writers,
+        watchers=args.watchers,
+        watch_orders=args.watch_orders,
+        watch_rate=numbers["watch_rate"],
         seed=args.seed,
     )
     zipf = ZipfSettings(

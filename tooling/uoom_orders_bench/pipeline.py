@@ -112,6 +112,8 @@ class PipelineTargets:
 
     near_cache_address: str | None = None
     """An API replica to probe (None: the service that took the write)."""
+    replica_pid: int | None = None
+    """That replica's process, when this run started it (its CPU is measured)."""
     read_model: ReadModelTable | None = None
     """None: the read model is not probed (no DynamoDB endpoint known)."""
     stages: tuple[Stage, ...] = ()

@@ -288,12 +288,17 @@ async def _start_service(
     if process.pid is not None:
         setup.pids[address] = process.pid
 
-    replica_address = None
+    replica_address = replica_pid = None
     api_metrics = [service_metrics]
-    if "lag" in options.kinds:
+    if {"lag", "watch"} & set(options.kinds):
         # A second API replica with the same settings: "visible" means visible in the near
-        # cache of a replica that did not take the write, as every reader elsewhere sees it.
-        replica_env, replica_metrics = with_metrics_port(replica_environment(env), "replica")
+        # cache of a replica that did not take the write, as every reader elsewhere sees it;
+        # the watches are opened there, so that its CPU is theirs and its feed's.
+        most_watches = max(options.load.watchers, default=0)
+        replica_env, replica_metrics = with_metrics_port(
+            replica_environment(env) | {"WATCH_MAX_STREAMS": str(max(10_000, 2 * most_watches))},
+            "replica",
+        )
         api_metrics.append(replica_metrics)
         replica, replica_address = service_process(
             replica_env, log_dir, roles=("api",), name="replica"
@@ -301,12 +306,14 @@ async def _start_service(
         resources.callback(replica.terminate, STOP_TIMEOUT_S)
         replica.spawn()
         await wait_serving(replica_address, replica)
+        replica_pid = replica.pid
         facts["replica"] = {"address": replica_address, "roles": ["api"]}
         _say(f"API replica at {replica_address} (log: {replica.log_path})")
     if "zipf" in options.kinds:
         setup.zipf = await _start_zipf(options, resources, log_dir, env, facts)
     setup.pipeline = PipelineTargets(
         near_cache_address=replica_address,
+        replica_pid=replica_pid,
         read_model=_read_model_table(env),
         stages=pipeline_stages(relay_metrics, projector_metrics, api_metrics),
     )

@@ -32,10 +32,21 @@ if TYPE_CHECKING:
     from uoom.orders.v1.order_service_pb2_grpc import OrderServiceAsyncStub
 
 Side = Literal["baseline", "service"]
-SCENARIO_KINDS = ("closed-1", "open", "saturated", "create", "mixed", "lag", "pipeline", "zipf")
+SCENARIO_KINDS = (
+    "closed-1",
+    "open",
+    "saturated",
+    "create",
+    "mixed",
+    "lag",
+    "pipeline",
+    "zipf",
+    "watch",
+)
 """Every scenario kind `--scenarios` takes."""
-DEFAULT_KINDS = tuple(kind for kind in SCENARIO_KINDS if kind != "zipf")
-"""The kinds a run without `--scenarios` measures (zipf seeds 200,000 orders: only on request)."""
+DEFAULT_KINDS = tuple(kind for kind in SCENARIO_KINDS if kind not in ("zipf", "watch"))
+"""The kinds a run without `--scenarios` measures (zipf seeds 200,000 orders and watch runs
+minutes at 10,000 watchers: each only on request)."""
 SERVED_BY_PREFIX = "served_by_"
 # Distinct prebuilt requests per measurement at most; calls beyond take them round-robin.
 _REQUEST_POOL = 8192
@@ -58,6 +69,9 @@ class LoadSettings:
     visibility_timeout_s: float = 5.0
     pipeline_events: int = 2000
     pipeline_writers: int = 16
+    watchers: tuple[int, ...] = (1, 1000, 10_000)
+    watch_orders: int = 1000
+    watch_rate: float = 50.0
     seed: int = 1
 
 
@@ -503,6 +517,11 @@ def build(
             if targets.read_model is None:
                 raise ValueError("the pipeline scenario needs the DynamoDB endpoint (--dynamodb)")
             scenarios.append(pipeline_scenario(settings, targets.read_model, targets.stages))
+        elif kind == "watch":
+            # Imported here: watch_scenario builds on this module's Scenario and Metric.
+            from uoom_orders_bench.watch_scenario import watch_scenarios
+
+            scenarios.extend(watch_scenarios(settings, targets))
         elif built_elsewhere is not None and kind in built_elsewhere:
             scenarios.extend(built_elsewhere[kind]())
         else:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -31,6 +33,27 @@ _log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class Keepalive:
+    """HTTP/2 keepalive: the server pings a connection quiet for `time_seconds` and closes it
+    when no answer comes within `timeout_seconds`. A watch stream can be quiet for minutes;
+    the pings keep proxies and NATs from dropping it, and find dead callers."""
+
+    time_seconds: float = 30.0
+    timeout_seconds: float = 10.0
+
+    def options(self) -> list[tuple[str, int]]:
+        return [
+            ("grpc.keepalive_time_ms", int(self.time_seconds * 1000)),
+            ("grpc.keepalive_timeout_ms", int(self.timeout_seconds * 1000)),
+            # Keep pinging a connection whose streams are open but quiet (the default stops
+            # after two pings without data).
+            ("grpc.http2.max_pings_without_data", 0),
+            # Clients may ping as often as every 10 s (e.g. a client keepalive of 10-30 s).
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ]
+
+
 def server_credentials(
     cert_file: str, key_file: str, client_ca_file: str | None
 ) -> grpc.ServerCredentials:
@@ -54,7 +77,12 @@ def add_order_service(servicer: OrderServicer, server: grpc.aio.Server) -> None:
     for method in service.methods:
         request_class = getattr(order_service_pb2, method.input_type.name)
         response_class = getattr(order_service_pb2, method.output_type.name)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+        make_handler = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make_handler(
             getattr(servicer, method.name),
             request_deserializer=tolerant_deserializer(request_class),
             response_serializer=response_class.SerializeToString,
@@ -65,7 +93,10 @@ def add_order_service(servicer: OrderServicer, server: grpc.aio.Server) -> None:
 
 
 class GrpcServer(LongRunning):
-    """Serves until stopped; `stop()` drains in-flight calls within the grace period."""
+    """Serves until stopped; `stop()` drains in-flight calls within the grace period.
+
+    `before_drain` runs once health says NOT_SERVING and before the drain: what must end
+    calls that would otherwise hold the grace period (the watches' streams)."""
 
     def __init__(
         self,
@@ -75,13 +106,17 @@ class GrpcServer(LongRunning):
         grace: float,
         *,
         credentials: grpc.ServerCredentials | None = None,
+        keepalive: Keepalive | None = None,
+        before_drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._grace = grace
+        self._before_drain = before_drain
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
+                *(keepalive or Keepalive()).options(),
             ]
         )
         add_order_service(servicer, self._server)
@@ -115,6 +150,8 @@ class GrpcServer(LongRunning):
             return
         self._stopped = True
         await self.health.enter_graceful_shutdown()
+        if self._before_drain is not None:
+            await self._before_drain()
         await self._server.stop(self._grace)
         logging.getLogger(GRPC_CORE_LOGGER).removeFilter(self._client_gone)
         self._cancel_noise.uninstall()

@@ -143,10 +143,14 @@ def update_order_status(request: order_service_pb2.UpdateOrderStatusRequest) -> 
     )
 
 
-def order_id_and_min_version(order_id: str, min_version: int) -> tuple[UUID, int]:
+def order_id_and_min_version(
+    order_id: str, min_version: int, *, version_field: str = "min_version"
+) -> tuple[UUID, int]:
+    """The order id and a non-negative version (`version_field` names it in violations:
+    min_version of the reads, after_version of WatchOrderStatus)."""
     v = Violations()
     parsed = v.uuid("order_id", order_id)
-    v.non_negative("min_version", min_version)
+    v.non_negative(version_field, min_version)
     v.raise_if_any()
     assert parsed is not None
     return parsed, min_version

@@ -1,12 +1,9 @@
-"""The gRPC servicer: requests to commands and queries, results to responses. Nothing else."""
+"""The gRPC servicer: requests to commands, queries and watches, results to responses.
+Nothing else (how errors are answered: rpc_errors.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
-import time
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
@@ -15,95 +12,22 @@ from uoom.orders.v1 import order_pb2, order_service_pb2_grpc
 from uoom.orders.v1 import order_service_pb2 as pb
 
 from uoom_orders.api import request_parsing
-from uoom_orders.api.request_decoding import UndecodableRequest
-from uoom_orders.api.status_mapping import status_for
+from uoom_orders.api.rpc_errors import answer_errors, answer_stream_errors
 from uoom_orders.application import handlers
 from uoom_orders.application.ports import TraceContext, UnitOfWorkFactory
 from uoom_orders.application.queries import OrderQueries
-from uoom_orders.domain.errors import FieldViolation, InvalidInput
-from uoom_orders.observability import metrics, tracing
+from uoom_orders.domain import contract_rules as rules
+from uoom_orders.domain.errors import WatchesOff
 from uoom_orders.observability.rate_limited_log import RateLimitedLog
 from uoom_orders.read.ports import ListScope
+from uoom_orders.watch import Watches
 
 SERVED_BY = "x-served-by"
-_SERVICE_DESCRIPTOR = pb.DESCRIPTOR.services_by_name["OrderService"]
-_SERVICE = _SERVICE_DESCRIPTOR.full_name
 
 _log = logging.getLogger(__name__)
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
-Handler = Callable[["OrderServicer", Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]
-
-
-def _malformed(method: str, request: UndecodableRequest, log: RateLimitedLog) -> InvalidInput:
-    metrics.RPC_MALFORMED.labels(method=method).inc()
-    log.warning(
-        "malformed",
-        "%s: a request of %d bytes is not a %s message: %s",
-        method,
-        request.size,
-        _request_type(method),
-        request.error[:200],
-    )
-    return InvalidInput(
-        f"the request is not a valid {_request_type(method)} message",
-        reason="MALFORMED_REQUEST",
-        violations=(
-            FieldViolation(
-                "",  # the whole request
-                f"not a valid {_request_type(method)} in the protobuf binary format",
-            ),
-        ),
-    )
-
-
-def _request_type(method: str) -> str:
-    return _SERVICE_DESCRIPTOR.methods_by_name[method].input_type.full_name
-
-
-def _answer_errors(method: Handler[Req, Resp]) -> Handler[Req, Resp]:
-    """Any error becomes a status from the mapping table; nothing escapes as a stack trace.
-    Also counts each call by status code and times it."""
-    name = method.__name__
-    full_name = f"{_SERVICE}/{name}"
-    latency = metrics.RPC_LATENCY.labels(method=name)
-    ok = metrics.RPC_HANDLED.labels(method=name, code="OK")
-    cancelled = metrics.RPC_CANCELLED.labels(method=name)
-
-    @functools.wraps(method)
-    async def guarded(
-        self: OrderServicer, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
-    ) -> Resp:
-        started = time.perf_counter()
-        # The call's server span; a shared no-op while tracing is off (no interceptor).
-        with tracing.server_span(full_name, context.invocation_metadata) as span:
-            try:
-                if isinstance(request, UndecodableRequest):
-                    raise _malformed(name, request, self._callers_faults)
-                response = await method(self, request, context)
-            except asyncio.CancelledError:
-                # The caller gave up (cancel or deadline) or the shutdown grace ran out: not
-                # an error of the service, and nobody is left to answer.
-                cancelled.inc()
-                latency.observe(time.perf_counter() - started)
-                self._callers_faults.warning(
-                    "cancelled", "%s: call cancelled before its answer", name
-                )
-                raise
-            except Exception as error:
-                status = status_for(error, name)
-                metrics.RPC_HANDLED.labels(method=name, code=status.code.name).inc()
-                latency.observe(time.perf_counter() - started)
-                tracing.set_rpc_status(span, status.code.value[0], error)
-                await context.abort_with_status(status)
-                raise  # unreachable: abort_with_status raises
-            ok.inc()
-            latency.observe(time.perf_counter() - started)
-            tracing.set_rpc_status(span, 0)
-            return response
-
-    return guarded
 
 
 class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
@@ -112,19 +36,22 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         new_uow: UnitOfWorkFactory[order_pb2.Order],
         queries: OrderQueries,
         trace_context: TraceContext = dict,
+        watches: Watches | None = None,
     ) -> None:
         self._new_uow = new_uow
         self._queries = queries
         self._trace_context = trace_context
+        # None on a replica that does not follow the event topic: it cannot watch.
+        self._watches = watches
         # What a caller provokes at will (garbage requests, cancelled calls) is logged at most
         # once per interval per kind, never with a traceback; the metrics count every one.
-        self._callers_faults = RateLimitedLog(_log)
+        self.callers_faults = RateLimitedLog(_log)
 
     @staticmethod
     def _served_by(context: grpc.aio.ServicerContext[Req, Resp], tier: str) -> None:
         context.set_trailing_metadata(((SERVED_BY, tier),))
 
-    @_answer_errors
+    @answer_errors
     async def CreateOrder(
         self,
         request: pb.CreateOrderRequest,
@@ -138,7 +65,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         )
         return pb.CreateOrderResponse(order=order)
 
-    @_answer_errors
+    @answer_errors
     async def UpdateOrderStatus(
         self,
         request: pb.UpdateOrderStatusRequest,
@@ -153,7 +80,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         )
         return pb.UpdateOrderStatusResponse(order=order)
 
-    @_answer_errors
+    @answer_errors
     async def GetOrderStatus(
         self,
         request: pb.GetOrderStatusRequest,
@@ -166,7 +93,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         self._served_by(context, tier)
         return pb.GetOrderStatusResponse(order=summary)
 
-    @_answer_errors
+    @answer_errors
     async def BatchGetOrderStatus(
         self,
         request: pb.BatchGetOrderStatusRequest,
@@ -185,7 +112,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             missing = [sent[i] for i in result.missing]
         return pb.BatchGetOrderStatusResponse(orders=result.orders, missing_order_ids=missing)
 
-    @_answer_errors
+    @answer_errors
     async def GetOrderDetails(
         self,
         request: pb.GetOrderDetailsRequest,
@@ -198,7 +125,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         self._served_by(context, tier)
         return pb.GetOrderDetailsResponse(order=order)
 
-    @_answer_errors
+    @answer_errors
     async def ListOrdersByCustomer(
         self,
         request: pb.ListOrdersByCustomerRequest,
@@ -219,7 +146,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             orders=page.orders, next_page_token=page.next_page_token
         )
 
-    @_answer_errors
+    @answer_errors
     async def ListOrdersByRestaurant(
         self,
         request: pb.ListOrdersByRestaurantRequest,
@@ -239,3 +166,42 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         return pb.ListOrdersByRestaurantResponse(
             orders=page.orders, next_page_token=page.next_page_token
         )
+
+    def _watching(self) -> Watches:
+        if self._watches is None:
+            raise WatchesOff(
+                "this replica does not follow the event topic (its near cache is off), so it "
+                "cannot watch"
+            )
+        return self._watches
+
+    # A streaming handler of grpc.aio may write with context.write and return None (so a
+    # watch's end is deterministic: no generator left for the garbage collector to close);
+    # the generated stubs only know handlers that return iterators.
+    @answer_stream_errors
+    async def WatchOrderStatus(  # type: ignore[override]
+        self,
+        request: pb.WatchOrderStatusRequest,
+        context: grpc.aio.ServicerContext[pb.WatchOrderStatusRequest, pb.WatchOrderStatusResponse],
+    ) -> None:
+        order_id, after_version = request_parsing.order_id_and_min_version(
+            request.order_id, request.after_version, version_field="after_version"
+        )
+        await self._watching().order_status(order_id, after_version, context.write)
+
+    @answer_stream_errors
+    async def WatchRestaurantOrders(  # type: ignore[override]
+        self,
+        request: pb.WatchRestaurantOrdersRequest,
+        context: grpc.aio.ServicerContext[
+            pb.WatchRestaurantOrdersRequest, pb.WatchRestaurantOrdersResponse
+        ],
+    ) -> None:
+        query = request_parsing.list_query(
+            ListScope.RESTAURANT,
+            "restaurant_id",
+            request.restaurant_id,
+            rules.PAGE_SIZE.maximum,
+            request.status_filter,
+        )
+        await self._watching().restaurant_orders(query, request.resume_token, context.write)

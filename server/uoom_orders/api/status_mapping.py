@@ -6,7 +6,7 @@ import logging
 
 import asyncpg
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -39,6 +39,9 @@ _DOMAIN_CODES: dict[type[errors.OrderServiceError], grpc.StatusCode] = {
     errors.VersionNotReached: grpc.StatusCode.FAILED_PRECONDITION,
     errors.VersionConflict: grpc.StatusCode.ABORTED,
     errors.StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.WatchInterrupted: grpc.StatusCode.UNAVAILABLE,
+    errors.TooManyWatches: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.WatchesOff: grpc.StatusCode.UNIMPLEMENTED,
 }
 
 # Failures of the infrastructure, not of the request: the caller may retry.
@@ -85,11 +88,16 @@ def _error_info(error: errors.OrderServiceError, omitted: int, total: int) -> an
 
 def domain_status(error: errors.OrderServiceError) -> grpc.Status:
     """The status of a domain error, bounded whatever the request was: at most
-    MAX_FIELD_VIOLATIONS violations (ErrorInfo counts the rest), every text cut to its limit."""
+    MAX_FIELD_VIOLATIONS violations (ErrorInfo counts the rest), every text cut to its limit;
+    a RetryInfo when the error says when to retry."""
     code = _DOMAIN_CODES.get(type(error), grpc.StatusCode.FAILED_PRECONDITION)
     violations = error.violations if isinstance(error, errors.InvalidInput) else ()
     shown = violations[:MAX_FIELD_VIOLATIONS]
     details = [_error_info(error, len(violations) - len(shown), len(violations))]
+    if error.retry_delay is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(max(0.0, error.retry_delay) * 1e9))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     if shown:
         details.append(
             _pack(

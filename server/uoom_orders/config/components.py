@@ -10,6 +10,7 @@ from typing import Any
 
 import aioboto3
 
+from uoom_orders.api.grpc_server import Keepalive
 from uoom_orders.config.settings import Settings
 from uoom_orders.dynamodb.client import dynamodb_client
 from uoom_orders.observability.tracing_setup import TracingConfig
@@ -18,6 +19,7 @@ from uoom_orders.read.assembly import ReadPathConfig
 from uoom_orders.relay.config import RelayConfig
 from uoom_orders.relay.outbox_relay import OutboxRelay
 from uoom_orders.relay.publisher import EventPublisher, KafkaEventPublisher
+from uoom_orders.watch import WatchLimits
 
 
 def tracing_config(settings: Settings) -> TracingConfig:
@@ -106,4 +108,17 @@ def read_path_config(settings: Settings) -> ReadPathConfig:
         dax_endpoint=settings.dax_endpoint,
         dax_threads=settings.dax_threads,
         aws_region=settings.aws_region,
+    )
+
+
+def watch_limits(settings: Settings) -> WatchLimits:
+    return WatchLimits(
+        max_streams=settings.watch_max_streams, queue_limit=settings.watch_queue_limit
+    )
+
+
+def keepalive(settings: Settings) -> Keepalive:
+    return Keepalive(
+        time_seconds=settings.grpc_keepalive_time_seconds,
+        timeout_seconds=settings.grpc_keepalive_timeout_seconds,
     )

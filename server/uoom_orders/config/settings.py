@@ -38,6 +38,20 @@ class Settings:
         _SECONDS,
         "drain time for in-flight calls on SIGTERM",
     )
+    grpc_keepalive_time_seconds: float = declare(
+        "GRPC_KEEPALIVE_TIME_SECONDS",
+        p.positive_float,
+        30.0,
+        _SECONDS,
+        "the server pings a connection quiet this long, so proxies keep idle watch streams",
+    )
+    grpc_keepalive_timeout_seconds: float = declare(
+        "GRPC_KEEPALIVE_TIMEOUT_SECONDS",
+        p.positive_float,
+        10.0,
+        _SECONDS,
+        "a connection whose ping gets no answer this long is closed",
+    )
     page_token_secret: bytes = declare(
         "PAGE_TOKEN_SECRET",
         p.secret,
@@ -222,6 +236,22 @@ class Settings:
         _SECONDS,
         "entries copied up from DynamoDB or PostgreSQL live this long (those from the event "
         "stream as long as the read model's items)",
+    )
+    watch_max_streams: int = declare(
+        "WATCH_MAX_STREAMS",
+        p.int_between(1, 1_000_000),
+        10_000,
+        None,
+        "watch streams (WatchOrderStatus, WatchRestaurantOrders) a replica holds at once; "
+        "beyond, RESOURCE_EXHAUSTED",
+    )
+    watch_queue_limit: int = declare(
+        "WATCH_QUEUE_LIMIT",
+        p.int_between(1, 100_000),
+        32,
+        None,
+        "changes waiting for a slow watcher before they are coalesced to the newest version "
+        "of each order",
     )
     reconcile_interval_seconds: int = declare(
         "RECONCILE_INTERVAL_SECONDS",

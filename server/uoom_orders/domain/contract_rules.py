@@ -223,6 +223,19 @@ class PageToken:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ResumeToken:
+    """Empty, or a resume token this service handed out on a stream of the same query."""
+
+    @property
+    def doc(self) -> str:
+        return (
+            "Empty to start with the current board, else the resume_token of a message of an "
+            "earlier stream for the same restaurant_id and status_filter; any other value is "
+            "refused."
+        )
+
+
 Rule = (
     Required
     | OutputOnly
@@ -240,6 +253,7 @@ Rule = (
     | StatusFilter
     | PageSize
     | PageToken
+    | ResumeToken
 )
 
 # --- the rules -----------------------------------------------------------------------------
@@ -265,6 +279,8 @@ MIN_VERSION = NonNegative(zero_means="no minimum")
 BATCH_IDS = IdList(max_ids=100)
 PAGE_SIZE = PageSize(default=20, maximum=100)
 PAGE_TOKEN = PageToken()
+AFTER_VERSION = NonNegative(zero_means="nothing seen yet (the first message is the current status)")
+RESUME_TOKEN = ResumeToken()
 STATUS_FILTER = StatusFilter()
 
 # Every field of every request message (and of the messages inside them), by
@@ -307,4 +323,9 @@ FIELD_RULES: dict[str, Rule] = {
     "ListOrdersByRestaurantRequest.page_size": PAGE_SIZE,
     "ListOrdersByRestaurantRequest.page_token": PAGE_TOKEN,
     "ListOrdersByRestaurantRequest.status_filter": STATUS_FILTER,
+    "WatchOrderStatusRequest.order_id": ID,
+    "WatchOrderStatusRequest.after_version": AFTER_VERSION,
+    "WatchRestaurantOrdersRequest.restaurant_id": ID,
+    "WatchRestaurantOrdersRequest.status_filter": STATUS_FILTER,
+    "WatchRestaurantOrdersRequest.resume_token": RESUME_TOKEN,
 }

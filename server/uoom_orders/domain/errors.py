@@ -21,6 +21,8 @@ class OrderServiceError(Exception):
     message: str
     reason: str = "ORDER_SERVICE_ERROR"
     metadata: dict[str, str] = field(default_factory=dict)
+    # When set, the caller may retry after this many seconds (a google.rpc.RetryInfo).
+    retry_delay: float | None = None
 
     def __str__(self) -> str:
         return self.message
@@ -72,3 +74,26 @@ class StoreUnavailable(OrderServiceError):
     """A store the request needs cannot be reached; the caller may retry."""
 
     reason: str = "STORE_UNAVAILABLE"
+
+
+@dataclass
+class WatchInterrupted(OrderServiceError):
+    """A watch cannot go on here: this replica's event feed is not live (FEED_NOT_LIVE), the
+    replica shuts down (SHUTTING_DOWN), or the caller fell too far behind (WATCH_TOO_SLOW).
+    The caller resumes, on any replica, from the last version or resume token it received."""
+
+    reason: str = "FEED_NOT_LIVE"
+
+
+@dataclass
+class TooManyWatches(OrderServiceError):
+    """This replica holds as many watches as it may (WATCH_MAX_STREAMS)."""
+
+    reason: str = "TOO_MANY_WATCHES"
+
+
+@dataclass
+class WatchesOff(OrderServiceError):
+    """This replica does not follow the event topic (no near cache), so it cannot watch."""
+
+    reason: str = "WATCHES_OFF"

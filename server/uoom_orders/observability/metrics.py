@@ -158,6 +158,33 @@ DEGRADED = Gauge(
 NEAR_CACHE_ENTRIES = Gauge("near_cache_entries", "Orders held in the near cache")
 NEAR_CACHE_BYTES = Gauge("near_cache_bytes", "Approximate bytes held in the near cache")
 
+# --- watches (server-streamed changes, watch/) ---------------------------------------------
+WATCH_ACTIVE = Gauge(
+    "watch_streams_active",
+    "Watch streams open on this replica, by kind (order, restaurant)",
+    ["kind"],
+)
+WATCH_PUSHED = Counter(
+    "watch_messages_pushed_total", "Messages written to watch streams, by kind", ["kind"]
+)
+WATCH_COALESCED = Counter(
+    "watch_versions_coalesced_total",
+    "Versions a watch did not send because a newer one of the same order replaced them while "
+    "its caller read too slowly, by kind",
+    ["kind"],
+)
+WATCH_PUSH_LAG = Histogram(
+    "watch_push_lag_seconds",
+    "From a change's commit (event time) to its message taken by the watch stream",
+    buckets=LAG_BUCKETS,
+)
+WATCH_ENDED = Counter(
+    "watch_streams_ended_total",
+    "Watch streams ended, by kind and why: COMPLETED (terminal status), CANCELLED, or the "
+    "error's reason (FEED_NOT_LIVE, SHUTTING_DOWN, WATCH_TOO_SLOW, TOO_MANY_WATCHES, ...)",
+    ["kind", "reason"],
+)
+
 # --- callers' faults (each also logged, rate-limited: observability/rate_limited_log.py) ----
 RPC_MALFORMED = Counter(
     "grpc_server_malformed_requests_total",

@@ -11,6 +11,11 @@ time because its feed went down.
 
 Reconciliation's events apply whatever their version: ORDER_EVENT_TYPE_CORRECTED replaces the
 entry with the order as PostgreSQL has it, ORDER_EVENT_TYPE_REMOVED drops it.
+
+Once applied, an event goes to the feed's listener (the watches' hub, watch/hub.py), unless it
+is older than what the cache holds (a duplicate or late event that changes nothing); and when
+the feed starts again from the end, events may have been missed: the listener's `on_gap` is
+called first, before any event after the gap.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from uoom.orders.v1 import order_events_pb2
+from uoom.orders.v1 import order_events_pb2, order_pb2
 
 from uoom_orders.kafka_clients import kafka_consumer
 from uoom_orders.observability.metrics import NEAR_CACHE_FEED_LAG
@@ -38,6 +44,9 @@ _log = logging.getLogger(__name__)
 # Reconnect delays: a replica whose feed is down serves from slower tiers, so it retries often.
 _FIRST_RETRY = 0.1
 _MAX_RETRY = 1.0
+
+FeedListener = Callable[[order_events_pb2.OrderEvent, order_pb2.OrderSummary | None], None]
+"""Called with each applied event and its order's status record (None for a removal)."""
 
 
 class NearCacheFeed(LongRunning):
@@ -67,6 +76,16 @@ class NearCacheFeed(LongRunning):
         # The next offset to apply in each partition: where a reconnect resumes.
         self._positions: dict[TopicPartition, int] = {}
         self.applied = 0
+        self._listener: FeedListener | None = None
+        self._on_gap: Callable[[], None] | None = None
+
+    def listen(
+        self, listener: FeedListener | None, on_gap: Callable[[], None] | None = None
+    ) -> None:
+        """Hands every event applied from now on to `listener`, and calls `on_gap` whenever the
+        feed may have missed events (one listener at most; None: none)."""
+        self._listener = listener
+        self._on_gap = on_gap
 
     def is_live(self) -> bool:
         """True while the broker answered within `max_silence` seconds and we tail from a
@@ -135,6 +154,8 @@ class NearCacheFeed(LongRunning):
                 # Events may have been missed since the entries were stored: they stop
                 # answering and stay as floors until a read or an event brings them up to date.
                 self._cache.demote()
+                if self._on_gap is not None:
+                    self._on_gap()
                 self._live = True
                 _log.info(
                     "near cache feed live on %s (%d partitions)", self._topic, len(partitions)
@@ -213,18 +234,30 @@ class NearCacheFeed(LongRunning):
         except Exception:  # a poison message is the projector's to dead-letter, not ours
             _log.debug("near cache feed skipped an undecodable message")
             return
+        listener = self._listener
         if event.event_type == order_events_pb2.ORDER_EVENT_TYPE_REMOVED:
             with contextlib.suppress(ValueError):
                 self._cache.discard(UUID(event.order_id))
                 self.applied += 1
+                if listener is not None:
+                    listener(event, None)
             return
         if not event.HasField("order") or not event.order.order_id:
             return
         order = event.order
+        summary = summary_from_order(order)
         expires_at = time.time() + self._entry_ttl
         if event.event_type == order_events_pb2.ORDER_EVENT_TYPE_CORRECTED:
-            stored = self._cache.replace(summary_from_order(order), order, expires_at)
+            stored = self._cache.replace(summary, order, expires_at)
         else:
-            stored = self._cache.put(summary_from_order(order), order, expires_at)
+            stored = self._cache.put(summary, order, expires_at)
         if stored:
             self.applied += 1
+        if listener is not None and (
+            stored
+            or event.event_type == order_events_pb2.ORDER_EVENT_TYPE_CORRECTED
+            # Not stored: the same version is cached (a read filled it first: still news to
+            # a watch), or a newer one (a stale event: news to nobody).
+            or self._cache.floor(UUID(order.order_id)) <= order.version
+        ):
+            listener(event, summary)

@@ -253,6 +253,11 @@ class ReadPath:
         page = await self._from_source(self._source.store.list_summaries, query)
         return page, self._source.name
 
+    async def list_from_source(self, query: ListQuery) -> list[Summary]:
+        """A page from PostgreSQL itself, for a caller that must not miss a change the read
+        model has not caught up with yet (a restaurant board's first orders)."""
+        return await self._from_source(self._source.store.list_summaries, query)
+
     async def _from_source(
         self, operation: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
     ) -> T:

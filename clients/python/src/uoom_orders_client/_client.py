@@ -23,6 +23,11 @@ from uoom_orders_client._errors import (
 )
 from uoom_orders_client._service_config import service_config_json
 from uoom_orders_client._session import DEFAULT_SESSION_CAPACITY, SessionVersions
+from uoom_orders_client._watch import (
+    DEFAULT_RESUME_ATTEMPTS,
+    watch_order_status,
+    watch_restaurant_orders,
+)
 
 if TYPE_CHECKING:
     from uoom.orders.v1.order_service_pb2_grpc import OrderServiceAsyncStub
@@ -313,6 +318,59 @@ class OrderServiceClient:
             if not response.next_page_token:
                 return
             request.page_token = response.next_page_token
+
+    # Watches (server streaming), resumed on UNAVAILABLE from what they last delivered.
+
+    def watch_order_status(
+        self,
+        order_id: str,
+        *,
+        after_version: int = 0,
+        resume_attempts: int = DEFAULT_RESUME_ATTEMPTS,
+        timeout: float | None = None,
+    ) -> AsyncIterator[order_service_pb2.WatchOrderStatusResponse]:
+        """The order's current status, then every newer version, ending after a terminal one.
+
+        ``async for update in client.watch_order_status(order_id):``. A stream that ends with
+        UNAVAILABLE is opened again from the last version delivered (``resume_attempts``
+        failures in a row at most, waiting the server's RetryInfo or a backoff); with
+        ``after_version``, the first update is the first newer version. ``timeout`` (seconds)
+        bounds the whole watch; by default it has none. See ``_watch.py`` for the session
+        guarantees.
+        """
+        return watch_order_status(
+            self._stub,
+            order_id,
+            after_version,
+            self._session,
+            resume_attempts=resume_attempts,
+            timeout=timeout,
+        )
+
+    def watch_restaurant_orders(
+        self,
+        restaurant_id: str,
+        *,
+        status_filter: order_pb2.OrderStatus.ValueType = order_pb2.ORDER_STATUS_UNSPECIFIED,
+        resume_token: str = "",
+        resume_attempts: int = DEFAULT_RESUME_ATTEMPTS,
+        timeout: float | None = None,
+    ) -> AsyncIterator[order_service_pb2.WatchRestaurantOrdersResponse]:
+        """A restaurant's board, a ``caught_up`` message, then every change, until cancelled.
+
+        Resumed on UNAVAILABLE like ``watch_order_status``, from the last resume token
+        delivered (each resume sends the changes since, then ``caught_up`` again); a version
+        of an order not newer than one already delivered is not delivered again.
+        """
+        return watch_restaurant_orders(
+            self._stub,
+            restaurant_id,
+            status_filter,
+            resume_token,
+            self._session,
+            resume_attempts=resume_attempts,
+            timeout=timeout,
+        )
 
     async def _invoke(
         self,

@@ -23,8 +23,9 @@ class FieldViolation:
 class OrderServiceError(Exception):
     """A failed OrderService call; the base of every error the client raises for a status.
 
-    ``reason`` and ``metadata`` come from the google.rpc.ErrorInfo detail, and
-    ``field_violations`` from the google.rpc.BadRequest detail, when the server sent them.
+    ``reason`` and ``metadata`` come from the google.rpc.ErrorInfo detail,
+    ``field_violations`` from the google.rpc.BadRequest detail, and ``retry_delay`` (seconds)
+    from the google.rpc.RetryInfo detail, when the server sent them.
     """
 
     def __init__(
@@ -35,8 +36,10 @@ class OrderServiceError(Exception):
         reason: str | None = None,
         metadata: Mapping[str, str] | None = None,
         field_violations: Sequence[FieldViolation] = (),
+        retry_delay: float | None = None,
     ) -> None:
         self.code = code
+        self.retry_delay = retry_delay
         self.message = message
         self.reason = reason
         self.metadata: dict[str, str] = dict(metadata or {})
@@ -114,6 +117,7 @@ def error_from_rpc_error(error: grpc.aio.AioRpcError) -> OrderServiceError:
     reason: str | None = None
     metadata: dict[str, str] = {}
     violations: list[FieldViolation] = []
+    retry_delay: float | None = None
     for detail in _status_details(error):
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
@@ -127,6 +131,10 @@ def error_from_rpc_error(error: grpc.aio.AioRpcError) -> OrderServiceError:
                 FieldViolation(field=str(v.field), description=str(v.description))
                 for v in bad_request.field_violations
             )
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry_info = error_details_pb2.RetryInfo()
+            detail.Unpack(retry_info)
+            retry_delay = retry_info.retry_delay.ToNanoseconds() / 1e9
     error_type = _ERROR_TYPES.get(code, OrderServiceError)
     return error_type(
         code,
@@ -134,6 +142,7 @@ def error_from_rpc_error(error: grpc.aio.AioRpcError) -> OrderServiceError:
         reason=reason,
         metadata=metadata,
         field_violations=violations,
+        retry_delay=retry_delay,
     )
 
 

@@ -451,3 +451,153 @@ class ListOrdersByRestaurantResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListOrdersByRestaurantResponse: _TypeAlias = ListOrdersByRestaurantResponse  # noqa: Y015
+
+@_typing.final
+class WatchOrderStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    AFTER_VERSION_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """Required: a UUID in canonical form, lower-case and hyphenated (8-4-4-4-12 hex digits,
+    e.g. 550e8400-e29b-41d4-a716-446655440000); any other spelling is refused.
+    """
+    after_version: _builtins.int
+    """Resume: the last version received. The stream starts with the first version newer than
+    it (the current status when that is newer, else the next change); an order already in a
+    terminal status at or below it ends the stream at once. Must not be negative; 0 means
+    nothing seen yet (the first message is the current status).
+    """
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        after_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_version", b"after_version", "order_id", b"order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchOrderStatusRequest: _TypeAlias = WatchOrderStatusRequest  # noqa: Y015
+
+@_typing.final
+class WatchOrderStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    SKIPPED_VERSIONS_FIELD_NUMBER: _builtins.int
+    CORRECTED_FIELD_NUMBER: _builtins.int
+    skipped_versions: _builtins.int
+    """Versions between the previous message (or after_version) and this one that were not
+    sent: coalesced because the caller read slower than they came, or passed while the
+    caller was away. 0 in the first message of a stream without after_version.
+    """
+    corrected: _builtins.bool
+    """Reconciliation corrected the order: PostgreSQL, the source of truth, holds this and not
+    the newer version an earlier message may have shown (a commit lost by a failover or a
+    restore). Replace what you hold with it, whatever its version.
+    """
+    @_builtins.property
+    def order(self) -> _order_pb2.OrderSummary:
+        """The order as of this version."""
+
+    def __init__(
+        self,
+        *,
+        order: _order_pb2.OrderSummary | None = ...,
+        skipped_versions: _builtins.int = ...,
+        corrected: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["corrected", b"corrected", "order", b"order", "skipped_versions", b"skipped_versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchOrderStatusResponse: _TypeAlias = WatchOrderStatusResponse  # noqa: Y015
+
+@_typing.final
+class WatchRestaurantOrdersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESTAURANT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FILTER_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
+    restaurant_id: _builtins.str
+    """Required: a UUID in canonical form, lower-case and hyphenated (8-4-4-4-12 hex digits,
+    e.g. 550e8400-e29b-41d4-a716-446655440000); any other spelling is refused.
+    """
+    status_filter: _order_pb2.OrderStatus.ValueType
+    """The board shows orders in this status; a change that takes an order out of it is sent
+    too (its message shows the new status: take the order off the board).
+    ORDER_STATUS_UNSPECIFIED means all; any other value must be a known OrderStatus. All
+    means every order not DELIVERED or CANCELLED, and every change (an order's move to
+    DELIVERED or CANCELLED takes it off the board).
+    """
+    resume_token: _builtins.str
+    """Empty to start with the current board, else the resume_token of a message of an earlier
+    stream for the same restaurant_id and status_filter; any other value is refused.
+    Resumed, the stream starts with every order changed since that message (a change from
+    shortly before it may come again: keep the higher version).
+    """
+    def __init__(
+        self,
+        *,
+        restaurant_id: _builtins.str = ...,
+        status_filter: _order_pb2.OrderStatus.ValueType = ...,
+        resume_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["restaurant_id", b"restaurant_id", "resume_token", b"resume_token", "status_filter", b"status_filter"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchRestaurantOrdersRequest: _TypeAlias = WatchRestaurantOrdersRequest  # noqa: Y015
+
+@_typing.final
+class WatchRestaurantOrdersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    SKIPPED_VERSIONS_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
+    CAUGHT_UP_FIELD_NUMBER: _builtins.int
+    CORRECTED_FIELD_NUMBER: _builtins.int
+    skipped_versions: _builtins.int
+    """Versions of this order not sent since this stream's previous message about it
+    (coalesced because the caller read slower than they came). 0 in an order's first
+    message of a stream.
+    """
+    resume_token: _builtins.str
+    """Pass it as resume_token to a new stream to continue after this message."""
+    caught_up: _builtins.bool
+    """Set in the one message that follows the initial orders (the current board, or the
+    changes since resume_token); every later message is a change as it happens.
+    """
+    corrected: _builtins.bool
+    """As in WatchOrderStatusResponse."""
+    @_builtins.property
+    def order(self) -> _order_pb2.OrderSummary:
+        """An order of the restaurant as of its newest version this stream has. Unset in the one
+        message with caught_up set.
+        """
+
+    def __init__(
+        self,
+        *,
+        order: _order_pb2.OrderSummary | None = ...,
+        skipped_versions: _builtins.int = ...,
+        resume_token: _builtins.str = ...,
+        caught_up: _builtins.bool = ...,
+        corrected: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caught_up", b"caught_up", "corrected", b"corrected", "order", b"order", "resume_token", b"resume_token", "skipped_versions", b"skipped_versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchRestaurantOrdersResponse: _TypeAlias = WatchRestaurantOrdersResponse  # noqa: Y015

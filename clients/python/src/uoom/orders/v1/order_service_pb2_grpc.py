@@ -84,6 +84,16 @@ class OrderServiceStub:
                 request_serializer=uoom_dot_orders_dot_v1_dot_order__service__pb2.ListOrdersByRestaurantRequest.SerializeToString,
                 response_deserializer=uoom_dot_orders_dot_v1_dot_order__service__pb2.ListOrdersByRestaurantResponse.FromString,
                 _registered_method=True)
+        self.WatchOrderStatus = channel.unary_stream(
+                '/uoom.orders.v1.OrderService/WatchOrderStatus',
+                request_serializer=uoom_dot_orders_dot_v1_dot_order__service__pb2.WatchOrderStatusRequest.SerializeToString,
+                response_deserializer=uoom_dot_orders_dot_v1_dot_order__service__pb2.WatchOrderStatusResponse.FromString,
+                _registered_method=True)
+        self.WatchRestaurantOrders = channel.unary_stream(
+                '/uoom.orders.v1.OrderService/WatchRestaurantOrders',
+                request_serializer=uoom_dot_orders_dot_v1_dot_order__service__pb2.WatchRestaurantOrdersRequest.SerializeToString,
+                response_deserializer=uoom_dot_orders_dot_v1_dot_order__service__pb2.WatchRestaurantOrdersResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -154,6 +164,37 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchOrderStatus(self, request, context):
+        """Live status of one order (server streaming): first the current status, then every newer
+        version in order. The stream ends OK after a terminal status (DELIVERED, CANCELLED).
+
+        Every stream is fed by this replica's feed of the event topic. When that feed is not live
+        (broker unreachable, replica starting) or the replica shuts down, the stream ends with
+        UNAVAILABLE (reason FEED_NOT_LIVE or SHUTTING_DOWN) and a google.rpc.RetryInfo: resume
+        on any replica with after_version set to the last version received, and nothing is
+        missed. A replica holds at most WATCH_MAX_STREAMS watches: beyond, RESOURCE_EXHAUSTED
+        (reason TOO_MANY_WATCHES, with a RetryInfo). A caller that reads slower than versions
+        come gets the newest one with skipped_versions counting those it did not get; the final
+        status is never dropped. NOT_FOUND when the order does not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchRestaurantOrders(self, request, context):
+        """A restaurant's live board (server streaming): first its current orders (those not
+        DELIVERED or CANCELLED, or those in status_filter), then a message with caught_up set,
+        then every change to any of its orders as it happens. Every message carries a
+        resume_token: a new stream given it starts with the changes since that message. The
+        stream does not end by itself; it ends like WatchOrderStatus's on a feed outage, a
+        shutdown and the watch limit, and with UNAVAILABLE (reason WATCH_TOO_SLOW, with a
+        RetryInfo) when the caller falls so far behind that even one message per order would
+        exceed the replica's per-watch queue: resume with the last resume_token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -191,6 +232,16 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.ListOrdersByRestaurant,
                     request_deserializer=uoom_dot_orders_dot_v1_dot_order__service__pb2.ListOrdersByRestaurantRequest.FromString,
                     response_serializer=uoom_dot_orders_dot_v1_dot_order__service__pb2.ListOrdersByRestaurantResponse.SerializeToString,
+            ),
+            'WatchOrderStatus': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchOrderStatus,
+                    request_deserializer=uoom_dot_orders_dot_v1_dot_order__service__pb2.WatchOrderStatusRequest.FromString,
+                    response_serializer=uoom_dot_orders_dot_v1_dot_order__service__pb2.WatchOrderStatusResponse.SerializeToString,
+            ),
+            'WatchRestaurantOrders': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRestaurantOrders,
+                    request_deserializer=uoom_dot_orders_dot_v1_dot_order__service__pb2.WatchRestaurantOrdersRequest.FromString,
+                    response_serializer=uoom_dot_orders_dot_v1_dot_order__service__pb2.WatchRestaurantOrdersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -397,6 +448,60 @@ class OrderService:
             '/uoom.orders.v1.OrderService/ListOrdersByRestaurant',
             uoom_dot_orders_dot_v1_dot_order__service__pb2.ListOrdersByRestaurantRequest.SerializeToString,
             uoom_dot_orders_dot_v1_dot_order__service__pb2.ListOrdersByRestaurantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchOrderStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/uoom.orders.v1.OrderService/WatchOrderStatus',
+            uoom_dot_orders_dot_v1_dot_order__service__pb2.WatchOrderStatusRequest.SerializeToString,
+            uoom_dot_orders_dot_v1_dot_order__service__pb2.WatchOrderStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRestaurantOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/uoom.orders.v1.OrderService/WatchRestaurantOrders',
+            uoom_dot_orders_dot_v1_dot_order__service__pb2.WatchRestaurantOrdersRequest.SerializeToString,
+            uoom_dot_orders_dot_v1_dot_order__service__pb2.WatchRestaurantOrdersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -64,6 +64,29 @@ class OrderServiceStub:
     """A customer's orders, most recently updated first."""
     ListOrdersByRestaurant: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.ListOrdersByRestaurantRequest, _order_service_pb2.ListOrdersByRestaurantResponse]
     """A restaurant's orders, most recently updated first."""
+    WatchOrderStatus: _grpc.UnaryStreamMultiCallable[_order_service_pb2.WatchOrderStatusRequest, _order_service_pb2.WatchOrderStatusResponse]
+    """Live status of one order (server streaming): first the current status, then every newer
+    version in order. The stream ends OK after a terminal status (DELIVERED, CANCELLED).
+
+    Every stream is fed by this replica's feed of the event topic. When that feed is not live
+    (broker unreachable, replica starting) or the replica shuts down, the stream ends with
+    UNAVAILABLE (reason FEED_NOT_LIVE or SHUTTING_DOWN) and a google.rpc.RetryInfo: resume
+    on any replica with after_version set to the last version received, and nothing is
+    missed. A replica holds at most WATCH_MAX_STREAMS watches: beyond, RESOURCE_EXHAUSTED
+    (reason TOO_MANY_WATCHES, with a RetryInfo). A caller that reads slower than versions
+    come gets the newest one with skipped_versions counting those it did not get; the final
+    status is never dropped. NOT_FOUND when the order does not exist.
+    """
+    WatchRestaurantOrders: _grpc.UnaryStreamMultiCallable[_order_service_pb2.WatchRestaurantOrdersRequest, _order_service_pb2.WatchRestaurantOrdersResponse]
+    """A restaurant's live board (server streaming): first its current orders (those not
+    DELIVERED or CANCELLED, or those in status_filter), then a message with caught_up set,
+    then every change to any of its orders as it happens. Every message carries a
+    resume_token: a new stream given it starts with the changes since that message. The
+    stream does not end by itself; it ends like WatchOrderStatus's on a feed outage, a
+    shutdown and the watch limit, and with UNAVAILABLE (reason WATCH_TOO_SLOW, with a
+    RetryInfo) when the caller falls so far behind that even one message per order would
+    exceed the replica's per-watch queue: resume with the last resume_token.
+    """
 
 @_typing.type_check_only
 class OrderServiceAsyncStub(OrderServiceStub):
@@ -101,6 +124,29 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """A customer's orders, most recently updated first."""
     ListOrdersByRestaurant: _aio.UnaryUnaryMultiCallable[_order_service_pb2.ListOrdersByRestaurantRequest, _order_service_pb2.ListOrdersByRestaurantResponse]  # type: ignore[assignment]
     """A restaurant's orders, most recently updated first."""
+    WatchOrderStatus: _aio.UnaryStreamMultiCallable[_order_service_pb2.WatchOrderStatusRequest, _order_service_pb2.WatchOrderStatusResponse]  # type: ignore[assignment]
+    """Live status of one order (server streaming): first the current status, then every newer
+    version in order. The stream ends OK after a terminal status (DELIVERED, CANCELLED).
+
+    Every stream is fed by this replica's feed of the event topic. When that feed is not live
+    (broker unreachable, replica starting) or the replica shuts down, the stream ends with
+    UNAVAILABLE (reason FEED_NOT_LIVE or SHUTTING_DOWN) and a google.rpc.RetryInfo: resume
+    on any replica with after_version set to the last version received, and nothing is
+    missed. A replica holds at most WATCH_MAX_STREAMS watches: beyond, RESOURCE_EXHAUSTED
+    (reason TOO_MANY_WATCHES, with a RetryInfo). A caller that reads slower than versions
+    come gets the newest one with skipped_versions counting those it did not get; the final
+    status is never dropped. NOT_FOUND when the order does not exist.
+    """
+    WatchRestaurantOrders: _aio.UnaryStreamMultiCallable[_order_service_pb2.WatchRestaurantOrdersRequest, _order_service_pb2.WatchRestaurantOrdersResponse]  # type: ignore[assignment]
+    """A restaurant's live board (server streaming): first its current orders (those not
+    DELIVERED or CANCELLED, or those in status_filter), then a message with caught_up set,
+    then every change to any of its orders as it happens. Every message carries a
+    resume_token: a new stream given it starts with the changes since that message. The
+    stream does not end by itself; it ends like WatchOrderStatus's on a feed outage, a
+    shutdown and the watch limit, and with UNAVAILABLE (reason WATCH_TOO_SLOW, with a
+    RetryInfo) when the caller falls so far behind that even one message per order would
+    exceed the replica's per-watch queue: resume with the last resume_token.
+    """
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     """Owns restaurant orders: creates them, moves them through their lifecycle and answers
@@ -177,5 +223,40 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_order_service_pb2.ListOrdersByRestaurantResponse, _abc.Awaitable[_order_service_pb2.ListOrdersByRestaurantResponse]]:
         """A restaurant's orders, most recently updated first."""
+
+    @_abc_1.abstractmethod
+    def WatchOrderStatus(
+        self,
+        request: _order_service_pb2.WatchOrderStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_order_service_pb2.WatchOrderStatusResponse], _abc.AsyncIterator[_order_service_pb2.WatchOrderStatusResponse]]:
+        """Live status of one order (server streaming): first the current status, then every newer
+        version in order. The stream ends OK after a terminal status (DELIVERED, CANCELLED).
+
+        Every stream is fed by this replica's feed of the event topic. When that feed is not live
+        (broker unreachable, replica starting) or the replica shuts down, the stream ends with
+        UNAVAILABLE (reason FEED_NOT_LIVE or SHUTTING_DOWN) and a google.rpc.RetryInfo: resume
+        on any replica with after_version set to the last version received, and nothing is
+        missed. A replica holds at most WATCH_MAX_STREAMS watches: beyond, RESOURCE_EXHAUSTED
+        (reason TOO_MANY_WATCHES, with a RetryInfo). A caller that reads slower than versions
+        come gets the newest one with skipped_versions counting those it did not get; the final
+        status is never dropped. NOT_FOUND when the order does not exist.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchRestaurantOrders(
+        self,
+        request: _order_service_pb2.WatchRestaurantOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_order_service_pb2.WatchRestaurantOrdersResponse], _abc.AsyncIterator[_order_service_pb2.WatchRestaurantOrdersResponse]]:
+        """A restaurant's live board (server streaming): first its current orders (those not
+        DELIVERED or CANCELLED, or those in status_filter), then a message with caught_up set,
+        then every change to any of its orders as it happens. Every message carries a
+        resume_token: a new stream given it starts with the changes since that message. The
+        stream does not end by itself; it ends like WatchOrderStatus's on a feed outage, a
+        shutdown and the watch limit, and with UNAVAILABLE (reason WATCH_TOO_SLOW, with a
+        RetryInfo) when the caller falls so far behind that even one message per order would
+        exceed the replica's per-watch queue: resume with the last resume_token.
+        """
 
 def add_OrderServiceServicer_to_server(servicer: OrderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
