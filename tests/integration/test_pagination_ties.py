@@ -50,7 +50,8 @@ ListPage = (
     order_service_pb2.ListOrdersByCustomerResponse
     | order_service_pb2.ListOrdersByRestaurantResponse
 )
-T0 = datetime(2024, 1, 15, 13, 0, 0, 250_001, tzinfo=UTC)
+# Recent: a reconciliation pass walks the orders changed within the items' TTL (72 h).
+T0 = datetime.now(UTC).replace(second=0, microsecond=250_001) - timedelta(hours=3)
 # Newest first: a group of 7 orders updated in the same microsecond, then one of 8, then 4
 # orders each at its own time. With pages of 3, boundaries fall inside both groups.
 TIE_GROUPS = [(T0, 7), (T0 - timedelta(microseconds=1), 8)] + [

@@ -35,7 +35,8 @@ from uoom_orders.projector.reconcile import DifferenceKind, ReconcileSchedule
 from uoom_orders.write.unit_of_work import PostgresUnitOfWork
 from uoom_orders_devstack import StackEndpoints
 
-T0 = datetime(2024, 1, 15, 13, 0, 0, 250_001, tzinfo=UTC)
+# Recent: a reconciliation pass walks the orders changed within the items' TTL (72 h).
+T0 = datetime.now(UTC).replace(second=0, microsecond=250_001) - timedelta(hours=3)
 
 
 @pytest.fixture(autouse=True)
@@ -440,3 +441,41 @@ async def test_a_trigger_brings_the_next_scheduled_pass_forward(
 
 async def _passes(schedule: ReconcileSchedule, count: int) -> bool:
     return schedule.passes >= count
+
+
+async def test_orders_older_than_the_ttl_are_not_revived_but_an_item_ahead_is_repaired(
+    pool: asyncpg.Pool, ddb: Any, make_tables: Any
+) -> None:
+    """The walk covers the orders changed within the items' TTL: an older order's missing
+    items have expired, as they should, and writing them again would keep every order ever
+    made. An item the tables still hold of an older order is still checked, by the scan."""
+    orders = await _place_orders(pool, [uuid.uuid4()], per_customer=3)
+    old, ahead_of, recent = list(orders.values())
+    await pool.execute(
+        "UPDATE orders SET updated_at = updated_at - interval '100 hours' "
+        "WHERE order_id = ANY($1::uuid[])",
+        [old.order_id, ahead_of.order_id],
+    )
+    tables = await make_tables()
+    newer = wire.order_to_proto(ahead_of)
+    newer.version += 1
+    newer.status = order_pb2.ORDER_STATUS_CANCELLED
+    ttl = items.ttl_after(72, datetime.now(UTC).timestamp())
+    for table in tables.all():
+        encode = items.status_item if table == tables.status else items.details_item
+        await ddb.put_item(TableName=table, Item=encode(newer, ttl))
+
+    report = await Reconciler(pool, ddb, _prefix(tables)).run()
+
+    assert _kinds(report) == {
+        ("order-status", "missing"): 1,
+        ("order-details", "missing"): 1,
+        ("order-status", "newer"): 1,
+        ("order-details", "newer"): 1,
+    }
+    for table in tables.all():
+        found = await scan_all(ddb, table)
+        assert set(found) == {str(recent.order_id), str(ahead_of.order_id)}
+        assert items.item_version(found[str(ahead_of.order_id)]) == ahead_of.version
+    again = await Reconciler(pool, ddb, _prefix(tables)).run()
+    assert again.differences == []

@@ -39,9 +39,9 @@ import grpc
 from uoom.orders.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
 
 from uoom_orders_bench import load
+from uoom_orders_bench.cpu import cpu_seconds
 from uoom_orders_bench.machine import LoopStalls, machine_quiet
 from uoom_orders_bench.stats import latency_figures
-from uoom_orders_bench.cpu import cpu_seconds
 from uoom_orders_bench.targets import order_stub
 from uoom_orders_bench.workload import CALL_TIMEOUT_S, NEXT_STATUS, seed_orders
 

@@ -7,7 +7,8 @@ was published, the next commit reuses its version number, and "newest version wi
 the lost one forever) — is found here, by comparing, and repaired from PostgreSQL.
 
 One pass:
-1. walks PostgreSQL's orders in pages (keyset on order_id), reads both tables' items for the
+1. walks the orders PostgreSQL changed within the items' TTL (older orders' items have expired,
+   as they should) in pages (keyset on order_id), reads both tables' items for the
    page (strongly consistent BatchGetItem) and only then the orders themselves, so an item
    newer than PostgreSQL is never a commit that simply landed between the two reads;
 2. classifies each table's item: missing (or expired), older, newer, same version with other
@@ -16,7 +17,8 @@ One pass:
    (condition on its version and update time, or on its absence): a projection racing the
    repair wins, and the next pass looks again (`repair`);
 4. scans both tables (parallel segments) for items of orders PostgreSQL does not have at all,
-   and deletes each, again only if it is still the item it read;
+   and deletes each, again only if it is still the item it read; an item ahead of PostgreSQL
+   of an order the walk did not cover is checked and repaired as in 1-3;
 5. for every order whose read model held something PostgreSQL never had (newer, other content,
    orphan), appends a correction event to the outbox, in a transaction that holds the order's
    row: in the stream it follows every change committed before it and precedes every later one,

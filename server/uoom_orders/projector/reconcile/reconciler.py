@@ -54,7 +54,7 @@ _ITEMS = """
     FROM order_items WHERE order_id = ANY($1::uuid[])
     ORDER BY order_id, line_no
 """
-_EXISTING = "SELECT order_id FROM orders WHERE order_id = ANY($1::uuid[])"
+_VERSIONS = "SELECT order_id, version, updated_at FROM orders WHERE order_id = ANY($1::uuid[])"
 
 
 class Reconciler:
@@ -97,10 +97,17 @@ class Reconciler:
         since: datetime | None = None,
         progress: Progress | None = None,
     ) -> ReconcileReport:
-        """One pass. With a filter, only the orders it selects (no orphan scan)."""
+        """One pass. With a filter, only the orders it selects (no scan of the tables).
+
+        The walk covers the orders changed within the items' TTL: an older order's items have
+        expired (DynamoDB deletes them, readers ignore them), so their absence is no
+        difference, and writing them again would keep every order ever made in the read model.
+        What the tables still hold of older orders is checked by the scan instead."""
         started = time.monotonic()
-        total = int(await self._pool.fetchval(_COUNT, customer_id, since))
-        one_pass = RepairPass(self, dry_run, progress, total)
+        window = datetime.fromtimestamp(self._clock() - self._ttl_hours * 3600, UTC)
+        walk_since = window if since is None else max(since, window)
+        total = int(await self._pool.fetchval(_COUNT, customer_id, walk_since))
+        one_pass = RepairPass(self, dry_run, progress, total, walk_since)
         pages: set[asyncio.Task[None]] = set()
         slots = asyncio.Semaphore(self._pages_in_flight)
 
@@ -109,7 +116,7 @@ class Reconciler:
             slots.release()
 
         try:
-            async for page in self._pages(customer_id, since):
+            async for page in self._pages(customer_id, walk_since):
                 await slots.acquire()
                 # A page that failed (e.g. the read model is down) ends the pass.
                 for failed in [t for t in pages if t.done()]:
@@ -179,8 +186,10 @@ class Reconciler:
                 lines[line["order_id"]].append(line)
         return {str(row["order_id"]): order_from_rows(row, lines[row["order_id"]]) for row in rows}
 
-    async def existing(self, order_ids: Sequence[UUID]) -> set[str]:
-        return {str(row["order_id"]) for row in await self._pool.fetch(_EXISTING, order_ids)}
+    async def versions(self, order_ids: Sequence[UUID]) -> dict[str, tuple[int, datetime]]:
+        """PostgreSQL's version and update time of each of these orders it has."""
+        rows = await self._pool.fetch(_VERSIONS, order_ids)
+        return {str(r["order_id"]): (int(r["version"]), r["updated_at"]) for r in rows}
 
     async def scan(self, table: str, segment: int) -> AsyncIterator[list[items.Item]]:
         request: dict[str, Any] = {

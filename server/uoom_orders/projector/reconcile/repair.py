@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -38,9 +39,17 @@ class RepairPass:
     """The state of one pass (so that a Reconciler can run several, one after another)."""
 
     def __init__(
-        self, reconciler: Reconciler, dry_run: bool, progress: Progress | None, total: int
+        self,
+        reconciler: Reconciler,
+        dry_run: bool,
+        progress: Progress | None,
+        total: int,
+        walked_since: datetime,
     ) -> None:
         self._r = reconciler
+        self._walked_since = walked_since
+        # Orders the scan sent to a check: an order's items are in both tables' scans.
+        self._scan_checked: set[UUID] = set()
         self._dry_run = dry_run
         self._progress = progress
         self._total = total
@@ -77,9 +86,22 @@ class RepairPass:
         async for page in self._r.scan(table, segment):
             self.report.scanned += len(page)
             found, malformed = by_order_id(page)
-            existing = await self._r.existing([UUID(i) for i in found]) if found else set()
-            orphans = [item for i, item in found.items() if i not in existing] + malformed
+            versions = await self._r.versions([UUID(i) for i in found]) if found else {}
+            orphans = [item for i, item in found.items() if i not in versions] + malformed
             await _all([self._remove(table, item) for item in orphans])
+            # Ahead of PostgreSQL, for an order the walk did not cover (it last changed before
+            # the TTL window): checked and repaired as the walk would.
+            ahead = [
+                UUID(i)
+                for i, item in found.items()
+                if i in versions
+                and versions[i][1] < self._walked_since
+                and (item_version_or_none(item) or 0) > versions[i][0]
+                and UUID(i) not in self._scan_checked
+            ]
+            self._scan_checked.update(ahead)
+            if ahead:
+                await self.check_page(ahead)
 
     async def _repair(
         self,
