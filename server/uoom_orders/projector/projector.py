@@ -135,7 +135,7 @@ class OrderProjector(LongRunning):
             )
         )
         try:
-            consumer = await started(self._new_consumer())
+            consumer = await self._joined_consumer()
         except BaseException:
             await producer.stop()
             raise
@@ -220,7 +220,25 @@ class OrderProjector(LongRunning):
         if old is not None:
             await old.stop()
         await asyncio.sleep(self._rejoin_pause.next_delay())
-        self._consumer = await started(self._new_consumer())
+        self._consumer = await self._joined_consumer()
+
+    async def _joined_consumer(self) -> AIOKafkaConsumer:
+        """A started consumer with its partitions assigned. aiokafka's start waits for the
+        assignment, so a join that never ends (see `membership`) would hold it for ever: past
+        the limit, the consumer leaves and a new member joins after a jittered pause."""
+        limit = stuck_join_seconds(self._config.session_timeout_ms)
+        while True:
+            try:
+                # started() stops the consumer when the wait is cut short.
+                return await asyncio.wait_for(started(self._new_consumer()), limit)
+            except TimeoutError:
+                _log.warning(
+                    "projector: no partitions assigned %.1fs into the join; joining again as a "
+                    "new member",
+                    limit,
+                )
+                self.stats.rejoins += 1
+                await asyncio.sleep(self._rejoin_pause.next_delay())
 
     # --- one batch ---------------------------------------------------------------------
     async def _process(self, batch: Batch) -> None:
