@@ -130,17 +130,27 @@ def order_from_proto(message: order_pb2.Order) -> Order:
     )
 
 
+# The fields an order and its summary share (OrderSummary's, by name), split once: the copy
+# runs for every event a near cache applies and every fill of a faster tier.
+_SUMMARY_SCALARS = tuple(
+    f.name for f in order_pb2.OrderSummary.DESCRIPTOR.fields if f.message_type is None
+)
+_SUMMARY_MESSAGES = tuple(
+    f.name for f in order_pb2.OrderSummary.DESCRIPTOR.fields if f.message_type is not None
+)
+
+
 def _copy_summary_fields(
     source: order_pb2.Order | order_pb2.OrderSummary,
     target: order_pb2.Order | order_pb2.OrderSummary,
 ) -> None:
     """Copies every field of OrderSummary (Order has each under the same name)."""
     given: Message = source  # by field name: the generated stubs type names as literals
-    for field in order_pb2.OrderSummary.DESCRIPTOR.fields:
-        if field.message_type is None:
-            setattr(target, field.name, getattr(source, field.name))
-        elif given.HasField(field.name):
-            getattr(target, field.name).CopyFrom(getattr(source, field.name))
+    for name in _SUMMARY_SCALARS:
+        setattr(target, name, getattr(source, name))
+    for name in _SUMMARY_MESSAGES:
+        if given.HasField(name):
+            getattr(target, name).CopyFrom(getattr(source, name))
 
 
 def summary_from_order(message: order_pb2.Order) -> order_pb2.OrderSummary:
