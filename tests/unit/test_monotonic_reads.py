@@ -16,6 +16,7 @@ from uoom.orders.v1 import order_pb2
 from uoom_orders.read.near_cache import NearCache, NearCacheStore
 from uoom_orders.read.ports import ListQuery
 from uoom_orders.read.tiers import ReadPath, Tier
+from uoom_orders.read.version_floors import VersionFloors
 from uoom_orders.wire import summary_from_order
 
 
@@ -52,22 +53,38 @@ class VersionStore:
 
 
 class Replica:
-    """One API replica's read path over a near cache whose feed the test drives."""
+    """One API replica's read path over a near cache whose feed the test drives.
 
-    def __init__(self, dynamodb: VersionStore, postgres: VersionStore) -> None:
-        self.cache = NearCache()
+    `near_cache_entries`: the cache's bound (1 evicts all the time); None runs without a near
+    cache, where only the replica's floors remember what it answered."""
+
+    def __init__(
+        self, dynamodb: VersionStore, postgres: VersionStore, near_cache_entries: int | None = 100
+    ) -> None:
+        self.floors = VersionFloors(1000)
         self.live = True
-        tiers = [
-            Tier(NearCacheStore(self.cache, lambda: self.live), serves_lists=False, local=True),
-            Tier(dynamodb),
-        ]
+        self.cache: NearCache | None = None
+        tiers: list[Tier] = []
+        memory: NearCache | VersionFloors = self.floors
+        if near_cache_entries is not None:
+            cache = NearCache(max_entries=near_cache_entries, floors=self.floors)
+            self.cache = memory = cache
+            tiers.append(
+                Tier(NearCacheStore(cache, lambda: self.live), serves_lists=False, local=True)
+            )
+        tiers.append(Tier(dynamodb))
 
         def remember(summary: order_pb2.OrderSummary, order: order_pb2.Order | None) -> None:
-            self.cache.put(summary, order, time.time() + 60)
+            if self.cache is None:
+                self.floors.raise_to(UUID(summary.order_id), summary.version)
+            else:
+                self.cache.put(summary, order, time.time() + 60)
 
-        self.path = ReadPath(tiers, Tier(postgres), remember=remember, memory=self.cache)
+        self.path = ReadPath(tiers, Tier(postgres), remember=remember, memory=memory)
 
     def feed(self, order_id: UUID, version: int) -> None:
+        if self.cache is None:
+            return  # no near cache, no feed
         order = order_pb2.Order(
             order_id=str(order_id), version=version, tracking_code=f"v{version}"
         )
@@ -78,7 +95,8 @@ class Replica:
 
     def feed_up(self) -> None:
         # What the cache feed does when it follows the topic again (cache_feed.py).
-        self.cache.demote()
+        if self.cache is not None:
+            self.cache.demote()
         self.live = True
 
 
@@ -121,9 +139,10 @@ async def test_postgres_behind_the_floor_wins_and_replaces_it() -> None:
     replica.feed_up()
     found, tier = await replica.path.get_summary(oid, 0)
     assert (found and found.version, tier) == (4, "postgres")
-    assert replica.cache.floor(oid) == 4
+    assert replica.floors.floor(oid) == 4
     # The next commit reuses version 5 and applies over the corrected floor.
     replica.feed(oid, 5)
+    assert replica.cache is not None
     entry = replica.cache.get(oid)
     assert entry is not None
     assert entry.order is not None
@@ -155,13 +174,17 @@ def test_a_demoted_entry_keeps_its_floor_and_stops_answering() -> None:
     assert cache.floor(oid) == 0
 
 
+@pytest.mark.parametrize("near_cache_entries", [100, 1, None], ids=["cache", "evicting", "no-cache"])
 @pytest.mark.parametrize("seed", range(40))
-async def test_random_faults_never_take_a_replica_back_in_time(seed: int) -> None:
+async def test_random_faults_never_take_a_replica_back_in_time(
+    seed: int, near_cache_entries: int | None
+) -> None:
     """Commits, feed deliveries that lag or stop, feed restarts, a projector that lags behind,
-    and reads of every kind, in random order: each replica's answers never go back."""
+    and reads of every kind, in random order: each replica's answers never go back — with a
+    near cache, with one that forgets nearly everything, and with none."""
     rng = random.Random(seed)
     dynamodb, postgres = VersionStore("dynamodb"), VersionStore("postgres")
-    replicas = [Replica(dynamodb, postgres) for _ in range(2)]
+    replicas = [Replica(dynamodb, postgres, near_cache_entries) for _ in range(2)]
     orders = [uuid.uuid4() for _ in range(3)]
     delivered = {(r, o): 0 for r in range(2) for o in orders}
     answered = {(r, o): 0 for r in range(2) for o in orders}
@@ -203,3 +226,40 @@ async def test_random_faults_never_take_a_replica_back_in_time(seed: int) -> Non
             assert version >= answered[r, oid], f"replica {r} went back for {oid}"
             assert version <= postgres.versions[oid]
             answered[r, oid] = version
+
+
+def test_a_floor_outlives_its_entry_and_stops_a_stale_event() -> None:
+    """Evicted, expired or too big for the cache: the version still bounds answers and fills."""
+    floors = VersionFloors(10)
+    cache = NearCache(max_entries=1, floors=floors)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    assert cache.put(order_pb2.OrderSummary(order_id=str(first), version=5), None, time.time() + 60)
+    assert cache.put(order_pb2.OrderSummary(order_id=str(second), version=1), None, time.time() + 60)
+    assert cache.get(first) is None  # evicted
+    assert cache.floor(first) == 5
+    # A stale event (or a lagging tier's answer) cannot come back in through the empty slot.
+    stale = order_pb2.OrderSummary(order_id=str(first), version=3)
+    assert not cache.put(stale, None, time.time() + 60)
+    assert cache.get(first) is None
+    # PostgreSQL's word still goes below it.
+    assert cache.replace(stale, None, time.time() + 60, if_version=5)
+    assert cache.floor(first) == 3
+
+
+def test_floors_forget_the_oldest_raised_first() -> None:
+    floors = VersionFloors(2)
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    floors.raise_to(a, 1)
+    floors.raise_to(b, 1)
+    floors.raise_to(a, 2)  # raised: now the newest
+    floors.raise_to(b, 1)  # not raised: keeps its place
+    floors.raise_to(c, 1)
+    assert floors.floors([a, b, c]) == {a: 2, c: 1}
+    floors.raise_to(a, 1)
+    assert floors.floor(a) == 2
+    summary = order_pb2.OrderSummary(order_id=str(a), version=1)
+    assert not floors.replace(summary, None, 0, if_version=3)
+    assert floors.replace(summary, None, 0, if_version=2)
+    assert floors.floor(a) == 1
+    floors.discard(a)
+    assert floors.floor(a) == 0

@@ -26,6 +26,7 @@ CONFIG = ReadPathConfig(
     kafka_topic="orders",
     kafka_fetch_max_wait_ms=500,
     near_cache_max_entries=10,
+    read_floor_max_entries=1000,
     near_cache_max_bytes=1 << 20,
     near_cache_fill_ttl_seconds=60,
     dax_endpoint=None,

@@ -103,6 +103,7 @@ def read_path_config(settings: Settings) -> ReadPathConfig:
         kafka_topic=settings.kafka_topic,
         kafka_fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         near_cache_max_entries=settings.near_cache_max_entries,
+        read_floor_max_entries=settings.read_floor_max_entries,
         near_cache_max_bytes=settings.near_cache_max_mb * 1024 * 1024,
         near_cache_fill_ttl_seconds=settings.near_cache_fill_ttl_seconds,
         dax_endpoint=settings.dax_endpoint,

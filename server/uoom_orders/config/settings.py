@@ -226,6 +226,14 @@ class Settings:
         None,
         "near-cache bound (orders)",
     )
+    read_floor_max_entries: int = declare(
+        "READ_FLOOR_MAX_ENTRIES",
+        p.int_between(1, 100_000_000),
+        500_000,
+        None,
+        "orders whose newest answered version a replica remembers, so it never answers an "
+        "older one (about 100 bytes each; kept with the near cache off too)",
+    )
     near_cache_max_mb: int = declare(
         "NEAR_CACHE_MAX_MB", p.int_between(1, 1_000_000), 256, None, "near-cache bound (MiB)"
     )

@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from uoom.orders.v1 import order_pb2
@@ -26,6 +27,7 @@ from uoom_orders.read.near_cache import NearCache, NearCacheStore
 from uoom_orders.read.page_token import PageTokenCodec
 from uoom_orders.read.postgres_store import PostgresOrderReadStore
 from uoom_orders.read.tiers import ReadPath, Tier
+from uoom_orders.read.version_floors import VersionFloors
 from uoom_orders.read.write_back import ReadModelWriteBack
 
 _log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ class ReadPathConfig:
     kafka_topic: str
     kafka_fetch_max_wait_ms: int
     near_cache_max_entries: int
+    # Orders whose newest answered version this replica remembers (version_floors.py).
+    read_floor_max_entries: int
     near_cache_max_bytes: int
     # How long an order copied up from a lower tier stays in the near cache.
     near_cache_fill_ttl_seconds: float
@@ -103,13 +107,16 @@ async def read_path(
         cache: NearCache | None = None
         feed: NearCacheFeed | None = None
         write_back: ReadModelWriteBack | None = None
+        floors = VersionFloors(config.read_floor_max_entries)
 
         if "near-cache" in config.tiers:
             if config.kafka_bootstrap_servers is None:
                 _log.warning("near cache off: it needs KAFKA_BOOTSTRAP_SERVERS to stay coherent")
             else:
                 cache = NearCache(
-                    max_entries=config.near_cache_max_entries, max_bytes=config.near_cache_max_bytes
+                    max_entries=config.near_cache_max_entries,
+                    max_bytes=config.near_cache_max_bytes,
+                    floors=floors,
                 )
                 feed = NearCacheFeed(
                     cache,
@@ -174,9 +181,9 @@ async def read_path(
         reads = ReadPath(
             tiers,
             source,
-            remember=None if cache is None else _near_cache_fill(cache, config),
+            remember=_floor_raise(floors) if cache is None else _near_cache_fill(cache, config),
             write_back=write_back,
-            memory=cache,
+            memory=floors if cache is None else cache,
             memory_ttl_seconds=config.near_cache_fill_ttl_seconds,
         )
         yield AssembledReadPath(reads, names, cache, feed, write_back)
@@ -190,5 +197,16 @@ def _near_cache_fill(
 
     def remember(summary: order_pb2.OrderSummary, order: order_pb2.Order | None) -> None:
         cache.put(summary, order, time.time() + fill_ttl)
+
+    return remember
+
+
+def _floor_raise(
+    floors: VersionFloors,
+) -> Callable[[order_pb2.OrderSummary, order_pb2.Order | None], None]:
+    """Without a near cache, what a lower tier answers still raises this replica's floor."""
+
+    def remember(summary: order_pb2.OrderSummary, order: order_pb2.Order | None) -> None:
+        floors.raise_to(UUID(summary.order_id), summary.version)
 
     return remember

@@ -5,11 +5,11 @@ from PostgreSQL fallbacks. An entry is only ever replaced by a newer version, so
 duplicated event can never take a reader back in time — except by reconciliation's
 corrections, which carry what PostgreSQL, the source of truth, has.
 
-An entry is also this replica's memory of the newest version of the order it has seen (its
-*floor*). When the feed that keeps the cache coherent is interrupted, entries are not thrown
-away but demoted: a demoted entry no longer answers (it may have missed events), yet its version
-still bounds what the replica may answer, so a lagging lower tier cannot take a reader back in
-time. A demoted entry answers again once a read or an event brings it up to date.
+Every version stored here also raises this replica's floor for the order (version_floors.py),
+which outlives the entry. When the feed that keeps the cache coherent is interrupted, entries
+are not thrown away but demoted: a demoted entry no longer answers (it may have missed events),
+yet the floor still bounds what the replica may answer, so a lagging lower tier cannot take a
+reader back in time. A demoted entry answers again once a read or an event brings it up to date.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from cachetools import LRUCache
 from uoom.orders.v1 import order_pb2
 
 from uoom_orders.read.ports import ListQuery, NotServing
+from uoom_orders.read.version_floors import VersionFloors
 
 # Per-entry bookkeeping beyond the messages' own encoded size (dict slot, objects, key).
 _ENTRY_OVERHEAD_BYTES = 600
@@ -52,8 +53,11 @@ class NearCache:
         max_entries: int = 100_000,
         max_bytes: int = 256 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
+        floors: VersionFloors | None = None,
     ) -> None:
         self._max_entries = max_entries
+        # The floors every stored version raises; they outlive the entries.
+        self.version_floors = VersionFloors() if floors is None else floors
         self._entries: LRUCache[UUID, CachedOrder] = LRUCache(
             maxsize=max_bytes, getsizeof=lambda entry: entry.size
         )
@@ -96,20 +100,12 @@ class NearCache:
         return found
 
     def floor(self, order_id: UUID) -> int:
-        """The newest version of the order this cache has seen, demoted or not; 0 if none."""
-        entry = self._live(order_id)
-        return 0 if entry is None else entry.version
+        """The newest version of the order this replica has seen, cached or not; 0 if none."""
+        return self.version_floors.floor(order_id)
 
     def floors(self, order_ids: Sequence[UUID]) -> dict[UUID, int]:
-        """`floor` of each id the cache holds (demoted or not); absent ids are left out."""
-        entries = self._entries
-        now = self._clock()
-        found = {}
-        for order_id in order_ids:
-            entry = entries.get(order_id)
-            if entry is not None and entry.expires_at > now:
-                found[order_id] = entry.version
-        return found
+        """`floor` of each remembered id; others are left out."""
+        return self.version_floors.floors(order_ids)
 
     def put(
         self,
@@ -117,7 +113,7 @@ class NearCache:
         order: order_pb2.Order | None,
         expires_at: float,
     ) -> bool:
-        """Stores the order unless a newer version is cached; returns whether it was stored.
+        """Stores the order unless a newer version was seen; returns whether it was stored.
 
         The same version replaces a demoted entry (it is up to date again) and an entry
         without the whole order when this one has it.
@@ -125,6 +121,8 @@ class NearCache:
         if expires_at <= self._clock():
             return False
         order_id = UUID(summary.order_id)
+        if summary.version < self.version_floors.floor(order_id):
+            return False  # older than seen here, though the entry itself may be gone
         current = self._live(order_id)
         if current is not None:
             if current.version > summary.version:
@@ -135,7 +133,7 @@ class NearCache:
                 and (order is None or current.order)
             ):
                 return False
-        return self._store(order_id, summary, order, expires_at)
+        return self._store(order_id, summary, order, expires_at, exact=False)
 
     def replace(
         self,
@@ -154,18 +152,21 @@ class NearCache:
             return False
         if expires_at <= self._clock():
             self._entries.pop(order_id, None)
+            self.version_floors.set(order_id, summary.version)
             return False
-        return self._store(order_id, summary, order, expires_at)
+        return self._store(order_id, summary, order, expires_at, exact=True)
 
     def discard(self, order_id: UUID) -> None:
         """Forgets the order, floor included (PostgreSQL does not have it)."""
         self._entries.pop(order_id, None)
+        self.version_floors.discard(order_id)
 
     def demote(self) -> None:
         """Every entry stops answering but keeps bounding answers (see the module's doc)."""
         self._generation += 1
 
     def clear(self) -> None:
+        """Forgets every entry; the floors stay (nothing older may answer after this)."""
         self._entries.clear()
 
     def _store(
@@ -174,7 +175,14 @@ class NearCache:
         summary: order_pb2.OrderSummary,
         order: order_pb2.Order | None,
         expires_at: float,
+        *,
+        exact: bool,
     ) -> bool:
+        # The floor first: it holds even when the entry does not fit.
+        if exact:
+            self.version_floors.set(order_id, summary.version)
+        else:
+            self.version_floors.raise_to(order_id, summary.version)
         size = summary.ByteSize() + (order.ByteSize() if order is not None else 0)
         entry = CachedOrder(
             summary, order, expires_at, size + _ENTRY_OVERHEAD_BYTES, self._generation
