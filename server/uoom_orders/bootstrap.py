@@ -106,7 +106,12 @@ async def _projector_role(
                 settings.dynamodb_table_prefix,
                 ttl_hours=settings.order_cache_ttl_hours,
             )
-            schedule = ReconcileSchedule(reconciler, pool, settings.reconcile_interval_seconds)
+            schedule = ReconcileSchedule(
+                reconciler,
+                pool,
+                settings.reconcile_interval_seconds,
+                scan_every=settings.reconcile_scan_every_passes,
+            )
         projector = OrderProjector(
             ReadModelWriter(dynamodb, settings.dynamodb_table_prefix),
             projector_config(settings),

@@ -7,12 +7,10 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -21,6 +19,7 @@ from botocore.config import Config
 
 from uoom_orders.read.dax_client import SyncItemClient
 from uoom_orders_dax import DaxEndpoint
+from uoom_orders_devstack.dynamodb_endpoint import moto_server_argv
 
 REGION = "us-east-1"
 ACCESS_KEY_ID = "testing"
@@ -49,18 +48,14 @@ def dynamodb_client(endpoint: str) -> Any:
 
 @contextlib.contextmanager
 def moto_dynamodb() -> Iterator[str]:
-    """The URL of a DynamoDB endpoint: TEST_DYNAMODB_ENDPOINT, else a moto_server of our own."""
+    """The URL of a DynamoDB endpoint: TEST_DYNAMODB_ENDPOINT, else a moto of our own."""
     outside = os.environ.get("TEST_DYNAMODB_ENDPOINT")
     if outside:
         yield outside
         return
     port = _free_port()
-    script = Path(sys.executable).parent / "moto_server"
-    command = [str(script)] if script.is_file() else [sys.executable, "-m", "moto.server"]
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            [*command, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
-        )
+        process = subprocess.Popen(moto_server_argv(port), stdout=log, stderr=log)
         url = f"http://127.0.0.1:{port}"
         try:
             client = dynamodb_client(url)

@@ -174,7 +174,9 @@ def test_a_demoted_entry_keeps_its_floor_and_stops_answering() -> None:
     assert cache.floor(oid) == 0
 
 
-@pytest.mark.parametrize("near_cache_entries", [100, 1, None], ids=["cache", "evicting", "no-cache"])
+@pytest.mark.parametrize(
+    "near_cache_entries", [100, 1, None], ids=["cache", "evicting", "no-cache"]
+)
 @pytest.mark.parametrize("seed", range(40))
 async def test_random_faults_never_take_a_replica_back_in_time(
     seed: int, near_cache_entries: int | None
@@ -233,8 +235,9 @@ def test_a_floor_outlives_its_entry_and_stops_a_stale_event() -> None:
     floors = VersionFloors(10)
     cache = NearCache(max_entries=1, floors=floors)
     first, second = uuid.uuid4(), uuid.uuid4()
-    assert cache.put(order_pb2.OrderSummary(order_id=str(first), version=5), None, time.time() + 60)
-    assert cache.put(order_pb2.OrderSummary(order_id=str(second), version=1), None, time.time() + 60)
+    later = time.time() + 60
+    assert cache.put(order_pb2.OrderSummary(order_id=str(first), version=5), None, later)
+    assert cache.put(order_pb2.OrderSummary(order_id=str(second), version=1), None, later)
     assert cache.get(first) is None  # evicted
     assert cache.floor(first) == 5
     # A stale event (or a lagging tier's answer) cannot come back in through the empty slot.

@@ -116,7 +116,7 @@ class SlowReconciler:
         self.started = asyncio.Event()
         self.cancelled = False
 
-    async def run(self) -> ReconcileReport:
+    async def run(self, *, scan: bool = True) -> ReconcileReport:
         self.started.set()
         try:
             await asyncio.sleep(60)
@@ -137,3 +137,25 @@ async def test_the_schedule_runs_once_entered_and_is_drained_on_leaving() -> Non
     assert pool.connection.unlocked
     assert schedule.passes == 0
     await schedule.__aexit__(None, None, None)  # safe twice
+
+
+class RecordingReconciler:
+    """Records whether each pass scanned; ends each pass at once."""
+
+    def __init__(self) -> None:
+        self.scans: list[bool] = []
+
+    async def run(self, *, scan: bool = True) -> ReconcileReport:
+        self.scans.append(scan)
+        return ReconcileReport()
+
+
+async def test_scheduled_passes_scan_every_nth_and_a_triggered_pass_only_walks() -> None:
+    reconciler, pool = RecordingReconciler(), FakePool()
+    schedule = ReconcileSchedule(reconciler, pool, 3600, scan_every=3)  # type: ignore[arg-type]
+    # The schedule's turns, driven without waiting an interval for each.
+    for _ in range(7):
+        await schedule._turn()
+    schedule.trigger()
+    await schedule._turn()
+    assert reconciler.scans == [True, False, False, True, False, False, True, False]

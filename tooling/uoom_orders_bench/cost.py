@@ -387,16 +387,19 @@ def storage_gb(measured: Measured, orders_kept: float) -> float:
     return orders_kept * per_order / 1024**3
 
 
-def reconcile_units_per_order(measured: Measured, rules: bool) -> float:
-    """Read units one pass spends per order PostgreSQL holds."""
+def reconcile_units_per_order(measured: Measured, rules: bool, scan_every: int = 1) -> float:
+    """Read units a pass spends on average per order PostgreSQL holds: the walk every pass,
+    the scan every `scan_every`-th (RECONCILE_SCAN_EVERY_PASSES)."""
     checked = max(measured.reconcile_checked, 1)
     if not rules:
-        return measured.units(READ_OPERATIONS, "reconcile") / checked
+        walk = measured.units([op for op in READ_OPERATIONS if op != "Scan"], "reconcile")
+        scan = measured.units(["Scan"], "reconcile")
+        return (walk + scan / scan_every) / checked
     # Strongly consistent BatchGetItem: one unit per item under 4 KB, each table; the scan reads
     # whole items (a projection does not lower the cost), strongly consistent.
     keys = sum(read_units(measured.sizes.get(t, 0), consistent=True) for t in TABLES)
     scanned = sum(measured.sizes.get(t, 0) for t in TABLES) / 4096
-    return keys + scanned
+    return keys + scanned / scan_every
 
 
 def _money(value: float) -> str:
@@ -411,6 +414,7 @@ def render(
     reads_per_order: int,
     ttl_hours: float,
     reconcile_interval_s: float,
+    reconcile_scan_every: int = 1,
 ) -> str:
     """The table: the reference's figures beside ours, with and without a DAX node."""
     ref = Reference()
@@ -433,10 +437,10 @@ def render(
     gb = storage_gb(measured, kept)
     passes = HOURS_PER_MONTH * 3600 / reconcile_interval_s if reconcile_interval_s > 0 else 0.0
     reconcile = {
-        name: reconcile_units_per_order(measured, rules=name == "rules")
+        name: reconcile_units_per_order(measured, name == "rules", reconcile_scan_every)
         for name in ("reported", "rules")
     }
-    # A pass walks the orders changed within the TTL (those the tables keep) and scans the tables.
+    # A pass walks the orders changed within the TTL (those the tables keep); every Nth scans.
     reconcile_cost = {
         name: passes * kept / 1e6 * units * prices.read_per_million
         for name, units in reconcile.items()
@@ -492,7 +496,7 @@ def render(
         ),
         ("total without DAX", "-", _money(sum(ours["reported"])), _money(sum(ours["rules"]))),
         (
-            "reconciliation: read units per order, per pass",
+            f"reconciliation: read units per order, per pass (scan every {reconcile_scan_every})",
             "-",
             f"{reconcile['reported']:.2f}",
             f"{reconcile['rules']:.2f}",
@@ -589,6 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ttl_hours=settings.order_cache_ttl_hours,
             # What a deployment runs (this run turned it off, to measure one pass apart).
             reconcile_interval_s=float(Settings.reconcile_interval_seconds),
+            reconcile_scan_every=Settings.reconcile_scan_every_passes,
         )
     )
     return 0

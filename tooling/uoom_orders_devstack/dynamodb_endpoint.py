@@ -1,4 +1,4 @@
-"""A DynamoDB-protocol endpoint: moto's server (`moto_server`) as a subprocess."""
+"""A DynamoDB-protocol endpoint: moto's DynamoDB backend as a subprocess (moto_dynamodb.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from uoom_orders_devstack.processes import ServerProcess, SingleProcessServer
 
 
 def moto_server_argv(port: int, host: str = LOOPBACK) -> list[str]:
-    """The command that starts moto's server: the script next to this Python, else `-m`."""
-    script = Path(sys.executable).parent / "moto_server"
-    command = [str(script)] if script.is_file() else [sys.executable, "-m", "moto.server"]
-    return [*command, "-H", host, "-p", str(port)]
+    """The command that starts moto's DynamoDB on host:port."""
+    return [sys.executable, "-m", "uoom_orders_devstack.moto_dynamodb", "-H", host, "-p", str(port)]
 
 
 def dynamodb_answers(port: int, host: str = LOOPBACK, timeout: float = 1.0) -> bool:

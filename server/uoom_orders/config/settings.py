@@ -269,6 +269,15 @@ class Settings:
         "a reconciliation pass this often in the projector role (one projector at a time); "
         "0: off (the `reconcile` command still works)",
     )
+    reconcile_scan_every_passes: int = declare(
+        "RECONCILE_SCAN_EVERY_PASSES",
+        p.int_between(1, 100_000),
+        12,
+        None,
+        "every this many scheduled passes also scans both tables for items of orders "
+        "PostgreSQL does not have (the scan reads every item: as much as the walk); a pass "
+        "brought forward by a read-model outage walks only; the `reconcile` command always scans",
+    )
     metrics_port: int = declare(
         "METRICS_PORT", p.int_between(0, 65535), 0, None, "Prometheus endpoint; 0: off"
     )

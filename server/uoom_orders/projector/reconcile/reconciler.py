@@ -96,8 +96,10 @@ class Reconciler:
         customer_id: UUID | None = None,
         since: datetime | None = None,
         progress: Progress | None = None,
+        scan: bool = True,
     ) -> ReconcileReport:
-        """One pass. With a filter, only the orders it selects (no scan of the tables).
+        """One pass. With a filter, only the orders it selects (no scan of the tables); with
+        `scan` False, the walk only.
 
         The walk covers the orders changed within the items' TTL: an older order's items have
         expired (DynamoDB deletes them, readers ignore them), so their absence is no
@@ -126,7 +128,7 @@ class Reconciler:
                 task.add_done_callback(finished)
             if pages:
                 await asyncio.gather(*pages)
-            if customer_id is None and since is None:
+            if scan and customer_id is None and since is None:
                 await asyncio.gather(
                     *(
                         one_pass.scan_segment(table, segment)

@@ -20,20 +20,28 @@ RECONCILE_LOCK_KEY = 0x756F6F6D_0003
 
 
 class ReconcileSchedule(LongRunning):
-    """A full pass every `interval` seconds, in one process at a time: each pass holds a
-    session advisory lock, and a process that cannot take it skips its turn. A pass that fails
-    (the read model or PostgreSQL is down) is logged and retried at the next turn. `trigger()`
-    brings the next pass forward (the projector calls it when the read model answers again
-    after an outage: it may have come back empty).
+    """A pass every `interval` seconds, in one process at a time: each pass holds a session
+    advisory lock, and a process that cannot take it skips its turn. A pass that fails (the
+    read model or PostgreSQL is down) is logged and retried at the next turn. Every
+    `scan_every`-th scheduled pass also scans the tables for orphans (it reads every item, as
+    the walk does, and orphans only come from commits PostgreSQL lost: rare). `trigger()`
+    brings a walk forward (the projector calls it when the read model answers again after an
+    outage: it may have come back empty, and what heals it is the walk, soon).
 
     An async context manager: entering starts the schedule in a background task; leaving
     cancels it and waits until it has ended, a pass in progress included (every repair is
     conditioned on what it read, so a pass cut short leaves nothing half done). Safe twice.
     """
 
-    def __init__(self, reconciler: Reconciler, pool: asyncpg.Pool, interval: float) -> None:
+    def __init__(
+        self, reconciler: Reconciler, pool: asyncpg.Pool, interval: float, scan_every: int = 1
+    ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
+        if scan_every < 1:
+            raise ValueError("scan_every must be at least 1")
+        self._scan_every = scan_every
+        self._scheduled = 0
         self._reconciler = reconciler
         self._pool = pool
         self._interval = interval
@@ -59,21 +67,30 @@ class ReconcileSchedule(LongRunning):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):
                     await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                _log.warning("reconciliation pass failed: %r; next in %.0fs", error, self._interval)
+            await self._turn()
 
-    async def run_once(self) -> ReconcileReport | None:
+    async def _turn(self) -> None:
+        """The pass due now: a walk when triggered, else a scheduled pass (scanning or not)."""
+        if self._wake.is_set():
+            self._wake.clear()
+            scan = False
+        else:
+            scan = self._scheduled % self._scan_every == 0
+            self._scheduled += 1
+        try:
+            await self.run_once(scan=scan)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            _log.warning("reconciliation pass failed: %r; next in %.0fs", error, self._interval)
+
+    async def run_once(self, *, scan: bool = True) -> ReconcileReport | None:
         """One pass if no other process runs one now; None when it skipped its turn."""
         async with self._pool.acquire() as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RECONCILE_LOCK_KEY):
                 return None
             try:
-                report = await self._reconciler.run()
+                report = await self._reconciler.run(scan=scan)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", RECONCILE_LOCK_KEY)
         self.passes += 1
