@@ -117,6 +117,12 @@ def _env_pair(raw: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+def _plots(args: argparse.Namespace) -> bool:
+    if args.plots and args.json_path is None:
+        raise ValueError("--plots writes next to the --json file: give both")
+    return bool(args.plots)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's options."""
     parser = argparse.ArgumentParser(
@@ -199,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--dynamodb", help="use this DynamoDB endpoint instead of a local one")
     add("--target", help="an already running service (host:port): start none")
     add("--json", type=Path, dest="json_path", help="write every round's raw figures here")
+    add(
+        "--plots",
+        action="store_true",
+        help="also write PNG plots next to the JSON: latency of service vs bare, lag per stage",
+    )
     add("--log-dir", type=Path, help="keep the servers' logs here (default: a temporary folder)")
     return parser
 
@@ -296,6 +307,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         dynamodb=args.dynamodb,
         target=args.target,
         json_path=args.json_path,
+        plots=_plots(args),
         log_dir=args.log_dir,
         zipf=zipf,
     )

@@ -74,6 +74,7 @@ class BenchOptions:
     dynamodb: str | None = None
     target: str | None = None
     json_path: Path | None = None
+    plots: bool = False  # PNG plots next to the JSON (plots.py)
     log_dir: Path | None = None
     zipf: ZipfSettings = field(default_factory=ZipfSettings)
 
@@ -166,6 +167,11 @@ async def run_benchmark(options: BenchOptions, command: str, argv: Sequence[str]
             setup=setup_facts,
         )
         write_json(options.json_path, document)
+        if options.plots:
+            from uoom_orders_bench.plots import write_plots
+
+            for path in write_plots(document, options.json_path.with_suffix("")):
+                print(f"plot written to {path}", file=sys.stderr)
 
 
 async def _run_round(
