@@ -159,3 +159,32 @@ async def test_scheduled_passes_scan_every_nth_and_a_triggered_pass_only_walks()
     schedule.trigger()
     await schedule._turn()
     assert reconciler.scans == [True, False, False, True, False, False, True, False]
+
+
+class FailingOnceReconciler(RecordingReconciler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.second_pass = asyncio.Event()
+
+    async def run(self, *, scan: bool = True) -> ReconcileReport:
+        await super().run(scan=scan)
+        if len(self.scans) == 1:
+            raise ConnectionError("the read model stumbled")
+        self.second_pass.set()
+        return ReconcileReport()
+
+
+async def test_a_triggered_walk_that_fails_is_tried_again_soon() -> None:
+    """Not at the next turn (minutes away): the read model that came back needs it now."""
+    reconciler, pool = FailingOnceReconciler(), FakePool()
+    schedule = ReconcileSchedule(
+        reconciler,  # type: ignore[arg-type]
+        pool,
+        3600,
+        retry_seconds=0.01,
+    )
+    async with schedule:
+        schedule.trigger()
+        await asyncio.wait_for(reconciler.second_pass.wait(), 5)
+    assert reconciler.scans == [False, False]
+    assert schedule.passes == 1

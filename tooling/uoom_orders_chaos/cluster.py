@@ -77,10 +77,18 @@ class RoleProcess:
     def is_running(self) -> bool:
         return self._process.is_running
 
+    def log_offset(self) -> int:
+        """Where the log ends now: `wait_logged` from here sees only what comes later."""
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    async def wait_logged(self, text: str, offset: int, timeout_s: float) -> None:
+        """Waits until the log has `text` after `offset`; raises if the process ends first."""
+        await self._wait_logged(text, offset, timeout_s)
+
     async def start(self, timeout_s: float = READY_TIMEOUT_S) -> float:
         """Starts the process and waits until it is ready; returns the seconds that took."""
         started = time.monotonic()
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        offset = self.log_offset()
         self._process.spawn()
         self.incarnation += 1
         if self.role == "api":
@@ -121,7 +129,7 @@ class RoleProcess:
         deadline = time.monotonic() + timeout_s
         while True:
             if not self._process.is_running:
-                raise self._failed(f"exited with {self._process.returncode} while starting")
+                raise self._failed(f"exited with {self._process.returncode} while waiting")
             with contextlib.suppress(OSError), self.log_path.open("rb") as log:
                 log.seek(offset)
                 if line.encode() in log.read():

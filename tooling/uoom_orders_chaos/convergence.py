@@ -304,18 +304,26 @@ class StateReader:
     async def _items(
         self, table: str, order_ids: list[str], decode: Callable[[Mapping[str, Any]], _M]
     ) -> dict[str, _M | None]:
-        """BatchGetItem (consistent) in chunks of 100, unprocessed keys asked again."""
+        """BatchGetItem (consistent) in chunks of 100, a few at once, unprocessed keys asked
+        again."""
         items: list[Mapping[str, Any]] = []
-        for start in range(0, len(order_ids), _BATCH):
-            keys = [{"orderId": {"S": oid}} for oid in order_ids[start : start + _BATCH]]
-            while keys:
-                reply = await self._dynamodb.batch_get_item(
-                    RequestItems={table: {"Keys": keys, "ConsistentRead": True}}
-                )
-                items.extend(reply.get("Responses", {}).get(table, []))
-                keys = reply.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-                if keys:
-                    await asyncio.sleep(0.05)
+        semaphore = asyncio.Semaphore(4)
+
+        async def read(chunk: list[str]) -> None:
+            keys = [{"orderId": {"S": oid}} for oid in chunk]
+            async with semaphore:
+                while keys:
+                    reply = await self._dynamodb.batch_get_item(
+                        RequestItems={table: {"Keys": keys, "ConsistentRead": True}}
+                    )
+                    items.extend(reply.get("Responses", {}).get(table, []))
+                    keys = reply.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+                    if keys:
+                        await asyncio.sleep(0.05)
+
+        await asyncio.gather(
+            *(read(order_ids[i : i + _BATCH]) for i in range(0, len(order_ids), _BATCH))
+        )
         return _decoded(items, decode)
 
     @staticmethod
@@ -350,7 +358,8 @@ class Convergence:
     """From the fault lifting to the end of the first snapshot in which everything agreed;
     None when that did not happen within the settle timeout."""
     agreed_after: dict[str, float | None]
-    """Per component: seconds after the lift from which it agreed in every later snapshot."""
+    """Per component: seconds after the lift from which it agreed in every later snapshot
+    (snapshots begin once the writes stopped)."""
     last: Snapshot
     snapshots: int
     snapshot_seconds: float
@@ -361,18 +370,22 @@ async def await_convergence(
     reader: StateReader,
     lifted_at: float,
     timeout_s: float,
-    quiet: Callable[[], bool],
+    quiesced: asyncio.Task[None],
     interval_s: float = 0.2,
 ) -> Convergence:
     """Snapshots until everything agrees with PostgreSQL or `timeout_s` after `lifted_at`.
 
-    Agreement counts only in a snapshot begun while `quiet()` (no write in flight or to come),
-    since a moving PostgreSQL is never matched exactly.
+    Agreement counts only in a snapshot begun once `quiesced` is done (no write in flight or to
+    come),
+    since a moving PostgreSQL is never matched exactly; so none is taken before (for a fault
+    whose repair runs under writes, reading every order of every component again and again
+    would compete for the endpoint with the repair being timed).
     """
     agreed_after: dict[str, float | None] = {}
     durations: list[float] = []
+    await asyncio.wait([quiesced], timeout=max(0.0, lifted_at + timeout_s - time.monotonic()))
     while True:
-        was_quiet = quiet()
+        was_quiet = quiesced.done()
         snapshot = await reader.snapshot()
         durations.append(snapshot.finished - snapshot.started)
         elapsed = snapshot.finished - lifted_at

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -157,36 +155,45 @@ async def _start_postgres(ctx: FaultContext, server: PostgresServer, attempts: i
                 raise
 
 
-# The operator's repair of a lost read model: one reconciliation pass (it writes every missing
-# item and deletes nothing PostgreSQL has).
-REPAIR_COMMAND = [sys.executable, "-m", "uoom_orders", "reconcile"]
+# What a projector logs at the end of a reconciliation pass (projector/reconcile/schedule.py).
+RECONCILED_LINE = '"message": "reconciliation: '
+SELF_HEAL_TIMEOUT_S = 120.0
 
 
 async def dynamodb_lost(ctx: FaultContext) -> Lifted:
+    """The operator brings back an empty endpoint and creates the tables; the service heals
+    itself: the projectors' writes succeed again, which brings a reconciliation walk forward
+    in one of them (writes go on meanwhile)."""
     cluster = ctx.cluster
     endpoint = cluster.stack.dynamodb
     assert endpoint is not None
-    command = REPAIR_COMMAND
     await asyncio.to_thread(endpoint.kill)
-    ctx.log("SIGKILL moto_server (every table and item gone)")
+    ctx.log("SIGKILL moto (every table and item gone)")
     await asyncio.sleep(ctx.seconds)
     lifted = time.monotonic()
+    projectors = [p for p in cluster.roles.values() if p.role == "projector"]
+    offsets = {p.name: p.log_offset() for p in projectors}
 
     async def rebuild() -> None:
         started = time.monotonic()
         await asyncio.to_thread(endpoint.start)
         await cluster.create_tables()
         ctx.timings["new endpoint with tables"] = time.monotonic() - started
-        ctx.log(f"empty moto_server on the same port, tables created; {command[-1]} under writes")
-        log_path = cluster.log_dir / "repair.log"
-        repair_started = time.monotonic()
-        with log_path.open("ab") as log:
-            process = await asyncio.create_subprocess_exec(
-                *command, env=cluster.env, stdout=log, stderr=subprocess.STDOUT
+        ctx.log("empty moto on the same port, tables created; the projectors heal the rest")
+        waits = [
+            asyncio.create_task(
+                p.wait_logged(RECONCILED_LINE, offsets[p.name], SELF_HEAL_TIMEOUT_S)
             )
-            code = await process.wait()
-        ctx.timings[f"{command[-1]} command"] = time.monotonic() - repair_started
-        ctx.log(f"{command[-1]} exited with {code} (log: {log_path.name})")
+            for p in projectors
+        ]
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            await cancel_all(waits)
+        ctx.timings["reconciliation pass done"] = time.monotonic() - started
+        ctx.log("a projector's reconciliation pass ended")
 
     return Lifted(
         lifted,
@@ -194,6 +201,12 @@ async def dynamodb_lost(ctx: FaultContext) -> Lifted:
         writes_until_recovered=True,
         reread_components=("*",),
     )
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def stale_events(ctx: FaultContext) -> Lifted:

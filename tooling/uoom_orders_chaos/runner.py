@@ -124,7 +124,7 @@ async def _one_fault(
         state.forget(orders=lifted.reread_orders)
     quiesce = asyncio.create_task(_quiesce(load, lifted), name="quiesce")
     convergence = await await_convergence(
-        state, lifted.at, options.settle_timeout, quiet=quiesce.done
+        state, lifted.at, options.settle_timeout, quiesced=quiesce
     )
     await _finish_recovery(ctx, lifted)
     with contextlib.suppress(Exception):

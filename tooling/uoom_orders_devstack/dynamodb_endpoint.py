@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,8 +11,11 @@ from uoom_orders_devstack.processes import ServerProcess, SingleProcessServer
 
 
 def moto_server_argv(port: int, host: str = LOOPBACK) -> list[str]:
-    """The command that starts moto's DynamoDB on host:port."""
-    return [sys.executable, "-m", "uoom_orders_devstack.moto_dynamodb", "-H", host, "-p", str(port)]
+    """The command that starts moto's DynamoDB on host:port (with UOOM_MOTO_STATS=1, it logs
+    calls and CPU per operation when stopped)."""
+    command = [sys.executable, "-m", "uoom_orders_devstack.moto_dynamodb", "-H", host]
+    stats = ["--stats"] if os.environ.get("UOOM_MOTO_STATS") == "1" else []
+    return [*command, "-p", str(port), *stats]
 
 
 def dynamodb_answers(port: int, host: str = LOOPBACK, timeout: float = 1.0) -> bool:

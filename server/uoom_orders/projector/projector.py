@@ -89,9 +89,14 @@ class OrderProjector(LongRunning):
             self.stats, (config.retry_backoff_seconds, config.max_backoff_seconds)
         )
         self._membership = GroupMembership()
-        # The pause before joining again: random, so that members stuck in step join apart.
+        # The pause before joining again: random, so that members stuck in step join apart,
+        # and growing with each join in a row that got stuck: a pause shorter than a join
+        # leaves two members overlapping, and on the local broker they then stay stuck in
+        # step (seen for minutes after both projectors restarted together). Reset once joined.
         session_seconds = config.session_timeout_ms / 1000
-        self._rejoin_pause = Backoff(session_seconds, session_seconds)
+        self._rejoin_pause = Backoff(
+            session_seconds, 4 * stuck_join_seconds(config.session_timeout_ms)
+        )
 
     @property
     def task(self) -> asyncio.Task[None]:
@@ -230,7 +235,9 @@ class OrderProjector(LongRunning):
         while True:
             try:
                 # started() stops the consumer when the wait is cut short.
-                return await asyncio.wait_for(started(self._new_consumer()), limit)
+                consumer = await asyncio.wait_for(started(self._new_consumer()), limit)
+                self._rejoin_pause.reset()
+                return consumer
             except TimeoutError:
                 _log.warning(
                     "projector: no partitions assigned %.1fs into the join; joining again as a "

@@ -11,6 +11,7 @@ import asyncpg
 from uoom_orders.projector.reconcile.differences import ReconcileReport
 from uoom_orders.projector.reconcile.reconciler import Reconciler
 from uoom_orders.runtime.lifecycle import LongRunning
+from uoom_orders.runtime.retry import Backoff
 from uoom_orders.runtime.tasks import BackgroundTasks
 
 _log = logging.getLogger(__name__)
@@ -34,7 +35,13 @@ class ReconcileSchedule(LongRunning):
     """
 
     def __init__(
-        self, reconciler: Reconciler, pool: asyncpg.Pool, interval: float, scan_every: int = 1
+        self,
+        reconciler: Reconciler,
+        pool: asyncpg.Pool,
+        interval: float,
+        scan_every: int = 1,
+        *,
+        retry_seconds: float = 1.0,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -42,6 +49,7 @@ class ReconcileSchedule(LongRunning):
             raise ValueError("scan_every must be at least 1")
         self._scan_every = scan_every
         self._scheduled = 0
+        self._retry = Backoff(retry_seconds, 30.0)
         self._reconciler = reconciler
         self._pool = pool
         self._interval = interval
@@ -71,7 +79,8 @@ class ReconcileSchedule(LongRunning):
 
     async def _turn(self) -> None:
         """The pass due now: a walk when triggered, else a scheduled pass (scanning or not)."""
-        if self._wake.is_set():
+        triggered = self._wake.is_set()
+        if triggered:
             self._wake.clear()
             scan = False
         else:
@@ -82,7 +91,17 @@ class ReconcileSchedule(LongRunning):
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            _log.warning("reconciliation pass failed: %r; next in %.0fs", error, self._interval)
+            if not triggered:
+                _log.warning("reconciliation pass failed: %r; next in %.0fs", error, self._interval)
+                return
+            # A read model that just came back may still stumble: the walk it needs is
+            # tried again soon, not at the next turn.
+            delay = min(self._interval, self._retry.next_delay())
+            _log.warning("reconciliation walk failed: %r; again in %.1fs", error, delay)
+            asyncio.get_running_loop().call_later(delay, self._wake.set)
+        else:
+            if triggered:
+                self._retry.reset()
 
     async def run_once(self, *, scan: bool = True) -> ReconcileReport | None:
         """One pass if no other process runs one now; None when it skipped its turn."""
