@@ -110,13 +110,7 @@ def _latency_plot(scenarios: Mapping[str, Any], path: Path) -> Path:
         axes.set_title(name, fontsize=10)
         axes.set_ylabel("ms")
     axes_list[0][0].legend(fontsize=8)
-    figure.suptitle(
-        "Latency, service vs bare grpc.aio\n(median of rounds, whiskers min to max)", fontsize=10
-    )
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(figure, "Latency, service vs bare grpc.aio", path)
 
 
 def _lag_plot(scenarios: Mapping[str, Any], path: Path) -> Path:
@@ -141,9 +135,13 @@ def _lag_plot(scenarios: Mapping[str, Any], path: Path) -> Path:
         axes.set_title(f"{name}: lag per stage", fontsize=10)
         axes.set_ylabel("ms")
         axes.legend(fontsize=8)
-    figure.suptitle(
-        "Pipeline lag by stage (median of rounds, whiskers min to max)", fontsize=10
-    )
+    return _save(figure, "Pipeline lag by stage", path)
+
+
+def _save(figure: Any, title: str, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    figure.suptitle(f"{title}\n(median of rounds, whiskers min to max)", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
