@@ -45,3 +45,35 @@ def test_a_process_not_started_by_the_run_has_no_figures() -> None:
     window.stop()
     assert window.figures(10) == {}
     assert CpuWindow(None).figures(10) == {}
+
+
+async def test_what_a_process_spends_idle_is_measured_and_taken_off_per_call() -> None:
+    address = "127.0.0.1:1"
+    cpu = ProcessCpu({address: os.getpid()})
+    idle = await cpu.measure_idle(address, seconds=0.3)  # this test sleeps: near 0
+    assert idle is not None
+    assert idle < 0.5
+    assert cpu.idle_cores[address] == idle
+    # A process that burns half a core in the background beyond its calls.
+    window = CpuWindow(os.getpid(), idle_cores=0.5)
+    window.start()
+    burn(0.3)
+    window.stop()
+    figures = window.figures(100)
+    assert figures["server_cpu_idle_core_pct"] == 50
+    per_call = figures["server_cpu_ms_per_call"]
+    beyond = figures["server_cpu_ms_per_call_beyond_idle"]
+    assert 0 <= beyond < per_call
+    cpu_s, wall_s = window.spent()
+    assert cpu_s is not None
+    assert beyond == pytest.approx(1000 * max(0.0, cpu_s - 0.5 * wall_s) / 100)
+    # Without an idle measurement there is no figure beyond it.
+    plain = CpuWindow(os.getpid())
+    plain.start()
+    plain.stop()
+    assert "server_cpu_ms_per_call" in plain.figures(1)
+    assert "server_cpu_ms_per_call_beyond_idle" not in plain.figures(1)
+
+
+async def test_idle_of_a_process_not_started_by_the_run_is_unknown() -> None:
+    assert await ProcessCpu().measure_idle("127.0.0.1:1", seconds=0.01) is None

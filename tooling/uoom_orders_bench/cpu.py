@@ -50,20 +50,38 @@ def cpu_seconds(pid: int) -> float | None:
 
 @dataclass(frozen=True)
 class ProcessCpu:
-    """Which process answers at which address: the servers whose CPU a scenario reads."""
+    """Which process answers at which address: the servers whose CPU a scenario reads, and
+    what each spends idle (cores), once `measure_idle` has looked."""
 
     pids: Mapping[str, int] = field(default_factory=dict)
+    idle_cores: dict[str, float] = field(default_factory=dict)
 
     def window(self, address: str) -> CpuWindow:
         """A window on the CPU of the process at `address` (empty when it is not ours)."""
-        return CpuWindow(self.pids.get(address))
+        return CpuWindow(self.pids.get(address), self.idle_cores.get(address))
+
+    async def measure_idle(self, address: str, seconds: float = 2.0) -> float | None:
+        """The share of a core the process at `address` uses while nobody calls it (its own
+        background: the service's near-cache feed polling the broker, health checks), kept
+        for the windows' figures beyond idle."""
+        window = CpuWindow(self.pids.get(address), None)
+        window.start()
+        await asyncio.sleep(seconds)
+        window.stop()
+        cpu_s, wall_s = window.spent()
+        if cpu_s is None or wall_s <= 0:
+            return None
+        self.idle_cores[address] = cpu_s / wall_s
+        return self.idle_cores[address]
 
 
 class CpuWindow:
-    """CPU time and wall time of one process between `start()` and `stop()`."""
+    """CPU time and wall time of one process between `start()` and `stop()`; with the cores
+    it uses idle, also the CPU beyond that."""
 
-    def __init__(self, pid: int | None) -> None:
+    def __init__(self, pid: int | None, idle_cores: float | None = None) -> None:
         self._pid = pid
+        self._idle_cores = idle_cores
         self._cpu: list[float | None] = []
         self._wall: list[float] = []
 
@@ -86,16 +104,28 @@ class CpuWindow:
         await asyncio.sleep(max(0.0, (end_ns - time.perf_counter_ns()) / 1e9))
         self.stop()
 
-    def figures(self, units: float, unit: str = "call") -> dict[str, float]:
-        """CPU ms per unit (call, event) and the share of one core the process used; nothing
-        when the process is not ours or a reading failed."""
+    def spent(self) -> tuple[float | None, float]:
+        """CPU seconds (None when the process is not ours or a reading failed) and wall
+        seconds between the first and the last reading."""
         if len(self._cpu) < 2 or self._cpu[0] is None or self._cpu[-1] is None:
+            return None, 0.0
+        return self._cpu[-1] - self._cpu[0], self._wall[-1] - self._wall[0]
+
+    def figures(self, units: float, unit: str = "call") -> dict[str, float]:
+        """CPU ms per unit (call, event) and the share of one core the process used, and per
+        unit beyond what it spends idle when that was measured; nothing when the process is
+        not ours or a reading failed."""
+        cpu_s, wall_s = self.spent()
+        if cpu_s is None:
             return {}
-        cpu_s = self._cpu[-1] - self._cpu[0]
-        wall_s = self._wall[-1] - self._wall[0]
-        return {
+        figures = {
             f"{CPU_PREFIX}ms_per_{unit}": 1000 * cpu_s / units if units > 0 else math.nan,
             f"{CPU_PREFIX}core_pct": 100 * cpu_s / wall_s if wall_s > 0 else math.nan,
             f"{CPU_PREFIX}s": cpu_s,
             f"{CPU_PREFIX}tick_ms": 1000 * _TICK_S,
         }
+        if self._idle_cores is not None and units > 0:
+            beyond = max(0.0, cpu_s - self._idle_cores * wall_s)
+            figures[f"{CPU_PREFIX}ms_per_{unit}_beyond_idle"] = 1000 * beyond / units
+            figures[f"{CPU_PREFIX}idle_core_pct"] = 100 * self._idle_cores
+        return figures

@@ -148,6 +148,7 @@ async def run_benchmark(options: BenchOptions, command: str, argv: Sequence[str]
         )
         reports = [ScenarioReport(s) for s in built]
         for round_number in range(1, options.rounds + 1):
+            await _measure_idle(cpu, setup, round_number)
             await _run_round(round_number, options.rounds, reports, setup)
 
     setup_facts["load_average_end"] = list(os.getloadavg())
@@ -172,6 +173,18 @@ async def run_benchmark(options: BenchOptions, command: str, argv: Sequence[str]
 
             for path in write_plots(document, options.json_path.with_suffix("")):
                 print(f"plot written to {path}", file=sys.stderr)
+
+
+async def _measure_idle(cpu: ProcessCpu, setup: _Setup, round_number: int) -> None:
+    """Each server's CPU while nobody calls it, for the figures beyond idle (per round: the
+    machine's other work changes)."""
+    parts = []
+    for side in ("baseline", "service"):
+        cores = await cpu.measure_idle(setup.address(side))
+        if cores is not None:
+            parts.append(f"{side} {100 * cores:.1f} %")
+    if parts:
+        _say(f"[round {round_number}] idle CPU, % of a core: {', '.join(parts)}")
 
 
 async def _run_round(
