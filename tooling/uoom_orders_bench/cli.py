@@ -55,6 +55,10 @@ scenarios (--scenarios, comma separated; a numeric suffix sets the rate or concu
                   API replica's near cache and in the DynamoDB read model, p50/p95/p99/max
   pipeline[-N]    a burst of N (--pipeline-events) status changes from --pipeline-writers:
                   commits/s, events/s end to end into DynamoDB, time to drain
+  rebuild         a reconciliation pass of every order into a fresh pair of empty tables,
+                  then over the full ones: orders/s, CPU per order of the pass and of the
+                  local DynamoDB endpoint (service only; reconciliation's schedule is off in
+                  every run, so that no pass lands in another scenario)
   zipf[-RATE]     open loop at --zipf-rate over --zipf-orders orders seeded in bulk, reads
                   Zipf-distributed, --write-share writes, on a replica whose near cache holds
                   a tenth of them; share served by each tier, read p50/p99 misses included.

@@ -26,6 +26,7 @@ from uoom_orders_bench.bulk_seed import seed_bulk
 from uoom_orders_bench.cpu import ProcessCpu
 from uoom_orders_bench.pipeline import PipelineTargets, ReadModelTable
 from uoom_orders_bench.process_metrics import MetricsEndpoint, with_metrics_port
+from uoom_orders_bench.rebuild import rebuild_scenario
 from uoom_orders_bench.report import (
     RoundFigures,
     ScenarioReport,
@@ -88,6 +89,10 @@ class _Setup:
     pids: dict[str, int] = field(default_factory=dict)
     """The processes this run started, by their gRPC address (for their CPU time)."""
     zipf: ZipfTarget | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """The service's settings (the stores it uses), for the rebuild scenario."""
+    dynamodb_pid: int | None = None
+    """The local DynamoDB endpoint's process, when this run started it."""
 
     def address(self, side: Side) -> str:
         return self.baseline_address if side == "baseline" else self.service_address
@@ -144,7 +149,10 @@ async def run_benchmark(options: BenchOptions, command: str, argv: Sequence[str]
             book,
             setup.pipeline,
             cpu,
-            built_elsewhere={"zipf": lambda: [zipf_scenario(options.load, zipf)]} if zipf else None,
+            built_elsewhere={
+                "zipf": lambda: [zipf_scenario(options.load, zipf)] if zipf else [],
+                "rebuild": lambda: _rebuild(setup),
+            },
         )
         reports = [ScenarioReport(s) for s in built]
         for round_number in range(1, options.rounds + 1):
@@ -173,6 +181,12 @@ async def run_benchmark(options: BenchOptions, command: str, argv: Sequence[str]
 
             for path in write_plots(document, options.json_path.with_suffix("")):
                 print(f"plot written to {path}", file=sys.stderr)
+
+
+def _rebuild(setup: _Setup) -> list[Scenario]:
+    if not setup.env.get("DYNAMODB_ENDPOINT"):
+        raise ValueError("the rebuild scenario needs the DynamoDB endpoint (--dynamodb)")
+    return [rebuild_scenario(setup.env, setup.dynamodb_pid)]
 
 
 async def _measure_idle(cpu: ProcessCpu, setup: _Setup, round_number: int) -> None:
@@ -274,11 +288,14 @@ async def _start_service(
 
     # endpoints.env() carries the local broker's settings (no idempotent producer, short fetches).
     env = service_environment(endpoints.env(), options.service_env)
-    if "zipf" in options.kinds and "RECONCILE_INTERVAL_SECONDS" not in options.service_env:
-        # A reconciliation pass walks every order: over the zipf scenario's orders it would hold
-        # the local DynamoDB endpoint for minutes in the middle of the run.
+    if "RECONCILE_INTERVAL_SECONDS" not in options.service_env:
+        # A scheduled pass walks every order: it would land in whichever scenario runs then
+        # and hold the local DynamoDB endpoint for seconds (over the zipf scenario's orders,
+        # minutes). The rebuild scenario measures a pass apart.
         env["RECONCILE_INTERVAL_SECONDS"] = "0"
-        _say("zipf: reconciliation off in this run (RECONCILE_INTERVAL_SECONDS=0)")
+        _say("reconciliation's schedule off in this run (RECONCILE_INTERVAL_SECONDS=0)")
+    setup.env = dict(env)
+    setup.dynamodb_pid = None if stack.dynamodb is None else stack.dynamodb.pid
     await _prepare_stores(env)
     roles = ALL_ROLES if options.single_process else ("api",)
     # Every process serves its own metrics, for the lag by stage.

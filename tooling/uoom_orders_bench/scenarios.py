@@ -40,6 +40,7 @@ SCENARIO_KINDS = (
     "mixed",
     "lag",
     "pipeline",
+    "rebuild",
     "zipf",
     "watch",
 )

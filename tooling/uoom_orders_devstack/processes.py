@@ -198,6 +198,11 @@ class SingleProcessServer:
     _process: ServerProcess | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while it has one (for its CPU time)."""
+        return None if self._process is None else self._process.pid
+
+    @property
     def is_running(self) -> bool:
         """True while the server process runs."""
         return self._process is not None and self._process.is_running
