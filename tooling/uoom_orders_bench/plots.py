@@ -96,10 +96,15 @@ def _bars(axes: Any, groups: Sequence[str], series: Sequence[tuple[str, str, lis
 def _latency_plot(scenarios: Mapping[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    figure, axes_list = plt.subplots(
-        1, len(scenarios), figsize=(3.6 * len(scenarios) + 1, 4), squeeze=False
+    columns = min(3, len(scenarios))
+    rows = math.ceil(len(scenarios) / columns)
+    figure, axes_grid = plt.subplots(
+        rows, columns, figsize=(4.2 * columns + 0.5, 3.6 * rows + 0.6), squeeze=False
     )
-    for axes, (name, scenario) in zip(axes_list[0], scenarios.items(), strict=True):
+    cells = list(axes_grid.flat)
+    for unused in cells[len(scenarios) :]:
+        unused.set_visible(False)
+    for axes, (name, scenario) in zip(cells, scenarios.items(), strict=False):
         rounds = scenario["rounds"]
         keys = [(k, label) for k, label in _PERCENTILES if _spread(rounds, "service", k)]
         series = [
@@ -109,7 +114,7 @@ def _latency_plot(scenarios: Mapping[str, Any], path: Path) -> Path:
         _bars(axes, [label for _, label in keys], series)
         axes.set_title(name, fontsize=10)
         axes.set_ylabel("ms")
-    axes_list[0][0].legend(fontsize=8)
+    cells[0].legend(fontsize=8)
     return _save(figure, "Latency, service vs bare grpc.aio", path)
 
 
@@ -133,7 +138,9 @@ def _lag_plot(scenarios: Mapping[str, Any], path: Path) -> Path:
         ]
         _bars(axes, [s.replace("_", " ") for s in stages], series)
         axes.set_title(f"{name}: lag per stage", fontsize=10)
-        axes.set_ylabel("ms")
+        # Stages differ by orders of magnitude (a feed in ms, the projector in seconds).
+        axes.set_yscale("log")
+        axes.set_ylabel("ms (log scale)")
         axes.legend(fontsize=8)
     return _save(figure, "Pipeline lag by stage", path)
 
