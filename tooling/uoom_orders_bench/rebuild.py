@@ -48,6 +48,11 @@ def rebuild_scenario(env: Mapping[str, str], endpoint_pid: int | None) -> Scenar
         measure,
         with_baseline=False,
         writes=True,
+        progress=lambda f: (
+            f"{f['orders']:.0f} orders: fill {f['fill_orders_per_s']:.0f} orders/s "
+            f"({f['fill_s']:.2f} s), check {f['check_orders_per_s']:.0f} orders/s "
+            f"({f['check_s']:.2f} s)"
+        ),
     )
 
 

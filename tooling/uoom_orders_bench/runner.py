@@ -93,6 +93,8 @@ class _Setup:
     """The service's settings (the stores it uses), for the rebuild scenario."""
     dynamodb_pid: int | None = None
     """The local DynamoDB endpoint's process, when this run started it."""
+    background_pids: list[int] = field(default_factory=list)
+    """The relay, the projector and the DynamoDB endpoint, when this run started them."""
 
     def address(self, side: Side) -> str:
         return self.baseline_address if side == "baseline" else self.service_address
@@ -102,7 +104,12 @@ class _Setup:
         if self.service_pid is None:
             await asyncio.sleep(_SETTLE_TARGET_S)
             return _SETTLE_TARGET_S
-        return await wait_quiet(self.service_pid)
+        waited = await wait_quiet(self.service_pid)
+        # And the pipeline behind it: a projector still writing a backlog (the seed's thousand
+        # orders take it seconds) would show as lag in the next scenario.
+        for pid in self.background_pids:
+            waited += await wait_quiet(pid)
+        return waited
 
 
 def _say(message: str) -> None:
@@ -309,6 +316,11 @@ async def _start_service(
         projector_metrics = await _start_role(
             resources, env, log_dir, "projector", "projector started"
         )
+        setup.background_pids += [
+            m.pid for m in (relay_metrics, projector_metrics) if m.pid is not None
+        ]
+    if setup.dynamodb_pid is not None:
+        setup.background_pids.append(setup.dynamodb_pid)
     process, address = service_process(env, log_dir, roles=roles)
     resources.callback(process.terminate, STOP_TIMEOUT_S)
     process.spawn()
