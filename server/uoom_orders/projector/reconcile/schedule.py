@@ -22,8 +22,9 @@ RECONCILE_LOCK_KEY = 0x756F6F6D_0003
 
 class ReconcileSchedule(LongRunning):
     """A pass every `interval` seconds, in one process at a time: each pass holds a session
-    advisory lock, and a process that cannot take it skips its turn. A pass that fails (the
-    read model or PostgreSQL is down) is logged and retried at the next turn. Every
+    advisory lock, and a process that cannot take it skips its turn. A scheduled pass that
+    fails (the read model or PostgreSQL is down) is logged and retried at the next turn; a
+    walk brought forward is tried again within seconds (backing off to 30 s). Every
     `scan_every`-th scheduled pass also scans the tables for orphans (it reads every item, as
     the walk does, and orphans only come from commits PostgreSQL lost: rare). `trigger()`
     brings a walk forward (the projector calls it when the read model answers again after an
