@@ -9,8 +9,12 @@ the lost one forever) — is found here, by comparing, and repaired from Postgre
 One pass:
 1. walks the orders PostgreSQL changed within the items' TTL (older orders' items have expired,
    as they should) in pages (keyset on order_id), reads both tables' items for the
-   page (strongly consistent BatchGetItem) and only then the orders themselves, so an item
-   newer than PostgreSQL is never a commit that simply landed between the two reads;
+   page (BatchGetItem) and only then the orders themselves, so an item newer than PostgreSQL
+   is never a commit that simply landed between the two reads. Reads (and the scan) are
+   eventually consistent, at half the read units of strongly consistent ones: a stale read
+   only ever shows an item older than it is (or missing), never newer, and a repair is
+   conditioned on the item read, so one made from a stale read finds the item changed and
+   leaves it (counted as raced; the next pass looks again);
 2. classifies each table's item: missing (or expired), older, newer, same version with other
    content, or equal (`differences`);
 3. repairs each difference by writing PostgreSQL's order over *exactly the item it read*

@@ -163,10 +163,11 @@ class Reconciler:
         return self._tables.status if table == STATUS_TABLE else self._tables.details
 
     async def read_items(self, table: str, order_ids: Sequence[str]) -> dict[str, items.Item]:
-        """Strongly consistent BatchGetItem; retries UnprocessedKeys until none are left."""
+        """BatchGetItem, eventually consistent (see the package's doc); retries UnprocessedKeys
+        until none are left."""
         name = self.table_name(table)
         request: dict[str, Any] = {
-            name: {"Keys": [items.item_key(i) for i in order_ids], "ConsistentRead": True}
+            name: {"Keys": [items.item_key(i) for i in order_ids], "ConsistentRead": False}
         }
         found: dict[str, items.Item] = {}
         backoff = Backoff(0.04, 1.0)
@@ -205,7 +206,7 @@ class Reconciler:
                 "#u": items.UPDATED_AT,
                 "#ttl": items.TTL,
             },
-            "ConsistentRead": True,
+            "ConsistentRead": False,
             **capacity.RETURN_TOTAL,
         }
         while True:
