@@ -453,7 +453,9 @@ async def test_the_store_holds_back_rows_behind_an_older_open_transaction(
     assert await unpublished(db) == 0
 
 
-@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+@pytest.mark.parametrize(
+    ("outcome", "open_for"), [("commit", 0.0), ("rollback", 0.0), ("rollback", 10.0)]
+)
 async def test_a_later_commit_waits_for_an_older_transaction_then_is_published(
     local_stack: StackEndpoints,
     database_url: str,
@@ -461,12 +463,14 @@ async def test_a_later_commit_waits_for_an_older_transaction_then_is_published(
     db: asyncpg.Connection,
     topic: str,
     outcome: str,
+    open_for: float,
 ) -> None:
     """What the xid horizon guarantees: rows leave in id order, none is ever skipped.
 
     A later commit is held back while an older transaction is open; when that one commits,
     its NOTIFY wakes the relay; when it rolls back (no NOTIFY), the relay's quick recheck of
-    held-back rows publishes the later row long before the (slow) poll.
+    held-back rows publishes the later row long before the (slow) poll — also after the older
+    transaction stayed open for `open_for` seconds, while the recheck's wait grew.
     """
     relay = relay_for(database_url, kafka_publisher(local_stack, topic), poll_interval=SLOW_POLL)
     async with relay, TopicReader(local_stack, topic) as reader:
@@ -479,6 +483,10 @@ async def test_a_later_commit_waits_for_an_older_transaction_then_is_published(
             return relay.stats is not None and relay.stats.held_back == 1
 
         await eventually(relay_holds_it_back, "the relay has seen the row and held it back")
+        assert await unpublished(db) == 1
+        # The older transaction stays open a while (its duration is the point, not a wait for
+        # something to happen); the row stays held back all along.
+        await asyncio.sleep(open_for)
         assert await unpublished(db) == 1
 
         started = time.monotonic()

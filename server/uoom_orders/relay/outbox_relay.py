@@ -51,8 +51,12 @@ from uoom_orders.runtime.tasks import BackgroundTasks, cancel_and_wait
 _log = logging.getLogger(__name__)
 
 # A held-back row is checked again this soon at first: the older transaction blocking it may
-# roll back, and a rollback sends no NOTIFY.
+# roll back, and a rollback sends no NOTIFY. The wait grows while rows stay held back, but no
+# further than this (or the poll interval, if shorter): a long transaction that finally rolls
+# back must not leave the rows after it waiting for a whole poll. Seen: held back for some
+# seconds on a loaded machine, the wait had grown to the 30 s poll of a test.
 _HELD_BACK_RECHECK_SECONDS = 0.005
+_HELD_BACK_RECHECK_MAX_SECONDS = 1.0
 _HELD_BACK_WARNING_EVERY_SECONDS = 30.0
 
 
@@ -183,7 +187,8 @@ class OutboxRelay(LongRunning):
         config = self._config
         failures = Backoff(config.backoff_initial, config.backoff_max)
         recheck = Backoff(
-            min(_HELD_BACK_RECHECK_SECONDS, config.poll_interval), config.poll_interval
+            min(_HELD_BACK_RECHECK_SECONDS, config.poll_interval),
+            min(_HELD_BACK_RECHECK_MAX_SECONDS, config.poll_interval),
         )
         while not self._stopping.is_set():
             # Cleared before reading: a NOTIFY arriving during the drain wakes the next cycle.
