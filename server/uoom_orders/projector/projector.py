@@ -90,14 +90,9 @@ class OrderProjector(LongRunning):
         )
         self._membership = GroupMembership()
         # The pause before joining again: random, so that members stuck in step join apart,
-        # and growing with each join in a row that got stuck (up to two stuck-join limits): a
-        # pause shorter than a join leaves two members overlapping again. Reset once joined.
-        # On the local broker both projectors restarted together were still seen rejoining
-        # for minutes now and then (README, fault injection).
+        # and growing with each join in a row that got stuck. Reset once joined.
         session_seconds = config.session_timeout_ms / 1000
-        self._rejoin_pause = Backoff(
-            session_seconds, 2 * stuck_join_seconds(config.session_timeout_ms)
-        )
+        self._rejoin_pause = Backoff(session_seconds, 4 * session_seconds)
 
     @property
     def task(self) -> asyncio.Task[None]:
