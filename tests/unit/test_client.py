@@ -16,6 +16,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from uoom.orders.v1 import order_service_pb2_grpc
 
+from tests.support.fake_server import serving
 from uoom_orders_client import (
     CallInfo,
     DeadlineExceededError,
@@ -178,15 +179,8 @@ def _invalid_order_id_status() -> Any:
 
 @pytest.fixture
 async def service() -> AsyncIterator[tuple[FakeOrderService, str]]:
-    fake = FakeOrderService()
-    server = grpc.aio.server()
-    order_service_pb2_grpc.add_OrderServiceServicer_to_server(fake, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield fake, f"127.0.0.1:{port}"
-    finally:
-        await server.stop(None)
+    async with serving(FakeOrderService()) as served:
+        yield served
 
 
 @pytest.fixture

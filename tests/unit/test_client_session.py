@@ -14,6 +14,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from uoom.orders.v1 import order_service_pb2_grpc
 
+from tests.support.fake_server import serving
 from uoom_orders_client import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -101,14 +102,8 @@ class LaggingService(order_service_pb2_grpc.OrderServiceServicer):
 @pytest.fixture
 async def service() -> AsyncIterator[tuple[LaggingService, str]]:
     fake = LaggingService()  # type: ignore[abstract]  # CreateOrder, lists by restaurant: unused
-    server = grpc.aio.server()
-    order_service_pb2_grpc.add_OrderServiceServicer_to_server(fake, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield fake, f"127.0.0.1:{port}"
-    finally:
-        await server.stop(None)
+    async with serving(fake) as served:
+        yield served
 
 
 async def _write(client: OrderServiceClient, order_id: str) -> int:

@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import grpc
-import grpc.aio
 import pytest
-from uoom.orders.v1 import order_service_pb2_grpc
 
+from tests.support.fake_server import serving
+from tests.support.watch_changes import STATUS_AT
 from tests.unit.test_client import Context, FakeOrderService
 from uoom_orders.api.status_mapping import domain_status
 from uoom_orders.domain import errors
@@ -26,14 +25,6 @@ from uoom_orders_client import (
 S = order_pb2
 ORDER_ID = "00000000-0000-0000-0000-000000000042"
 RESTAURANT_ID = "22222222-2222-2222-2222-222222222222"
-STATUS_AT = {
-    1: S.ORDER_STATUS_PENDING,
-    2: S.ORDER_STATUS_CONFIRMED,
-    3: S.ORDER_STATUS_PREPARING,
-    4: S.ORDER_STATUS_READY_FOR_PICKUP,
-    5: S.ORDER_STATUS_OUT_FOR_DELIVERY,
-    6: S.ORDER_STATUS_DELIVERED,
-}
 FEED_LOST = errors.WatchInterrupted("feed lost", retry_delay=0.01)
 
 
@@ -80,15 +71,8 @@ class WatchingService(FakeOrderService):
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[WatchingService, str]]:
-    fake = WatchingService()
-    server = grpc.aio.server()
-    order_service_pb2_grpc.add_OrderServiceServicer_to_server(fake, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield fake, f"127.0.0.1:{port}"
-    finally:
-        await server.stop(None)
+    async with serving(WatchingService()) as pair:
+        yield pair
 
 
 def status(version: int, skipped: int = 0) -> order_service_pb2.WatchOrderStatusResponse:
