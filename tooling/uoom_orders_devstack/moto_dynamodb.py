@@ -1,17 +1,28 @@
 """moto's DynamoDB, alone, over HTTP: `python -m uoom_orders_devstack.moto_dynamodb -p PORT`.
 
 The same backend as `moto_server` (same package, same protocol, state in memory), served
-without what the local stack never asks of it. `moto_server` serves every AWS service: for each
-request it finds the service by matching the request against all of them, which lists moto's
-modules on disk every time (about 0.5 ms of CPU), and it wraps every answer for browsers
-(CORS). A conditional PutItem costs about 2.8 ms of CPU that way and 2.0 ms this way; on this
-2-core machine that CPU is what bounds projection, write-back and reconciliation.
+without what the local stack never asks of it, by a server that keeps connections open:
+
+- `moto_server` serves every AWS service: for each request it finds the service by matching the
+  request against all of them, which lists moto's modules on disk every time (about 0.5 ms of
+  CPU), and it wraps every answer for browsers (CORS). Here only DynamoDB is served.
+- `moto_server` runs werkzeug's development server, which closes the connection after every
+  answer (so each call costs a TCP connection and a thread on both sides) and logs every
+  request. waitress keeps HTTP/1.1 connections open, as DynamoDB itself does, and serves them
+  from a few threads. Measured with 16 conditional PutItems in flight from one aioboto3 client,
+  four runs each way, interleaved: a fifth less CPU per call in the endpoint (3.3-3.5 → 2.6-2.7
+  ms) and in the client (2.2-2.3 → 1.7-1.8 ms), and 30 % more calls a second.
+
+On this 2-core machine the endpoint's CPU is what bounds projection, write-back and
+reconciliation; every call the service makes to it also costs the service less with a kept
+connection (as it does against DynamoDB).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import logging
 import os
 import signal
 import sys
@@ -20,6 +31,10 @@ import time
 from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
+
+# Requests run one at a time anyway (moto is pure Python); a few threads keep one slow request
+# from holding up the others.
+_THREADS = 4
 
 WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 
@@ -69,20 +84,36 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MOTO_DISABLE_GLOBAL_CORS", "true")
     os.environ.setdefault("MOTO_PORT", str(args.port))
     from moto.moto_server.werkzeug_app import create_backend_app
-    from werkzeug.serving import run_simple
 
     app = create_backend_app("dynamodb")
     app.debug = False
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     if not args.stats:
-        run_simple(args.host, args.port, app, threaded=True)
+        _serve(app, args.host, args.port)
         return
     stats = OperationStats(app)
     try:
-        run_simple(args.host, args.port, stats, threaded=True)
+        _serve(stats, args.host, args.port)
     finally:
         print(stats.report(), file=sys.stderr, flush=True)
+
+
+def _serve(app: WsgiApp, host: str, port: int) -> None:
+    import waitress
+
+    # Queued requests are normal under load here, not worth a warning each time.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    waitress.serve(
+        app,
+        host=host,
+        port=port,
+        threads=_THREADS,
+        # Every process of the local stack keeps a pool of connections (up to 64 each).
+        connection_limit=2000,
+        asyncore_use_poll=True,
+        _quiet=True,
+    )
 
 
 if __name__ == "__main__":
