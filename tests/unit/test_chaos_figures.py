@@ -3,9 +3,9 @@ difference from PostgreSQL, and a failed fault."""
 
 from __future__ import annotations
 
+from tests.support.fault_reports import fault_report
 from uoom_orders_chaos.convergence import compare
 from uoom_orders_chaos.observations import MonotonicReads, WriteLedger
-from uoom_orders_chaos.report import FaultReport
 from uoom_orders_client import order_pb2
 
 CONFIRMED = order_pb2.ORDER_STATUS_CONFIRMED
@@ -77,44 +77,19 @@ def test_differences_by_kind() -> None:
     assert examples
 
 
-def _report(**overrides: object) -> FaultReport:
-    figures: dict[str, object] = {
-        "fault": "kill-api",
-        "started_at_s": 1.0,
-        "fault_seconds": 8.0,
-        "injected_at": "00:00:00.000",
-        "lifted_at": "00:00:08.000",
-        "writes_acknowledged": 10,
-        "writes_not_sent": 0,
-        "reads": 100,
-        "reads_not_sent": 0,
-        "write_errors": {},
-        "read_errors": {},
-        "raw_read_errors": {"UNAVAILABLE": 5},
-        "lost_writes": 0,
-        "lost_examples": [],
-        "regressions": {"same-replica": 0, "client": 0, "cross-replica": 3},
-        "regressions_by_tier": {},
-        "regression_examples": {},
-        "convergence_s": 1.5,
-        "agreed_after_s": {},
-        "snapshot_s": 0.1,
-        "final_check_s": 0.2,
-        "final_differences": {"status-table": {}},
-        "difference_examples": {},
-    }
-    return FaultReport(**(figures | overrides))  # type: ignore[arg-type]
-
-
 def test_a_fault_passes_on_every_target_and_cross_replica_regressions_are_information() -> None:
-    assert _report().failures(5.0) == []
+    assert fault_report().failures(5.0) == []
 
 
 def test_a_fault_fails_on_each_target() -> None:
-    assert _report(lost_writes=1).failures(5.0)
-    assert _report(lost_writes=None).failures(5.0)
-    assert _report(regressions={"same-replica": 1, "client": 0, "cross-replica": 0}).failures(5.0)
-    assert _report(regressions={"same-replica": 0, "client": 1, "cross-replica": 0}).failures(5.0)
-    assert _report(convergence_s=None).failures(5.0)
-    assert _report(convergence_s=5.1).failures(5.0)
-    assert _report(final_differences={"api-0": {"older": 1}}).failures(5.0)
+    assert fault_report(lost_writes=1).failures(5.0)
+    assert fault_report(lost_writes=None).failures(5.0)
+    assert fault_report(regressions={"same-replica": 1, "client": 0, "cross-replica": 0}).failures(
+        5.0
+    )
+    assert fault_report(regressions={"same-replica": 0, "client": 1, "cross-replica": 0}).failures(
+        5.0
+    )
+    assert fault_report(convergence_s=None).failures(5.0)
+    assert fault_report(convergence_s=5.1).failures(5.0)
+    assert fault_report(final_differences={"api-0": {"older": 1}}).failures(5.0)

@@ -77,6 +77,10 @@ class RoleProcess:
     def is_running(self) -> bool:
         return self._process.is_running
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
     def log_offset(self) -> int:
         """Where the log ends now: `wait_logged` from here sees only what comes later."""
         return self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -217,6 +221,18 @@ class ChaosCluster:
             region=self.settings.aws_region,
             prefix=self.settings.dynamodb_table_prefix,
         )
+
+    def pids(self) -> dict[str, int | None]:
+        """The process id of every role and of the broker and DynamoDB endpoint, by name."""
+        stack = self.stack
+        found = {name: process.pid for name, process in self.roles.items()}
+        found["dynamodb"] = None if stack.dynamodb is None else stack.dynamodb.pid
+        found["kafka"] = None if stack.kafka is None else stack.kafka.pid
+        return found
+
+    @property
+    def postmaster_pid(self) -> int | None:
+        return None if self.stack.postgres is None else self.stack.postgres.pid
 
     def roles_of(self, role: str) -> list[RoleProcess]:
         return [process for process in self.roles.values() if process.role == role]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -45,6 +46,10 @@ class FaultReport:
     notes: list[str] = field(default_factory=list)
     orders: int = 0
     """Orders in PostgreSQL at the end of the fault's measurement."""
+    cpu_steady: dict[str, float] = field(default_factory=dict)
+    """Per process, the share of a core it used during the steady load before the fault."""
+    cpu_healing: dict[str, float] = field(default_factory=dict)
+    """The same from the lift until convergence (or the settle timeout)."""
 
     @property
     def final_difference_count(self) -> int:
@@ -80,6 +85,15 @@ def _counts(counter: Mapping[str, int]) -> str:
 
 def _seconds(value: float | None) -> str:
     return "not converged" if value is None else f"{value:.1f}"
+
+
+def _cores(shares: Mapping[str, float], shown: int = 6) -> str:
+    """ "1.62 of 2 cores: api-0 0.31, ..." with the busiest processes first."""
+    cores = os.cpu_count() or 1
+    busiest = sorted(shares.items(), key=lambda kv: -kv[1])[:shown]
+    return f"{sum(shares.values()):.2f} of {cores} cores: " + ", ".join(
+        f"{name} {share:.2f}" for name, share in busiest
+    )
 
 
 def _differences(report: FaultReport) -> str:
@@ -157,6 +171,9 @@ def _details(r: FaultReport, convergence_target_s: float) -> list[str]:
         f"{r.snapshot_s:.2f} s); agreed from: {agreed}"
     )
     lines.append(f"  final check of every order in every component took {r.final_check_s:.1f} s")
+    for window, shares in (("steady load", r.cpu_steady), ("healing", r.cpu_healing)):
+        if shares:
+            lines.append(f"  CPU, {window}: {_cores(shares)}")
     if r.lost_examples:
         lines.append(f"  lost writes, e.g.: {'; '.join(r.lost_examples)}")
     if r.regressions_by_tier:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from uoom_orders_chaos import cpu_census
 from uoom_orders_chaos.cluster import ChaosCluster
 from uoom_orders_chaos.convergence import Snapshot, StateReader, await_convergence
 from uoom_orders_chaos.faults import FAULT_FUNCTIONS, FaultContext, Lifted
@@ -108,7 +109,11 @@ async def _one_fault(
     load.tally = tally
     load.resume_writes()
     say(f"{name}: steady load for {options.steady_seconds:g} s")
+    steady = cpu_census.take(cluster.pids, cluster.postmaster_pid)
     await asyncio.sleep(options.steady_seconds)
+    cpu_steady = cpu_census.cores_between(
+        steady, cpu_census.take(cluster.pids, cluster.postmaster_pid)
+    )
     ctx = FaultContext(cluster, options.fault_seconds, rng)
     injected = time.monotonic()
     injected_at = _wall_clock()
@@ -122,9 +127,13 @@ async def _one_fault(
     else:
         state.forget(lifted.reread_components)
         state.forget(orders=lifted.reread_orders)
+    healing = cpu_census.take(cluster.pids, cluster.postmaster_pid)
     quiesce = asyncio.create_task(_quiesce(load, lifted), name="quiesce")
     convergence = await await_convergence(
         state, lifted.at, options.settle_timeout, quiesced=quiesce
+    )
+    cpu_healing = cpu_census.cores_between(
+        healing, cpu_census.take(cluster.pids, cluster.postmaster_pid)
     )
     await _finish_recovery(ctx, lifted)
     with contextlib.suppress(Exception):
@@ -181,6 +190,8 @@ async def _one_fault(
         timings_s=dict(ctx.timings),
         notes=ctx.notes,
         orders=0 if postgres is None else len(postgres.summaries),
+        cpu_steady=cpu_steady,
+        cpu_healing=cpu_healing,
     )
 
 

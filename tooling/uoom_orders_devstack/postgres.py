@@ -97,6 +97,11 @@ class PostgresServer:
         return f"postgresql://{_SUPERUSER}@{LOOPBACK}:{self.port}/{database}"
 
     @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs (its backends are its children)."""
+        return None if self._process is None else self._process.pid
+
+    @property
     def is_running(self) -> bool:
         """True while the postmaster runs."""
         return self._process is not None and self._process.is_running
