@@ -57,6 +57,10 @@ class StackEndpoints:
             # A group join on tansu takes about half the session timeout: a projector that
             # died or restarted costs about a second of projection instead of several.
             "PROJECTOR_SESSION_TIMEOUT_MS": "2000",
+            # After a pause of tansu, members that leave the group (LeaveGroup, sent by a
+            # graceful stop) leave it stalled: the next members join a generation whose leader
+            # is none of them and never get partitions (see projector/membership.py).
+            "PROJECTOR_LEAVE_GROUP_ON_STOP": "false",
         }
         dax = {} if self.dax_endpoint is None else {"DAX_ENDPOINT": self.dax_endpoint}
         return (

@@ -86,6 +86,7 @@ def projector_config(settings: Settings, **overrides: Any) -> ProjectorConfig:
         heartbeat_interval_ms=max(100, settings.projector_session_timeout_ms // 6),
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         idempotent_producer=settings.kafka_idempotent_producer,
+        leave_group_on_stop=settings.projector_leave_group_on_stop,
     )
     return replace(config, **overrides)
 

@@ -167,6 +167,14 @@ class Settings:
         "how long the group waits for a silent projector before moving its partitions "
         "(heartbeats every sixth of it); the local stack uses 2000",
     )
+    projector_leave_group_on_stop: bool = declare(
+        "PROJECTOR_LEAVE_GROUP_ON_STOP",
+        p.boolean,
+        True,
+        "true, false",
+        "a stopping projector leaves its group, so its partitions move at once (otherwise after "
+        "the session timeout); off for the local tansu broker, whose group stalls on it",
+    )
     relay_poll_interval_seconds: float = declare(
         "RELAY_POLL_INTERVAL_SECONDS",
         p.positive_float,

@@ -24,6 +24,10 @@ class ProjectorConfig:
     fetch_max_wait_ms: int
     # The local tansu broker rejects aiokafka's idempotent producer; real Kafka takes it.
     idempotent_producer: bool
+    # Whether a stopping consumer says so to the group (LeaveGroup): its partitions move at
+    # once rather than after the session timeout. The local tansu broker stalls the group on it
+    # after a broker pause (see `membership`), so the local stack turns it off.
+    leave_group_on_stop: bool = True
     max_records: int = 500
     poll_timeout_ms: int = 100
     # Orders written at once; each is two PutItems.

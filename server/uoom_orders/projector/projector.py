@@ -35,7 +35,7 @@ from uoom_orders.observability.metrics import PROJECTOR_DEAD_LETTERS, PROJECTOR_
 from uoom_orders.projector.batch import Letter, ProjectorStats, count_batch, plan_batch
 from uoom_orders.projector.config import ProjectorConfig
 from uoom_orders.projector.dead_letters import publish_dead_letters
-from uoom_orders.projector.membership import GroupMembership, stuck_join_seconds
+from uoom_orders.projector.membership import GroupMembership, stop_consumer, stuck_join_seconds
 from uoom_orders.projector.offsets import Batch, GroupOffsets
 from uoom_orders.projector.writes import BatchWriter
 from uoom_orders.runtime.lifecycle import LongRunning
@@ -170,7 +170,8 @@ class OrderProjector(LongRunning):
         producer, self._producer = self._producer, None
         try:
             if consumer is not None:
-                await consumer.stop()  # leaves the group, so the partitions move at once
+                # Leaving the group moves the partitions at once (see `membership`).
+                await stop_consumer(consumer, leave_group=self._config.leave_group_on_stop)
         finally:
             if producer is not None:
                 await producer.stop()
@@ -219,7 +220,7 @@ class OrderProjector(LongRunning):
         self.stats.rejoins += 1
         old, self._consumer = self._consumer, None
         if old is not None:
-            await old.stop()
+            await stop_consumer(old, leave_group=self._config.leave_group_on_stop)
         await asyncio.sleep(self._rejoin_pause.next_delay())
         self._consumer = await self._joined_consumer()
 
