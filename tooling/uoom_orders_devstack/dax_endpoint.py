@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from uoom_orders_devstack.ports import LOOPBACK, port_accepts
-from uoom_orders_devstack.processes import STAND_IN_NICENESS, ServerProcess, SingleProcessServer
+from uoom_orders_devstack.processes import ServerProcess, SingleProcessServer
 
 # The item and query cache TTLs of the deployment's DAX parameter group (the defaults of
 # DaxItemTtlMillis and DaxQueryTtlMillis in deploy/cloudformation.yaml; a unit test keeps them
@@ -67,7 +67,6 @@ class DaxEndpointServer(SingleProcessServer):
             ],
             self.log_path,
             cwd=self.log_path.parent,
-            niceness=STAND_IN_NICENESS,
         )  # fmt: skip
         self._process.spawn()
         self._process.wait_ready(lambda: port_accepts(self.port), timeout or self.start_timeout)

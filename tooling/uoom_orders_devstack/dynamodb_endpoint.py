@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from uoom_orders_devstack.ports import LOOPBACK, http_status, port_accepts
-from uoom_orders_devstack.processes import STAND_IN_NICENESS, ServerProcess, SingleProcessServer
+from uoom_orders_devstack.processes import ServerProcess, SingleProcessServer
 
 
 def moto_server_argv(port: int, host: str = LOOPBACK) -> list[str]:
@@ -59,11 +59,7 @@ class MotoDynamoDBServer(SingleProcessServer):
         if self.is_running:
             return
         self._process = ServerProcess(
-            self.name,
-            moto_server_argv(self.port),
-            self.log_path,
-            cwd=self.log_path.parent,
-            niceness=STAND_IN_NICENESS,
+            self.name, moto_server_argv(self.port), self.log_path, cwd=self.log_path.parent
         )
         self._process.spawn()
         self._process.wait_ready(

@@ -11,12 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from uoom_orders_devstack.ports import LOOPBACK, port_accepts
-from uoom_orders_devstack.processes import (
-    STAND_IN_NICENESS,
-    ServerProcess,
-    SingleProcessServer,
-    StackStartError,
-)
+from uoom_orders_devstack.processes import ServerProcess, SingleProcessServer, StackStartError
 
 TANSU_BIN_ENV = "CALF_TANSU_BIN"
 
@@ -178,7 +173,6 @@ class TansuBroker(SingleProcessServer):
             cwd=self.log_path.parent,
             # tansu exits at once on SIGINT; on SIGTERM it waits for its clients to disconnect.
             stop_signal=signal.SIGINT,
-            niceness=STAND_IN_NICENESS,
         )  # fmt: skip
         self._process.spawn()
         self._process.wait_ready(self._answers_metadata, timeout or self.start_timeout)

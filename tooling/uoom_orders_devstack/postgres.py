@@ -12,12 +12,7 @@ import subprocess
 from pathlib import Path
 
 from uoom_orders_devstack.ports import LOOPBACK, port_accepts
-from uoom_orders_devstack.processes import (
-    STAND_IN_NICENESS,
-    ServerProcess,
-    StackStartError,
-    start_error,
-)
+from uoom_orders_devstack.processes import ServerProcess, StackStartError, start_error
 
 _SUPERUSER = "postgres"
 _DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]*")
@@ -138,7 +133,6 @@ class PostgresServer:
             ],
             self.log_path,
             user=self._user,
-            niceness=STAND_IN_NICENESS,
             cwd=self.cluster_dir,
             stop_signal=signal.SIGINT,  # fast shutdown, what `pg_ctl stop -m fast` sends
         )  # fmt: skip

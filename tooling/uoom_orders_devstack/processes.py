@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import signal
 import subprocess
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Protocol
-
-STAND_IN_NICENESS = -5
-"""The niceness of the local stack's servers. They stand in for services that run on machines
-of their own (PostgreSQL on RDS, Kafka, DynamoDB, DAX); here they share two cores with every
-process of the service and with the load, and at equal priority each gets one process's share.
-In fault injection moto then got half a core while a reconciliation walk waited on it (the
-walk's 500 orders took 9-15 s; with moto at -5, 5 s). A launcher that may not raise priorities
-(not root) starts them at its own."""
+from typing import Protocol
 
 
 class StackStartError(RuntimeError):
@@ -72,10 +63,8 @@ class ServerProcess:
         user: str | None = None,
         cwd: Path | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
-        niceness: int | None = None,
     ) -> None:
         self.name = name
-        self._niceness = niceness
         self.argv = list(argv)
         self.log_path = log_path
         self._env = dict(env) if env is not None else None
@@ -106,25 +95,21 @@ class ServerProcess:
         with self.log_path.open("ab") as log:
             log.write(f"--- {time.strftime('%H:%M:%S')} starting: {' '.join(self.argv)}\n".encode())
             log.flush()
-            with _spawning_at(self._niceness):
-                self._popen = self._popen_child(log)
+            self._popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env,
+                cwd=self._cwd,
+                start_new_session=True,
+                # Setting the user here (not through runuser) keeps the server our direct child,
+                # so we reap it ourselves and nothing is left to a PID 1 that may not reap.
+                user=self._user,
+                group=self._user,
+                extra_groups=[] if self._user is not None else None,
+            )
         _track(self)
-
-    def _popen_child(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self._env,
-            cwd=self._cwd,
-            start_new_session=True,
-            # Setting the user here (not through runuser) keeps the server our direct child,
-            # so we reap it ourselves and nothing is left to a PID 1 that may not reap.
-            user=self._user,
-            group=self._user,
-            extra_groups=[] if self._user is not None else None,
-        )
 
     def wait_ready(self, ready: Callable[[], bool], timeout: float, interval: float = 0.02) -> None:
         """Polls `ready` until true; raises StackStartError if the child exits or time runs out."""
@@ -241,23 +226,3 @@ class SingleProcessServer:
         """SIGKILL: the server vanishes mid-request."""
         if self._process is not None:
             self._process.kill()
-
-
-@contextlib.contextmanager
-def _spawning_at(niceness: int | None) -> Iterator[None]:
-    """Within: this thread runs at `niceness`, so that a child forked here starts with it (a
-    child inherits its parent thread's niceness, across the change of user too). Restored on
-    exit (raising it back needs no privilege). Without the privilege to lower it, unchanged."""
-    if niceness is None:
-        yield
-        return
-    before = os.getpriority(os.PRIO_PROCESS, 0)
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, niceness)
-    except PermissionError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        os.setpriority(os.PRIO_PROCESS, 0, before)
