@@ -9,7 +9,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -95,8 +95,9 @@ async def _postgres_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 @contextlib.asynccontextmanager
 async def _projector_role(
     settings: Settings, pool: asyncpg.Pool, dynamodb: Any
-) -> AsyncIterator[OrderProjector]:
-    """The projector, and the reconciliation schedule that a read-model outage triggers."""
+) -> AsyncIterator[tuple[OrderProjector, Callable[[], None] | None]]:
+    """The projector, and the reconciliation schedule that a read-model outage triggers (and
+    how to trigger it; None when the schedule is off)."""
     async with AsyncExitStack() as stack:
         schedule = None
         if settings.reconcile_interval_seconds > 0:
@@ -120,7 +121,7 @@ async def _projector_role(
         await stack.enter_async_context(projector)
         if schedule is not None:
             await stack.enter_async_context(schedule)
-        yield projector
+        yield projector, None if schedule is None else schedule.trigger
 
 
 @contextlib.asynccontextmanager
@@ -194,8 +195,11 @@ async def running_service(
         dynamodb = None
         if _wants_dynamodb(settings, roles):
             dynamodb = await stack.enter_async_context(dynamodb_client_for(settings))
+        reconcile_now = None
         if "projector" in roles:
-            projector = await stack.enter_async_context(_projector_role(settings, pool, dynamodb))
+            projector, reconcile_now = await stack.enter_async_context(
+                _projector_role(settings, pool, dynamodb)
+            )
             tasks.append(projector.task)
         read = server = watches = None
         if "api" in roles:
@@ -220,6 +224,7 @@ async def running_service(
             role_tasks=tasks,
             servicer=None if server is None else server.health,
             service_name=ORDER_SERVICE,
+            on_read_model_back=reconcile_now,
         )
         health = await stack.enter_async_context(monitor)
         yield RunningService(health, tuple(tasks), server, read, watches)

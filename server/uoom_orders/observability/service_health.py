@@ -4,7 +4,7 @@ assembled into one HealthMonitor (the rules are in health.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -26,10 +26,18 @@ def service_health(
     role_tasks: Sequence[asyncio.Task[Any]],
     servicer: health.aio.HealthServicer | None,
     service_name: str,
+    on_read_model_back: Callable[[], None] | None = None,
 ) -> HealthMonitor:
     """A monitor of PostgreSQL, DynamoDB (when this process uses it), the near-cache feed and
     each role task. Degraded is still serving; only with no read tier and no PostgreSQL left
-    is the service NOT_SERVING."""
+    is the service NOT_SERVING.
+
+    `on_read_model_back` is called when the read model may have come back without what it
+    held: DynamoDB answers again after a check found it down, or its status table is another
+    one than at the last check (created again: DescribeTable's CreationDateTime moved). The
+    projector calls reconciliation on its own writes' outages too, but a write that retries
+    across a short outage never reports one: seen in fault injection, where the endpoint was
+    replaced by an empty one within 8 s and no walk came."""
 
     async def postgres_up() -> bool:
         return bool(await pool.fetchval("SELECT 1"))
@@ -37,9 +45,14 @@ def service_health(
     components = [Component("postgres", postgres_up)]
     read_tiers: list[str] = []
     if dynamodb is not None:
+        created: list[object] = []
 
         async def dynamodb_up() -> bool:
-            await dynamodb.describe_table(TableName=dynamodb_status_table)
+            reply = await dynamodb.describe_table(TableName=dynamodb_status_table)
+            creation = reply.get("Table", {}).get("CreationDateTime")
+            if created and creation != created[0] and on_read_model_back is not None:
+                on_read_model_back()
+            created[:] = [creation]
             return True
 
         components.append(Component("dynamodb", dynamodb_up))
@@ -78,4 +91,13 @@ def service_health(
         },
         can_serve=lambda up: up["postgres"] or any(up[t] for t in read_tiers),
         on_tick=publish_cache_size,
+        on_back=None if on_read_model_back is None else _when_dynamodb(on_read_model_back),
     )
+
+
+def _when_dynamodb(call: Callable[[], None]) -> Callable[[str], None]:
+    def on_back(component: str) -> None:
+        if component == "dynamodb":
+            call()
+
+    return on_back
