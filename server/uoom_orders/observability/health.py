@@ -34,8 +34,7 @@ class Component:
 
 
 class HealthMonitor(LongRunning):
-    """Checks every component each `interval` seconds and publishes the result; `on_back` is
-    called with a component's name when it works again after a check found it down."""
+    """Checks every component each `interval` seconds and publishes the result."""
 
     def __init__(
         self,
@@ -48,10 +47,8 @@ class HealthMonitor(LongRunning):
         interval: float = 1.0,
         check_timeout: float = 1.0,
         on_tick: Callable[[], None] | None = None,
-        on_back: Callable[[str], None] | None = None,
     ) -> None:
         self._components = components
-        self._on_back = on_back
         self._servicer = servicer
         self._service_name = service_name
         self._can_serve = can_serve
@@ -79,8 +76,6 @@ class HealthMonitor(LongRunning):
             if before is not None and before != is_up:
                 if is_up:
                     _log.info("%s is back", component.name)
-                    if self._on_back is not None:
-                        self._on_back(component.name)
                 else:
                     _log.warning("%s is down; serving degraded", component.name)
         metrics.DEGRADED.set(1 if self.degraded else 0)
