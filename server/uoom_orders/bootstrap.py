@@ -95,7 +95,7 @@ async def _postgres_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 @contextlib.asynccontextmanager
 async def _projector_role(
     settings: Settings, pool: asyncpg.Pool, dynamodb: Any
-) -> AsyncIterator[tuple[OrderProjector, Callable[[], None] | None]]:
+) -> AsyncIterator[tuple[OrderProjector, Callable[[float], None] | None]]:
     """The projector, and the reconciliation schedule that a read-model outage triggers (and
     how to trigger it; None when the schedule is off)."""
     async with AsyncExitStack() as stack:

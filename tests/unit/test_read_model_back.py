@@ -29,7 +29,7 @@ class _DynamoDB:
         return {"Table": {"TableName": TableName, "CreationDateTime": self.created}}
 
 
-def _monitor(dynamodb: _DynamoDB, calls: list[str]) -> HealthMonitor:
+def _monitor(dynamodb: _DynamoDB, calls: list[float]) -> HealthMonitor:
     return service_health(
         pool=_Pool(),
         dynamodb=dynamodb,
@@ -38,12 +38,12 @@ def _monitor(dynamodb: _DynamoDB, calls: list[str]) -> HealthMonitor:
         role_tasks=[],
         servicer=None,
         service_name="uoom.orders.v1.OrderService",
-        on_read_model_back=lambda: calls.append("back"),
+        on_read_model_back=calls.append,
     )
 
 
 async def test_dynamodb_answering_again_with_the_same_table_is_not_reported() -> None:
-    dynamodb, calls = _DynamoDB(), list[str]()
+    dynamodb, calls = _DynamoDB(), list[float]()
     monitor = _monitor(dynamodb, calls)
     await monitor.check_once()
     dynamodb.down = True
@@ -55,7 +55,7 @@ async def test_dynamodb_answering_again_with_the_same_table_is_not_reported() ->
 
 
 async def test_a_table_created_again_while_the_endpoint_was_down_is_reported_once() -> None:
-    dynamodb, calls = _DynamoDB(), list[str]()
+    dynamodb, calls = _DynamoDB(), list[float]()
     monitor = _monitor(dynamodb, calls)
     await monitor.check_once()
     dynamodb.down = True
@@ -63,14 +63,14 @@ async def test_a_table_created_again_while_the_endpoint_was_down_is_reported_onc
     dynamodb.down, dynamodb.created = False, datetime(2026, 11, 30, 9, 5, tzinfo=UTC)
     await monitor.check_once()
     await monitor.check_once()
-    assert calls == ["back"]
+    assert calls == [dynamodb.created.timestamp()]  # when it happened, for the schedule
 
 
 async def test_a_table_created_again_between_two_checks_is_reported() -> None:
-    dynamodb, calls = _DynamoDB(), list[str]()
+    dynamodb, calls = _DynamoDB(), list[float]()
     monitor = _monitor(dynamodb, calls)
     await monitor.check_once()
     dynamodb.created = datetime(2026, 11, 30, 9, 5, tzinfo=UTC)  # lost and made again
     await monitor.check_once()
     await monitor.check_once()
-    assert calls == ["back"]
+    assert calls == [dynamodb.created.timestamp()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -188,3 +189,58 @@ async def test_a_triggered_walk_that_fails_is_tried_again_soon() -> None:
         await asyncio.wait_for(reconciler.second_pass.wait(), 5)
     assert reconciler.scans == [False, False]
     assert schedule.passes == 1
+
+
+class GatedReconciler(RecordingReconciler):
+    """Each pass waits for `release`; fails when `fail` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running = asyncio.Event()
+        self.release = asyncio.Event()
+        self.fail = False
+
+    async def run(self, *, scan: bool = True) -> ReconcileReport:
+        await super().run(scan=scan)
+        self.running.set()
+        await self.release.wait()
+        self.running.clear()
+        self.release.clear()
+        if self.fail:
+            raise ConnectionError("the read model stumbled")
+        return ReconcileReport()
+
+
+async def test_a_trigger_for_what_happened_before_a_pass_began_is_absorbed_by_it() -> None:
+    """The table created again, then the projector's writes answer again: two triggers for one
+    cause, and one walk, not two (each walk reads every recent order)."""
+    reconciler, pool = GatedReconciler(), FakePool()
+    schedule = ReconcileSchedule(reconciler, pool, 3600)  # type: ignore[arg-type]
+    created = time.time() - 1  # the table's creation, before the walk below begins
+    schedule.trigger()
+    turn = asyncio.create_task(schedule._turn())
+    await asyncio.wait_for(reconciler.running.wait(), 5)
+    schedule.trigger(since=created)  # the health check saw the new table meanwhile
+    reconciler.release.set()
+    await turn
+    assert not schedule._wake.is_set()
+    schedule.trigger(since=created)  # and again after the walk: covered too
+    assert not schedule._wake.is_set()
+    schedule.trigger(since=time.time() + 60)  # a table made after the walk began: walk again
+    assert schedule._wake.is_set()
+    assert reconciler.scans == [False]
+
+
+async def test_a_trigger_held_by_a_pass_that_fails_fires() -> None:
+    reconciler, pool = GatedReconciler(), FakePool()
+    schedule = ReconcileSchedule(reconciler, pool, 3600)  # type: ignore[arg-type]
+    created = time.time() - 1
+    turn = asyncio.create_task(schedule.run_once(scan=False))
+    await asyncio.wait_for(reconciler.running.wait(), 5)
+    schedule.trigger(since=created)
+    assert not schedule._wake.is_set()
+    reconciler.fail = True
+    reconciler.release.set()
+    with pytest.raises(ConnectionError):
+        await turn
+    assert schedule._wake.is_set()

@@ -4,7 +4,9 @@ assembled into one HealthMonitor (the rules are in health.py)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -26,15 +28,16 @@ def service_health(
     role_tasks: Sequence[asyncio.Task[Any]],
     servicer: health.aio.HealthServicer | None,
     service_name: str,
-    on_read_model_back: Callable[[], None] | None = None,
+    on_read_model_back: Callable[[float], None] | None = None,
 ) -> HealthMonitor:
     """A monitor of PostgreSQL, DynamoDB (when this process uses it), the near-cache feed and
     each role task. Degraded is still serving; only with no read tier and no PostgreSQL left
     is the service NOT_SERVING.
 
-    `on_read_model_back` is called when the read model may have come back without what it
-    held: its status table is another one than at the last check that reached it (created
-    again, or restored: DescribeTable's CreationDateTime moved). The projector brings
+    `on_read_model_back` is called, with the table's creation time (epoch seconds), when the
+    read model may have come back without what it held: its status table is another one than
+    at the last check that reached it (created again, or restored: DescribeTable's
+    CreationDateTime moved). The projector brings
     reconciliation forward on its own writes' outages too, but a write that retries across a
     short outage never reports one: seen in fault injection, where the endpoint was replaced by
     an empty one within 8 s and no walk came. An endpoint that was only unreachable lost
@@ -53,7 +56,7 @@ def service_health(
             reply = await dynamodb.describe_table(TableName=dynamodb_status_table)
             creation = reply.get("Table", {}).get("CreationDateTime")
             if created and creation != created[0] and on_read_model_back is not None:
-                on_read_model_back()
+                on_read_model_back(_epoch_seconds(creation))
             created[:] = [creation]
             return True
 
@@ -94,3 +97,9 @@ def service_health(
         can_serve=lambda up: up["postgres"] or any(up[t] for t in read_tiers),
         on_tick=publish_cache_size,
     )
+
+
+def _epoch_seconds(moment: object) -> float:
+    """DescribeTable's CreationDateTime (a datetime from botocore) as epoch seconds; now when
+    it is missing or of another type, so that the caller treats it as just happened."""
+    return moment.timestamp() if isinstance(moment, datetime) else time.time()

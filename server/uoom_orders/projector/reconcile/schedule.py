@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import asyncpg
 
@@ -58,9 +59,26 @@ class ReconcileSchedule(LongRunning):
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.passes = 0
+        # Wall-clock starts of this process's pass in progress and of its last one that ended
+        # well: what a trigger `since` an earlier moment needs no second pass for.
+        self._running_since: float | None = None
+        self._succeeded_since: float | None = None
+        self._wake_if_it_fails = False
 
-    def trigger(self) -> None:
-        """Runs the next pass now rather than at the end of the interval."""
+    def trigger(self, since: float | None = None) -> None:
+        """Runs a walk now rather than at the end of the interval.
+
+        `since` (epoch seconds) is when what calls for it happened (a table created again):
+        a pass of this process that began at or after it covers it. One that ended well
+        absorbs the trigger; one in progress holds it, and it fires if that pass fails. Without
+        `since` (the projector's writes answered again: when the read model changed is not
+        known), a walk always follows."""
+        if since is not None:
+            if self._succeeded_since is not None and self._succeeded_since >= since:
+                return
+            if self._running_since is not None and self._running_since >= since:
+                self._wake_if_it_fails = True
+                return
         self._wake.set()
 
     async def start(self) -> None:
@@ -109,10 +127,19 @@ class ReconcileSchedule(LongRunning):
         async with self._pool.acquire() as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RECONCILE_LOCK_KEY):
                 return None
+            started = time.time()
+            self._running_since = started
             try:
                 report = await self._reconciler.run(scan=scan)
+            except BaseException:
+                if self._wake_if_it_fails:
+                    self._wake.set()
+                raise
             finally:
+                self._running_since = None
+                self._wake_if_it_fails = False
                 await conn.execute("SELECT pg_advisory_unlock($1)", RECONCILE_LOCK_KEY)
+            self._succeeded_since = started
         self.passes += 1
         level = logging.WARNING if report.differences else logging.INFO
         _log.log(
