@@ -23,6 +23,7 @@ from uoom_orders.config import Settings
 from uoom_orders.dynamodb.client import dynamodb_client
 from uoom_orders.dynamodb.tables import TableNames, create_tables
 from uoom_orders.relay import DEAD_LETTER_TOPIC_PARTITIONS, EVENT_TOPIC_PARTITIONS
+from uoom_orders_chaos import cpu_census
 from uoom_orders_devstack import LocalStack
 from uoom_orders_devstack.ports import LOOPBACK, free_port
 from uoom_orders_devstack.processes import ServerProcess, log_tail
@@ -230,9 +231,11 @@ class ChaosCluster:
         found["kafka"] = None if stack.kafka is None else stack.kafka.pid
         return found
 
-    @property
-    def postmaster_pid(self) -> int | None:
-        return None if self.stack.postgres is None else self.stack.postgres.pid
+    def cpu_census(self) -> cpu_census.Census:
+        """The CPU time every process of the run has spent so far (see `cpu_census`); read the
+        process ids afresh each time, as restarts change them."""
+        postgres = self.stack.postgres
+        return cpu_census.take(self.pids(), None if postgres is None else postgres.pid)
 
     def roles_of(self, role: str) -> list[RoleProcess]:
         return [process for process in self.roles.values() if process.role == role]

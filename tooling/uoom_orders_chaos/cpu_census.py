@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +31,10 @@ class Census:
     seconds: Mapping[str, tuple[int, float]]
 
 
-def take(pids: Callable[[], Mapping[str, int | None]], postmaster: int | None) -> Census:
-    """A census of the processes `pids()` names now, this process and PostgreSQL's."""
+def take(pids: Mapping[str, int | None], postmaster: int | None) -> Census:
+    """A census of the processes `pids` names, this process and PostgreSQL's."""
     found: dict[str, tuple[int, float]] = {}
-    for name, pid in {**pids(), SELF: os.getpid()}.items():
+    for name, pid in {**pids, SELF: os.getpid()}.items():
         if pid is None:
             continue
         spent = cpu_seconds(pid)
@@ -59,7 +59,7 @@ def cores_between(before: Census, after: Census) -> dict[str, float]:
         earlier = before.seconds.get(name)
         since = earlier[1] if earlier is not None and earlier[0] == pid else 0.0
         shares[name] = max(0.0, spent - since) / wall
-    return dict(sorted(shares.items(), key=lambda kv: -kv[1]))
+    return shares
 
 
 def _descendants(root: int) -> list[int]:

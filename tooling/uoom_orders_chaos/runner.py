@@ -109,11 +109,9 @@ async def _one_fault(
     load.tally = tally
     load.resume_writes()
     say(f"{name}: steady load for {options.steady_seconds:g} s")
-    steady = cpu_census.take(cluster.pids, cluster.postmaster_pid)
+    steady = cluster.cpu_census()
     await asyncio.sleep(options.steady_seconds)
-    cpu_steady = cpu_census.cores_between(
-        steady, cpu_census.take(cluster.pids, cluster.postmaster_pid)
-    )
+    cpu_steady = cpu_census.cores_between(steady, cluster.cpu_census())
     ctx = FaultContext(cluster, options.fault_seconds, rng)
     injected = time.monotonic()
     injected_at = _wall_clock()
@@ -127,14 +125,12 @@ async def _one_fault(
     else:
         state.forget(lifted.reread_components)
         state.forget(orders=lifted.reread_orders)
-    healing = cpu_census.take(cluster.pids, cluster.postmaster_pid)
+    healing = cluster.cpu_census()
     quiesce = asyncio.create_task(_quiesce(load, lifted), name="quiesce")
     convergence = await await_convergence(
         state, lifted.at, options.settle_timeout, quiesced=quiesce
     )
-    cpu_healing = cpu_census.cores_between(
-        healing, cpu_census.take(cluster.pids, cluster.postmaster_pid)
-    )
+    cpu_healing = cpu_census.cores_between(healing, cluster.cpu_census())
     await _finish_recovery(ctx, lifted)
     with contextlib.suppress(Exception):
         await quiesce
