@@ -34,7 +34,9 @@ class Component:
 
 
 class HealthMonitor(LongRunning):
-    """Checks every component each `interval` seconds and publishes the result."""
+    """Checks every component each `interval` seconds and publishes the result; while one is
+    down, every `interval_while_degraded` seconds, so that what waits for it to come back (a
+    walk of a replaced read model, a breaker closing) starts soon after it does."""
 
     def __init__(
         self,
@@ -45,6 +47,7 @@ class HealthMonitor(LongRunning):
         can_serve: Callable[[dict[str, bool]], bool] = lambda up: True,
         role_names: dict[str, str] | None = None,
         interval: float = 1.0,
+        interval_while_degraded: float = 0.25,
         check_timeout: float = 1.0,
         on_tick: Callable[[], None] | None = None,
     ) -> None:
@@ -54,6 +57,7 @@ class HealthMonitor(LongRunning):
         self._can_serve = can_serve
         self._role_names = role_names or {}
         self._interval = interval
+        self._interval_while_degraded = min(interval, interval_while_degraded)
         self._check_timeout = check_timeout
         self._on_tick = on_tick
         self._up: dict[str, bool] = {}
@@ -98,7 +102,7 @@ class HealthMonitor(LongRunning):
     async def _run(self) -> None:
         while True:
             await self.check_once()
-            await asyncio.sleep(self._interval)
+            await asyncio.sleep(self._interval_while_degraded if self.degraded else self._interval)
 
     async def start(self) -> None:
         await self.check_once()
