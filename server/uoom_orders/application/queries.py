@@ -72,9 +72,13 @@ class OrderQueries:
         """Found orders and missing ids, each in order of first appearance, each once."""
         unique = list(dict.fromkeys(order_ids))
         found, tiers = await self._reads.get_summaries(unique)
+        # One lookup per id (a UUID's hash is computed in Python each time).
+        answers = [found.get(i) for i in unique]
         return BatchResult(
-            orders=[found[i] for i in unique if i in found],
-            missing=[i for i in unique if i not in found],
+            orders=[s for s in answers if s is not None],
+            missing=[]
+            if len(found) == len(unique)
+            else [i for i, s in zip(unique, answers, strict=True) if s is None],
             served_by=",".join(tiers),
         )
 

@@ -199,7 +199,9 @@ class ReadPath:
         found: dict[UUID, Summary] = {}
         remaining = list(order_ids)
         used: list[str] = []
-        floors = {} if self._memory is None else self._memory.floors(remaining)
+        # Read once something other than the near cache answers: the near cache is the memory
+        # (or holds nothing), and what it answers is at the floor, which it raised storing it.
+        floors: dict[UUID, int] | None = None
         for tier in self._tiers:
             if not remaining:
                 break
@@ -212,8 +214,11 @@ class ReadPath:
                 continue
             except TierFailed:
                 continue
-            if floors and got:
-                got = {i: s for i, s in got.items() if s.version >= floors.get(i, 0)}
+            if got and not tier.local:
+                if floors is None:
+                    floors = self._floors(remaining)
+                if floors:
+                    got = {i: s for i, s in got.items() if s.version >= floors.get(i, 0)}
             if got:
                 used.append(tier.name)
                 tier.hit(len(got))
@@ -230,6 +235,8 @@ class ReadPath:
                 tier.miss(len(remaining))
         if remaining:
             batch = remaining
+            if floors is None:
+                floors = self._floors(remaining)
             got = await self._from_source(self._source.store.get_summaries, batch)
             used.append(self._source.name)
             for order_id, summary in got.items():
@@ -238,6 +245,9 @@ class ReadPath:
                 if self._write_back is not None:
                     self._write_back.schedule(summary, None)
         return found, used
+
+    def _floors(self, order_ids: Sequence[UUID]) -> dict[UUID, int]:
+        return {} if self._memory is None else self._memory.floors(order_ids)
 
     async def list_summaries(self, query: ListQuery) -> tuple[list[Summary], str]:
         """A page from the first list-capable tier that answers (DAX is never asked: its query
