@@ -406,15 +406,14 @@ async def test_dynamodb_outage_keeps_events_until_it_returns(
             await create_tables(client, prefix)
             writer = ReadModelWriter(client, prefix, attempts=2, backoff_seconds=0.01)
             recovered: list[float] = []
-            projector = OrderProjector(
-                writer, config, on_recovered=lambda: recovered.append(time.monotonic())
-            )
+            projector = OrderProjector(writer, config, on_recovered=recovered.append)
             async with running(projector), producer(config.bootstrap_servers) as kafka:
                 await publish(kafka, config.topic, before[:2])
                 await eventually(
                     lambda: _at_version(client, tables, str(before[0].order.order_id), 2),
                     "the first events",
                 )
+                stopped_at = time.time()
                 await asyncio.to_thread(server.stop)
                 await publish(kafka, config.topic, before[2:] + during)
                 # During an outage the projector holds the batch in hand and fetches no more,
@@ -432,8 +431,10 @@ async def test_dynamodb_outage_keeps_events_until_it_returns(
                 await eventually(lambda: _all_final(client, tables, finals), "recovery")
                 await _assert_equals_event(client, tables, during[-1])
                 await _assert_equals_event(client, tables, before[-1])
-                # The read model came back (empty): reconciliation was told to look.
+                # The read model came back (empty): reconciliation was told to look, and
+                # since when (the outage as the projector first saw it: after the endpoint went).
                 assert recovered
+                assert stopped_at <= recovered[0] <= time.time()
         assert projector.stats.dead_lettered == 0
         assert await list_dead_letters(config.bootstrap_servers, config.dlq_topic) == []
     finally:

@@ -220,22 +220,30 @@ async def test_an_outage_is_waited_out_until_it_ends_then_reported_once() -> Non
     writer = FlakyWriter(ReadModelUnavailable("down"), 5)
     stats = ProjectorStats()
     waits: list[float] = []
-    recovered: list[bool] = []
+    recovered: list[float] = []
+    now = [1000.0]
 
     async def wait_out(delay: float) -> None:
         waits.append(delay)
+        now[0] += delay
 
     batch_writer = BatchWriter(
-        writer, CONFIG, stats, wait_out=wait_out, on_recovered=lambda: recovered.append(True)
+        writer,
+        CONFIG,
+        stats,
+        wait_out=wait_out,
+        clock=lambda: now[0],
+        on_recovered=recovered.append,
     )
     assert await batch_writer.write(pending()) == []
     # Outages are not the write's few tries: each round is one call, waited out in between.
     assert (writer.calls, len(waits), stats.outage_retries, stats.applied) == (6, 5, 5, 1)
     assert all(0 < delay <= CONFIG.max_backoff_seconds for delay in waits)
-    assert recovered == [True]
+    # Reported once, with when the outage was first seen (not when it ended).
+    assert recovered == [1000.0]
     # No outage, no report.
     assert await batch_writer.write(pending()) == []
-    assert recovered == [True]
+    assert recovered == [1000.0]
 
 
 # --- the dead letters ---------------------------------------------------------------------

@@ -177,6 +177,7 @@ async def dynamodb_lost(ctx: FaultContext) -> Lifted:
     async def rebuild() -> None:
         started = time.monotonic()
         await asyncio.to_thread(endpoint.start)
+        ctx.timings["new endpoint answering"] = time.monotonic() - started
         await cluster.create_tables()
         ctx.timings["new endpoint with tables"] = time.monotonic() - started
         ctx.log("empty moto on the same port, tables created; the projectors heal the rest")

@@ -67,7 +67,7 @@ class OrderProjector(LongRunning):
         config: ProjectorConfig,
         *,
         clock: Callable[[], float] = time.time,
-        on_recovered: Callable[[], None] | None = None,
+        on_recovered: Callable[[float], None] | None = None,
     ) -> None:
         self._config = config
         self.stats = ProjectorStats()

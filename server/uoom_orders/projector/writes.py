@@ -75,7 +75,8 @@ class BatchWriter:
     """Writes pending events to the read model and counts the outcomes into `stats`.
 
     `wait_out(delay)` is how an outage is waited out (the projector pauses fetching and raises
-    when it is stopped meanwhile); `on_recovered` is called once writes succeed after one.
+    when it is stopped meanwhile); `on_recovered` is called once writes succeed after one, with
+    when (`clock`, epoch seconds) the outage was first seen.
     """
 
     def __init__(
@@ -86,7 +87,7 @@ class BatchWriter:
         *,
         wait_out: Callable[[float], Awaitable[None]],
         clock: Callable[[], float] = time.time,
-        on_recovered: Callable[[], None] | None = None,
+        on_recovered: Callable[[float], None] | None = None,
     ) -> None:
         self._writer = writer
         self._config = config
@@ -101,6 +102,7 @@ class BatchWriter:
         config = self._config
         letters: list[Letter] = []
         outage = Backoff(config.retry_backoff_seconds, config.max_backoff_seconds)
+        outage_seen: float | None = None
         while pending:
             outcomes = await asyncio.gather(*(self._apply_one(item) for item in pending))
             retry: list[Pending] = []
@@ -114,6 +116,8 @@ class BatchWriter:
                     retry.append(item)
                     last_outage = outcome.error
             if retry:
+                if outage_seen is None:
+                    outage_seen = self._clock()
                 delay = outage.next_delay()
                 self._stats.outage_retries += 1
                 _log.warning(
@@ -125,10 +129,11 @@ class BatchWriter:
                 )
                 await self._wait_out(delay)
             pending = retry
-        if outage.failures and self._on_recovered is not None:
+        if outage_seen is not None and self._on_recovered is not None:
             # The read model was unreachable and answers again: it may have lost what it held
-            # (a restore, a new table) — reconciliation is told to look now.
-            self._on_recovered()
+            # (a restore, a new table) — reconciliation is told to look now. Whatever it lost,
+            # it lost before these writes saw it fail: a walk begun since then covers it.
+            self._on_recovered(outage_seen)
         return letters
 
     async def _apply_one(self, item: Pending) -> Outcome:

@@ -68,11 +68,11 @@ class ReconcileSchedule(LongRunning):
     def trigger(self, since: float | None = None) -> None:
         """Runs a walk now rather than at the end of the interval.
 
-        `since` (epoch seconds) is when what calls for it happened (a table created again):
-        a pass of this process that began at or after it covers it. One that ended well
-        absorbs the trigger; one in progress holds it, and it fires if that pass fails. Without
-        `since` (the projector's writes answered again: when the read model changed is not
-        known), a walk always follows."""
+        `since` (epoch seconds) is when what calls for it had happened by (a table created
+        again; the projector's writes first failing in an outage they have come through): a
+        pass of this process that began at or after it covers it. One that ended well absorbs
+        the trigger; one in progress holds it, and it fires if that pass fails. Without
+        `since`, a walk always follows."""
         if since is not None:
             if self._succeeded_since is not None and self._succeeded_since >= since:
                 return
