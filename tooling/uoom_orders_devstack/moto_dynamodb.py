@@ -91,11 +91,13 @@ def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import create_backend_app
 
     from uoom_orders_devstack import moto_conditions, moto_replies
+    from uoom_orders_devstack.moto_direct import direct_app
 
     moto_replies.install()
     moto_conditions.install()
-    app = create_backend_app("dynamodb")
-    app.debug = False
+    flask_app = create_backend_app("dynamodb")
+    flask_app.debug = False
+    app = direct_app(flask_app)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     if not args.stats:
