@@ -7,14 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 from moto.dynamodb.comparisons import ConditionExpressionParser
 
-from uoom_orders.dynamodb.tables import create_table_kwargs
+from tests.support.moto_in_process import dynamodb_with_table
 from uoom_orders.dynamodb.writer import ReadModelWriter
 from uoom_orders_devstack import moto_conditions
 
@@ -28,11 +26,7 @@ def memo_and_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]
     monkeypatch.setattr(ConditionExpressionParser, "parse", original)
     memo = moto_conditions.install(moto_conditions.ParseMemo(max_entries=8))
     assert memo is not None
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(**create_table_kwargs(TABLE))
+    with dynamodb_with_table(monkeypatch, TABLE) as client:
         yield memo, client
 
 

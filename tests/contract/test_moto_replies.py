@@ -10,14 +10,12 @@ import string
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 from moto.dynamodb.responses import DynamoHandler
 
-from uoom_orders.dynamodb.tables import create_table_kwargs
+from tests.support.moto_in_process import dynamodb_with_table
 from uoom_orders_devstack import moto_replies
 
 TABLE = "contract-order-status"
@@ -58,11 +56,7 @@ def compared(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Comparison]
     comparison = Comparison()
     moto_serialized = getattr(DynamoHandler.serialized, "moto_serialized", DynamoHandler.serialized)
     monkeypatch.setattr(DynamoHandler, "serialized", comparison.wrap(moto_serialized))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(**create_table_kwargs(TABLE))
+    with dynamodb_with_table(monkeypatch, TABLE) as client:
         yield client, comparison
 
 
