@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 from enum import Enum
 from typing import Any
 
-_log = logging.getLogger(__name__)
+from moto import settings
+from moto.core.responses import ActionResult
+from moto.core.utils import get_service_model
+from moto.dynamodb.responses import DynamoHandler
 
 
 class Unsupported(Exception):
@@ -80,10 +82,6 @@ Reply = tuple[int, dict[str, str], str]
 def direct_reply(handler: Any, action_result: Any) -> Reply | None:
     """The reply `handler` (moto's DynamoHandler, serving one request) would serialize for
     `action_result`, encoded by `encode`; None when it is moto's to encode."""
-    from moto import settings
-    from moto.core.responses import ActionResult
-    from moto.core.utils import get_service_model
-
     result = action_result.result
     if (
         not isinstance(result, dict)
@@ -109,12 +107,6 @@ def direct_reply(handler: Any, action_result: Any) -> Reply | None:
 def install() -> bool:
     """Makes moto's DynamoDB handler reply through `direct_reply` where it can; False (and
     nothing changed) when this moto does not serialize replies the way this module expects."""
-    try:
-        from moto.core.responses import ActionResult  # noqa: F401
-        from moto.core.utils import get_service_model  # noqa: F401
-        from moto.dynamodb.responses import DynamoHandler
-    except ImportError:
-        return False
     moto_serialized = getattr(DynamoHandler, "serialized", None)
     if moto_serialized is None:
         return False
