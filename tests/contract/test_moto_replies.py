@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections
 import json
-import string
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto.dynamodb.responses import DynamoHandler
 
+from tests.support.dynamodb_values import attribute_values, names
 from tests.support.moto_in_process import dynamodb_with_table
 from uoom_orders_devstack import moto_replies
 
@@ -194,43 +194,10 @@ def test_every_operation_the_service_calls_is_encoded_alike(
         assert comparison.direct[operation] > 0, (operation, comparison.left_to_moto)
 
 
-_names = st.text(string.ascii_letters, min_size=1, max_size=6)
-_numbers = st.one_of(
-    st.integers(-(10**20), 10**20).map(str),
-    st.decimals(-(10**6), 10**6, places=4, allow_nan=False, allow_infinity=False).map(
-        lambda d: str(d.normalize()) if d != 0 else "0"
-    ),
-)
-_scalars = st.one_of(
-    st.text(max_size=12).filter(bool).map(lambda s: {"S": s}),
-    _numbers.map(lambda n: {"N": n}),
-    st.binary(min_size=1, max_size=12).map(lambda b: {"B": b}),
-    st.booleans().map(lambda b: {"BOOL": b}),
-    st.just({"NULL": True}),
-    st.sets(st.text(min_size=1, max_size=5), min_size=1, max_size=4).map(
-        lambda s: {"SS": sorted(s)}
-    ),
-    st.sets(st.integers(-1000, 1000), min_size=1, max_size=4).map(
-        lambda s: {"NS": sorted(str(n) for n in s)}
-    ),
-    st.sets(st.binary(min_size=1, max_size=4), min_size=1, max_size=3).map(
-        lambda s: {"BS": sorted(s)}
-    ),
-)
-_values = st.recursive(
-    _scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4).map(lambda items: {"L": items}),
-        st.dictionaries(_names, inner, max_size=4).map(lambda m: {"M": m}),
-    ),
-    max_leaves=12,
-)
-
-
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(extra=st.dictionaries(_names.map(lambda n: "x" + n), _values, max_size=5))
+@given(extra=st.dictionaries(names.map(lambda n: "x" + n), attribute_values, max_size=5))
 def test_any_attribute_values_are_encoded_alike(
     compared: tuple[Any, Comparison], extra: dict[str, Any]
 ) -> None:

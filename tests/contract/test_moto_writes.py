@@ -1,0 +1,159 @@
+"""The local endpoint's cheaper puts (uoom_orders_devstack/moto_writes.py) leave what callers
+see unchanged: the same calls, made against moto as it is and with the replacements in place,
+get the same replies and errors and leave the same items and stream records, for random
+attribute values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto.dynamodb.models import table as moto_table
+from moto.dynamodb.responses import DynamoHandler
+
+from tests.support.dynamodb_values import attribute_values, names
+from tests.support.moto_in_process import dynamodb_with_table
+from uoom_orders_devstack import moto_writes
+
+TABLE = "writes-contract-order-status"
+_CONDITION = "attribute_not_exists(orderId) OR version < :v"
+# A record's creation time, the same in every run: its digits count in the record's SizeBytes.
+_RECORDED_AT = datetime(2026, 11, 30, 12, 0, 0, 123456)
+
+Outcome = tuple[str, Any]
+
+
+def _item(order_id: str, version: int, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "orderId": {"S": order_id},
+        "customerId": {"S": "customer-1"},
+        "restaurantId": {"S": "restaurant-1"},
+        "updatedAt": {"S": f"2026-11-30T12:00:0{version % 10}.000000Z"},
+        "status": {"S": "PREPARING"},
+        "version": {"N": str(version)},
+        **extra,
+    }
+
+
+def _outcome(call: Callable[[], Any]) -> Outcome:
+    try:
+        reply = call()
+    except ClientError as error:
+        return "error", {k: v for k, v in error.response.items() if k != "ResponseMetadata"}
+    return "ok", {k: v for k, v in reply.items() if k != "ResponseMetadata"}
+
+
+def _calls(client: Any, extra: dict[str, Any]) -> list[Outcome]:
+    """Every kind of PutItem the service and its tools make, and some they never should."""
+
+    def put(item: dict[str, Any], **kwargs: Any) -> Outcome:
+        return _outcome(lambda: client.put_item(TableName=TABLE, Item=item, **kwargs))
+
+    conditional = {
+        "ConditionExpression": _CONDITION,
+        "ExpressionAttributeValues": {":v": {"N": "2"}},
+    }
+    return [
+        put(_item("o-1", 1, extra), ReturnConsumedCapacity="TOTAL"),
+        put(_item("o-1", 2, extra), ReturnValues="ALL_OLD", **conditional),
+        put(
+            _item("o-1", 2, extra),
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            ReturnConsumedCapacity="TOTAL",
+            **conditional,
+        ),
+        put(_item("o-1", 2, {}), **conditional),
+        put(_item("o-2", 1, extra), ReturnValues="ALL_OLD"),
+        put(_item("o-2", 3, {}), ReturnValues="ALL_OLD", ReturnConsumedCapacity="INDEXES"),
+        put(_item("o-3", 1, extra), ReturnValues="ALL_NEW"),
+        put(_item("", 1, extra)),
+        put(_item("o-3", 1, extra), ExpressionAttributeNames={"#unused": "status"}),
+        put(_item("o-3", 1, extra), Expected={"version": {"Exists": False}}),
+        _outcome(
+            lambda: client.update_item(
+                TableName=TABLE,
+                Key={"orderId": {"S": "o-3"}},
+                UpdateExpression="SET #s = :s",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": {"S": "READY"}},
+            )
+        ),
+        _outcome(lambda: client.delete_item(TableName=TABLE, Key={"orderId": {"S": "o-2"}})),
+        _outcome(lambda: client.scan(TableName=TABLE, ConsistentRead=True)),
+    ]
+
+
+def _stream_records(client: Any, streams: Any) -> list[dict[str, Any]]:
+    arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    for record in records:
+        record.pop("eventID")  # random
+    return records  # type: ignore[no-any-return]
+
+
+def _run(
+    monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any], replaced: bool
+) -> tuple[list[Outcome], list[dict[str, Any]]]:
+    with monkeypatch.context() as patch:
+        patch.setattr(moto_table, "utcnow", lambda: _RECORDED_AT)
+        patch.setattr(moto_writes, "utcnow", lambda: _RECORDED_AT)
+        if replaced:
+            patch.setattr(DynamoHandler, "put_item", moto_writes.put_item)
+            patch.setattr(moto_table, "StreamRecord", moto_writes.StreamRecord)
+        with dynamodb_with_table(monkeypatch, TABLE) as client:
+            streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+            outcomes = _calls(client, extra)
+            return outcomes, _stream_records(client, streams)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(extra=st.dictionaries(names.map(lambda n: "x" + n), attribute_values, max_size=4))
+def test_puts_answer_and_record_as_moto_does(
+    monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any]
+) -> None:
+    by_moto = _run(monkeypatch, extra, replaced=False)
+    replaced = _run(monkeypatch, extra, replaced=True)
+    assert replaced[0] == by_moto[0]
+    assert replaced[1] == by_moto[1]
+
+
+def test_the_calls_cover_successes_refusals_and_every_stream_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outcomes, records = _run(monkeypatch, {"xa": {"S": "a"}}, replaced=True)
+    kinds = [kind for kind, _ in outcomes]
+    assert kinds.count("ok") >= 6
+    assert kinds.count("error") >= 4
+    refused = outcomes[2][1]
+    assert refused["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert refused["Item"]["version"] == {"N": "2"}  # what ALL_OLD on failure hands back
+    assert outcomes[1][1]["Attributes"]["version"] == {"N": "1"}  # ALL_OLD on success
+    assert outcomes[0][1]["ConsumedCapacity"]["TableName"] == TABLE
+    assert {r["eventName"] for r in records} == {"INSERT", "MODIFY", "REMOVE"}
+    assert all(r["dynamodb"]["SizeBytes"] > 1 for r in records)
+
+
+def test_install_replaces_both_once() -> None:
+    moto_put = getattr(DynamoHandler.put_item, "moto_put_item", DynamoHandler.put_item)
+    moto_record = moto_table.StreamRecord
+    try:
+        assert moto_writes.install() is True
+        assert DynamoHandler.put_item is moto_writes.put_item
+        assert moto_table.StreamRecord is moto_writes.StreamRecord
+        assert moto_writes.install() is True  # a second install changes nothing
+        assert moto_writes.put_item.moto_put_item is moto_put  # type: ignore[attr-defined]
+    finally:
+        setattr(DynamoHandler, "put_item", moto_put)  # noqa: B010
+        setattr(moto_table, "StreamRecord", moto_record)  # noqa: B010
