@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from moto.dynamodb.models import dynamo_type as moto_types
 from moto.dynamodb.models import table as moto_table
 from moto.dynamodb.responses import DynamoHandler
 
@@ -89,6 +90,29 @@ def _calls(client: Any, extra: dict[str, Any]) -> list[Outcome]:
     ]
 
 
+def _near_the_size_limit(client: Any, extra: dict[str, Any]) -> list[Outcome]:
+    """Items a few bytes either side of moto's item size limit, in one attribute or spread over
+    many (each refused, if at all, at the attribute that crosses it)."""
+
+    def put(item: dict[str, Any]) -> Outcome:
+        return _outcome(lambda: client.put_item(TableName=TABLE, Item=item))
+
+    base = _item("o-big", 1, extra)
+    base_size = sum(len(k.encode()) + _size(v) for k, v in base.items())
+    room = moto_writes.ITEM_SIZE_LIMIT - base_size - len(b"xfill")
+    outcomes = [put({**base, "xfill": {"S": "f" * (room + delta)}}) for delta in (-1, 0, 1, 2)]
+    spread = dict(base)
+    for n in range(100):
+        spread[f"xpart{n:02d}"] = {"S": "p" * 4_600}
+        if n % 10 == 9 or 86 <= n <= 89:
+            outcomes.append(put(dict(spread)))
+    return outcomes
+
+
+def _size(value: dict[str, Any]) -> int:
+    return moto_types.DynamoType(value).size()
+
+
 def _stream_records(client: Any, streams: Any) -> list[dict[str, Any]]:
     arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
@@ -101,18 +125,22 @@ def _stream_records(client: Any, streams: Any) -> list[dict[str, Any]]:
     return records  # type: ignore[no-any-return]
 
 
+Calls = Callable[[Any, dict[str, Any]], list[Outcome]]
+
+
 def _run(
-    monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any], replaced: bool
+    monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any], replaced: bool, calls: Calls = _calls
 ) -> tuple[list[Outcome], list[dict[str, Any]]]:
     with monkeypatch.context() as patch:
         patch.setattr(moto_table, "utcnow", lambda: _RECORDED_AT)
         patch.setattr(moto_writes, "utcnow", lambda: _RECORDED_AT)
         if replaced:
+            patch.setattr(moto_types.Item, "__init__", moto_writes.item_init)
             patch.setattr(DynamoHandler, "put_item", moto_writes.put_item)
             patch.setattr(moto_table, "StreamRecord", moto_writes.StreamRecord)
         with dynamodb_with_table(monkeypatch, TABLE) as client:
             streams = boto3.client("dynamodbstreams", region_name="us-east-1")
-            outcomes = _calls(client, extra)
+            outcomes = calls(client, extra)
             return outcomes, _stream_records(client, streams)
 
 
@@ -145,15 +173,33 @@ def test_the_calls_cover_successes_refusals_and_every_stream_event(
     assert all(r["dynamodb"]["SizeBytes"] > 1 for r in records)
 
 
+def test_items_at_the_size_limit_are_stored_or_refused_as_moto_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    extra = {"xa": {"M": {"b": {"L": [{"N": "1"}, {"SS": ["x", "y"]}]}}}}
+    by_moto = _run(monkeypatch, extra, replaced=False, calls=_near_the_size_limit)
+    replaced = _run(monkeypatch, extra, replaced=True, calls=_near_the_size_limit)
+    assert replaced == by_moto
+    kinds = [kind for kind, _ in replaced[0]]
+    # One attribute: two sizes fit, two do not; many: up to the 87th or so, then refused.
+    assert kinds[:4] == ["ok", "ok", "error", "error"]
+    assert "ok" in kinds[4:]
+    assert kinds[-1] == "error"
+    assert "size" in str(replaced[0][-1][1]).lower()
+
+
 def test_install_replaces_both_once() -> None:
     moto_put = getattr(DynamoHandler.put_item, "moto_put_item", DynamoHandler.put_item)
     moto_record = moto_table.StreamRecord
+    moto_init = moto_types.Item.__init__
     try:
         assert moto_writes.install() is True
         assert DynamoHandler.put_item is moto_writes.put_item
         assert moto_table.StreamRecord is moto_writes.StreamRecord
+        assert moto_types.Item.__init__ is moto_writes.item_init
         assert moto_writes.install() is True  # a second install changes nothing
         assert moto_writes.put_item.moto_put_item is moto_put  # type: ignore[attr-defined]
     finally:
         setattr(DynamoHandler, "put_item", moto_put)  # noqa: B010
         setattr(moto_table, "StreamRecord", moto_record)  # noqa: B010
+        setattr(moto_types.Item, "__init__", moto_init)  # noqa: B010
