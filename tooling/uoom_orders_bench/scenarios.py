@@ -116,7 +116,7 @@ _ERRORS_ONLY = Metric("errors", "write errors", ratio=False, digits=0)
 # The server process's own CPU (user + system) over the measured calls; n/a for --target.
 _CPU_PER_CALL = Metric("server_cpu_ms_per_call", "server CPU ms/call")
 # The same less what the process spends idle (the service's near-cache feed polls the local
-# broker every 10 ms: a few % of a core whether called or not; the bare server has no feed).
+# broker every 20 ms: a few % of a core whether called or not; the bare server has no feed).
 _CPU_BEYOND_IDLE = Metric(
     "server_cpu_ms_per_call_beyond_idle", "server CPU ms/call beyond idle (its background)"
 )

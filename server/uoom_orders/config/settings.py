@@ -154,7 +154,7 @@ class Settings:
         500,
         None,
         "consumers' fetch wait (near-cache feed, projector); Kafka answers early when records "
-        "arrive, tansu does not, so the local stack uses 10",
+        "arrive, tansu does not, so the local stack uses 20",
     )
     projector_group_id: str = declare(
         "PROJECTOR_GROUP_ID", p.topic, "uoom-orders-projector", "group id", "consumer group"
