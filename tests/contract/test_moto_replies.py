@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto.dynamodb.responses import DynamoHandler
 
-from tests.support.dynamodb_values import attribute_values, names
+from tests.support.dynamodb_values import attribute_values, names, order_item
 from tests.support.moto_in_process import dynamodb_with_table
 from uoom_orders_devstack import moto_replies
 
@@ -60,20 +60,6 @@ def compared(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Comparison]
         yield client, comparison
 
 
-def _order_item(order_id: str, version: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    item = {
-        "orderId": {"S": order_id},
-        "customerId": {"S": "customer-1"},
-        "restaurantId": {"S": "restaurant-1"},
-        "updatedAt": {"S": f"2026-11-30T12:00:0{version % 10}.000000Z"},
-        "status": {"S": "PREPARING"},
-        "version": {"N": str(version)},
-        "ttl": {"N": "1900000000"},
-    }
-    item.update(extra or {})
-    return item
-
-
 def test_every_operation_the_service_calls_is_encoded_alike(
     compared: tuple[Any, Comparison],
 ) -> None:
@@ -82,7 +68,7 @@ def test_every_operation_the_service_calls_is_encoded_alike(
     for n in range(12):
         client.put_item(
             TableName=TABLE,
-            Item=_order_item(f"order-{n:02}", 1),
+            Item=order_item(f"order-{n:02}", 1),
             ConditionExpression=condition,
             ExpressionAttributeNames={"#ttl": "ttl"},
             ExpressionAttributeValues={":v": {"N": "1"}, ":now": {"N": "1800000000"}},
@@ -90,14 +76,14 @@ def test_every_operation_the_service_calls_is_encoded_alike(
         )
     client.put_item(
         TableName=TABLE,
-        Item=_order_item("order-00", 2),
+        Item=order_item("order-00", 2),
         ReturnValues="ALL_OLD",
         ReturnConsumedCapacity="INDEXES",
     )
     with pytest.raises(client.exceptions.ConditionalCheckFailedException):
         client.put_item(
             TableName=TABLE,
-            Item=_order_item("order-00", 1),
+            Item=order_item("order-00", 1),
             ConditionExpression="version < :v",
             ExpressionAttributeValues={":v": {"N": "1"}},
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -159,14 +145,14 @@ def test_every_operation_the_service_calls_is_encoded_alike(
     client.batch_write_item(
         RequestItems={
             TABLE: [
-                {"PutRequest": {"Item": _order_item("order-20", 1)}},
+                {"PutRequest": {"Item": order_item("order-20", 1)}},
                 {"DeleteRequest": {"Key": {"orderId": {"S": "order-05"}}}},
             ]
         }
     )
     client.transact_write_items(
         TransactItems=[
-            {"Put": {"TableName": TABLE, "Item": _order_item("order-21", 1)}},
+            {"Put": {"TableName": TABLE, "Item": order_item("order-21", 1)}},
             {"Delete": {"TableName": TABLE, "Key": {"orderId": {"S": "order-06"}}}},
         ]
     )
@@ -204,7 +190,7 @@ def test_any_attribute_values_are_encoded_alike(
     client, comparison = compared
     comparison.mismatches.clear()
     order_id = f"order-{len(extra)}"
-    client.put_item(TableName=TABLE, Item=_order_item(order_id, 1, extra))
+    client.put_item(TableName=TABLE, Item=order_item(order_id, 1, extra))
     got = client.get_item(TableName=TABLE, Key={"orderId": {"S": order_id}}, ConsistentRead=True)
     client.batch_get_item(RequestItems={TABLE: {"Keys": [{"orderId": {"S": order_id}}]}})
     client.query(
@@ -216,7 +202,7 @@ def test_any_attribute_values_are_encoded_alike(
     assert comparison.mismatches == []
     assert comparison.direct["GetItem"] > 0
     assert comparison.direct["Scan"] > 0
-    assert set(got["Item"]) == set(_order_item(order_id, 1, extra))
+    assert set(got["Item"]) == set(order_item(order_id, 1, extra))
 
 
 def test_install_routes_replies_through_direct_encoding() -> None:

@@ -18,7 +18,7 @@ from moto.dynamodb.models import dynamo_type as moto_types
 from moto.dynamodb.models import table as moto_table
 from moto.dynamodb.responses import DynamoHandler
 
-from tests.support.dynamodb_values import attribute_values, names
+from tests.support.dynamodb_values import attribute_values, names, order_item
 from tests.support.moto_in_process import dynamodb_with_table
 from uoom_orders_devstack import moto_writes
 
@@ -28,18 +28,6 @@ _CONDITION = "attribute_not_exists(orderId) OR version < :v"
 _RECORDED_AT = datetime(2026, 11, 30, 12, 0, 0, 123456)
 
 Outcome = tuple[str, Any]
-
-
-def _item(order_id: str, version: int, extra: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "orderId": {"S": order_id},
-        "customerId": {"S": "customer-1"},
-        "restaurantId": {"S": "restaurant-1"},
-        "updatedAt": {"S": f"2026-11-30T12:00:0{version % 10}.000000Z"},
-        "status": {"S": "PREPARING"},
-        "version": {"N": str(version)},
-        **extra,
-    }
 
 
 def _outcome(call: Callable[[], Any]) -> Outcome:
@@ -61,21 +49,21 @@ def _calls(client: Any, extra: dict[str, Any]) -> list[Outcome]:
         "ExpressionAttributeValues": {":v": {"N": "2"}},
     }
     return [
-        put(_item("o-1", 1, extra), ReturnConsumedCapacity="TOTAL"),
-        put(_item("o-1", 2, extra), ReturnValues="ALL_OLD", **conditional),
+        put(order_item("o-1", 1, extra), ReturnConsumedCapacity="TOTAL"),
+        put(order_item("o-1", 2, extra), ReturnValues="ALL_OLD", **conditional),
         put(
-            _item("o-1", 2, extra),
+            order_item("o-1", 2, extra),
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
             ReturnConsumedCapacity="TOTAL",
             **conditional,
         ),
-        put(_item("o-1", 2, {}), **conditional),
-        put(_item("o-2", 1, extra), ReturnValues="ALL_OLD"),
-        put(_item("o-2", 3, {}), ReturnValues="ALL_OLD", ReturnConsumedCapacity="INDEXES"),
-        put(_item("o-3", 1, extra), ReturnValues="ALL_NEW"),
-        put(_item("", 1, extra)),
-        put(_item("o-3", 1, extra), ExpressionAttributeNames={"#unused": "status"}),
-        put(_item("o-3", 1, extra), Expected={"version": {"Exists": False}}),
+        put(order_item("o-1", 2, {}), **conditional),
+        put(order_item("o-2", 1, extra), ReturnValues="ALL_OLD"),
+        put(order_item("o-2", 3, {}), ReturnValues="ALL_OLD", ReturnConsumedCapacity="INDEXES"),
+        put(order_item("o-3", 1, extra), ReturnValues="ALL_NEW"),
+        put(order_item("", 1, extra)),
+        put(order_item("o-3", 1, extra), ExpressionAttributeNames={"#unused": "status"}),
+        put(order_item("o-3", 1, extra), Expected={"version": {"Exists": False}}),
         _outcome(
             lambda: client.update_item(
                 TableName=TABLE,
@@ -97,7 +85,7 @@ def _near_the_size_limit(client: Any, extra: dict[str, Any]) -> list[Outcome]:
     def put(item: dict[str, Any]) -> Outcome:
         return _outcome(lambda: client.put_item(TableName=TABLE, Item=item))
 
-    base = _item("o-big", 1, extra)
+    base = order_item("o-big", 1, extra)
     base_size = sum(len(k.encode()) + _size(v) for k, v in base.items())
     room = moto_writes.ITEM_SIZE_LIMIT - base_size - len(b"xfill")
     outcomes = [put({**base, "xfill": {"S": "f" * (room + delta)}}) for delta in (-1, 0, 1, 2)]

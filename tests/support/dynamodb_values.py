@@ -1,9 +1,11 @@
-"""Hypothesis strategies for DynamoDB attribute values of every type, nested: what contract
-tests of the local endpoint's replacements of moto's steps feed through both paths."""
+"""DynamoDB items for contract tests of the local endpoint's replacements of moto's steps: an
+order's status item, and hypothesis strategies for attribute values of every type, nested, to
+feed through both paths."""
 
 from __future__ import annotations
 
 import string
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -38,3 +40,17 @@ attribute_values = st.recursive(
     ),
     max_leaves=12,
 )
+
+
+def order_item(order_id: str, version: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A status item of the read model's shape (key, owners, update time, version, TTL)."""
+    return {
+        "orderId": {"S": order_id},
+        "customerId": {"S": "customer-1"},
+        "restaurantId": {"S": "restaurant-1"},
+        "updatedAt": {"S": f"2026-11-30T12:00:0{version % 10}.000000Z"},
+        "status": {"S": "PREPARING"},
+        "version": {"N": str(version)},
+        "ttl": {"N": "1900000000"},
+        **(extra or {}),
+    }
