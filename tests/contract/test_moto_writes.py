@@ -123,9 +123,8 @@ def _run(
         patch.setattr(moto_table, "utcnow", lambda: _RECORDED_AT)
         patch.setattr(moto_writes, "utcnow", lambda: _RECORDED_AT)
         if replaced:
-            patch.setattr(moto_types.Item, "__init__", moto_writes.item_init)
-            patch.setattr(DynamoHandler, "put_item", moto_writes.put_item)
-            patch.setattr(moto_table, "StreamRecord", moto_writes.StreamRecord)
+            for owner, name, replacement in moto_writes.REPLACEMENTS:
+                patch.setattr(owner, name, replacement)
         with dynamodb_with_table(monkeypatch, TABLE) as client:
             streams = boto3.client("dynamodbstreams", region_name="us-east-1")
             outcomes = calls(client, extra)
@@ -176,7 +175,7 @@ def test_items_at_the_size_limit_are_stored_or_refused_as_moto_does(
     assert "size" in str(replaced[0][-1][1]).lower()
 
 
-def test_install_replaces_both_once() -> None:
+def test_install_replaces_all_three_once() -> None:
     moto_put = getattr(DynamoHandler.put_item, "moto_put_item", DynamoHandler.put_item)
     moto_record = moto_table.StreamRecord
     moto_init = moto_types.Item.__init__

@@ -19,9 +19,10 @@ Measured (py-spy on the local endpoint, conditional PutItems of order items to b
   the same way when the record is first read (GetRecords), not on every write. Nothing in the
   local stack reads the streams.
 
-Measured with the same client as before (16 conditional PutItems in flight), the handler's CPU
-per PutItem: 1.25 -> 1.06 ms with the last two. tests/contract/test_moto_writes.py checks
-replies, refusals, stored items and stream records against moto's own.
+Measured with one client, 16 conditional PutItems in flight, the handler's CPU per PutItem:
+1.25 -> 1.06 ms with the last two, 0.96 ms with all three. tests/contract/test_moto_writes.py
+checks replies, refusals, stored items and stream records against moto's own, with all of
+`REPLACEMENTS` in place.
 """
 
 from __future__ import annotations
@@ -167,19 +168,23 @@ class StreamRecord(moto_table.StreamRecord):
         return self.record
 
 
+REPLACEMENTS: tuple[tuple[Any, str, Any], ...] = (
+    (moto_types.Item, "__init__", item_init),
+    (DynamoHandler, "put_item", put_item),
+    (moto_table, "StreamRecord", StreamRecord),
+)
+"""(owner, attribute, what stands in for it): what `install` sets, and the contract test too."""
+
+
 def install() -> bool:
     """Puts all three in place of moto's; False (nothing changed) when this moto lacks one."""
-    if not (
-        hasattr(moto_table, "StreamRecord")
-        and hasattr(DynamoHandler, "put_item")
-        and hasattr(moto_types, "LimitedSizeDict")
+    if not hasattr(moto_types, "LimitedSizeDict") or not all(
+        hasattr(owner, name) for owner, name, _ in REPLACEMENTS
     ):
         return False
     if getattr(DynamoHandler.put_item, "moto_put_item", None) is not None:
         return True  # installed already
-    item_init.moto_init = moto_types.Item.__init__  # type: ignore[attr-defined]
-    setattr(moto_types.Item, "__init__", item_init)  # noqa: B010 (mypy: no method assignment)
     put_item.moto_put_item = DynamoHandler.put_item  # type: ignore[attr-defined]
-    setattr(DynamoHandler, "put_item", put_item)  # noqa: B010 (mypy: no method assignment)
-    setattr(moto_table, "StreamRecord", StreamRecord)  # noqa: B010 (mypy: no class assignment)
+    for owner, name, replacement in REPLACEMENTS:
+        setattr(owner, name, replacement)
     return True
