@@ -14,9 +14,9 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from uoom_orders_bench.cpu import cpu_seconds
+from uoom_orders_devstack.processes import descendants
 
 SELF = "load and checks"
 """This command's own process: the load it drives and the snapshots it takes."""
@@ -41,7 +41,7 @@ def take(pids: Mapping[str, int | None], postmaster: int | None) -> Census:
         if spent is not None:
             found[name] = (pid, spent)
     if postmaster is not None:
-        family = [postmaster, *_descendants(postmaster)]
+        family = [postmaster, *descendants(postmaster)]
         spent_by_family = [cpu_seconds(pid) for pid in family]
         found[POSTGRES] = (postmaster, sum(s for s in spent_by_family if s is not None))
     return Census(time.monotonic(), found)
@@ -60,25 +60,3 @@ def cores_between(before: Census, after: Census) -> dict[str, float]:
         since = earlier[1] if earlier is not None and earlier[0] == pid else 0.0
         shares[name] = max(0.0, spent - since) / wall
     return shares
-
-
-def _descendants(root: int) -> list[int]:
-    """Every process below `root` (PostgreSQL's backends and workers)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 1 and fields[1].isdigit():
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: list[int] = []
-    pending = list(children.get(root, []))
-    while pending:
-        pid = pending.pop()
-        found.append(pid)
-        pending.extend(children.get(pid, []))
-    return found

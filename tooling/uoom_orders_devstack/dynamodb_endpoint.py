@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from uoom_orders_devstack.ports import LOOPBACK, http_status, port_accepts
-from uoom_orders_devstack.processes import ServerProcess, SingleProcessServer
+from uoom_orders_devstack.processes import ServerProcess, SingleProcessServer, descendants
 
 
 def moto_server_argv(port: int, host: str = LOOPBACK) -> list[str]:
@@ -48,6 +48,15 @@ class MotoDynamoDBServer(SingleProcessServer):
         self.log_path = log_path
         self.start_timeout = start_timeout
         self._process: ServerProcess | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The process that serves (granian's worker, once it has started), for its CPU time;
+        the process started, above it, only supervises it."""
+        if self._process is None or self._process.pid is None:
+            return None
+        worker = descendants(self._process.pid)
+        return worker[0] if worker else self._process.pid
 
     @property
     def endpoint(self) -> str:

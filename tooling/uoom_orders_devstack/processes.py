@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import subprocess
@@ -160,13 +161,33 @@ class ServerProcess:
         """Sends the stop signal to the group; SIGKILLs the group if it outlives `timeout`."""
         self.send_signal(self.stop_signal)
         self.resume()  # a paused process handles the stop signal only once continued
-        if not self.wait(timeout):
+        if not self.wait(timeout) or not self._wait_group_gone(timeout):
             self.kill()
 
     def kill(self) -> None:
-        """SIGKILLs the whole process group and reaps the child."""
+        """SIGKILLs the whole process group, reaps the child and waits until every process of
+        the group has gone (a server's worker may outlive its supervisor by a moment, holding
+        the port)."""
         self.send_signal(signal.SIGKILL)
         self.wait(5.0)
+        self._wait_group_gone(5.0, signal.SIGKILL)
+
+    def _wait_group_gone(self, timeout: float, signum: signal.Signals | None = None) -> bool:
+        """Waits until no process of the child's group is alive (zombies have closed their
+        files), sending `signum` to what is left meanwhile; True if none was by `timeout`."""
+        if self._popen is None:
+            return True
+        group = self._popen.pid  # the child leads its own session and group
+        deadline = time.monotonic() + timeout
+        while group_members(group):
+            if signum is not None:
+                # The group id is still taken by its members, so it cannot name another group.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signum)
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
 
 # Every child still running at interpreter exit is stopped, so that a script or test run that
@@ -226,3 +247,50 @@ class SingleProcessServer:
         """SIGKILL: the server vanishes mid-request."""
         if self._process is not None:
             self._process.kill()
+
+
+def _processes() -> list[tuple[int, str, int, int]]:
+    """(pid, state, parent pid, process group) of every process, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and fields[1].isdigit() and fields[2].isdigit():
+            found.append((int(entry.name), fields[0], int(fields[1]), int(fields[2])))
+    return found
+
+
+def group_members(group: int) -> list[int]:
+    """The processes of a process group that are still alive: not zombies, or zombies whose
+    other threads are still exiting (a process's files close with its last thread)."""
+    return [
+        pid
+        for pid, state, _, pgrp in _processes()
+        if pgrp == group and (state not in "ZX" or _threads(pid) > 1)
+    ]
+
+
+def _threads(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below `root` (PostgreSQL's backends, granian's worker), from /proc."""
+    children: dict[int, list[int]] = {}
+    for pid, _, parent, _ in _processes():
+        children.setdefault(parent, []).append(pid)
+    found: list[int] = []
+    pending = list(children.get(root, []))
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        pending.extend(children.get(pid, []))
+    return found
