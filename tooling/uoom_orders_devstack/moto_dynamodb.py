@@ -95,7 +95,8 @@ class OperationStats:
             printed = 0
             while True:
                 time.sleep(every_s)
-                total = sum(self.calls.values())
+                with self._lock:  # a request may add an operation meanwhile
+                    total = sum(self.calls.values())
                 if total != printed:
                     printed = total
                     print(self.report(), file=sys.stderr, flush=True)
