@@ -24,6 +24,7 @@ from uoom_orders.config.components import (
     dynamodb_client_for,
     keepalive,
     outbox_relay,
+    projection_client_for,
     projector_config,
     read_path_config,
     tracing_config,
@@ -113,8 +114,11 @@ async def _projector_role(
                 settings.reconcile_interval_seconds,
                 scan_every=settings.reconcile_scan_every_passes,
             )
+        # A client of its own: the projector's writes retry in one layer (see
+        # projection_client_for); reconciliation and the read path keep botocore's retries.
+        writes = await stack.enter_async_context(projection_client_for(settings))
         projector = OrderProjector(
-            ReadModelWriter(dynamodb, settings.dynamodb_table_prefix),
+            ReadModelWriter(writes, settings.dynamodb_table_prefix),
             projector_config(settings),
             on_recovered=None if schedule is None else schedule.trigger,
         )

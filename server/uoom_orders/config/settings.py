@@ -101,7 +101,7 @@ class Settings:
         p.int_between(0, 20),
         3,
         None,
-        "botocore's retries of a DynamoDB call",
+        "botocore's retries of a DynamoDB call (the projector's writes retry in their own loop)",
     )
     dynamodb_timeout_ms: int = declare(
         "DYNAMODB_TIMEOUT",
