@@ -148,7 +148,8 @@ def test_quick_watch_scenario_pushes_every_write_to_every_watcher(tmp_path: Path
         ],
         capture_output=True,
         text=True,
-        timeout=180,
+        # Each watch run first waits (up to 60 s) for the machine to be quiet.
+        timeout=420,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

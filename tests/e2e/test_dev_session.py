@@ -116,16 +116,24 @@ def test_dev_serves_a_near_cache_miss_from_dax_and_frees_its_ports_on_ctrl_c(
     dax = r"DAX\s+dax://127\.0\.0\.1:\d+ \(uoom_orders_dax, item cache 5 s\)"
     assert re.search(dax, dev.banner)
     # The README's recipe, as written (but for the address): its last line prints the trailer.
-    ran = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", _recipe().replace(DEV_TARGET, dev.target)],
-        env=os.environ | {"PATH": _tool_path()},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert ran.returncode == 0, f"{ran.stdout}\n{ran.stderr}"
-    assert "x-served-by: dax" in ran.stdout, ran.stdout
+    # Its `sleep 1` gives the second order's event a second to evict the first and the
+    # projector a second to write the first: a loaded machine may take longer, so the recipe
+    # runs again (with new orders) up to twice before the test gives up.
+    outputs = []
+    for _ in range(3):
+        ran = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", _recipe().replace(DEV_TARGET, dev.target)],
+            env=os.environ | {"PATH": _tool_path()},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ran.returncode == 0, f"{ran.stdout}\n{ran.stderr}"
+        outputs.append(ran.stdout)
+        if "x-served-by: dax" in ran.stdout:
+            break
+    assert "x-served-by: dax" in outputs[-1], outputs
 
     ports = dev.ports()
     assert len(ports) >= 5  # gRPC, PostgreSQL, Kafka, DynamoDB, DAX

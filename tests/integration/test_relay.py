@@ -503,7 +503,7 @@ async def test_a_later_commit_waits_for_an_older_transaction_then_is_published(
                 await earlier
             records = await reader.wait_for(1)
             assert [r.key for r in records] == [str(later.order_id).encode()]
-        assert time.monotonic() - started < 5.0  # not the 30 s poll
+        assert time.monotonic() - started < 15.0  # not the 30 s poll (roomy: a loaded machine)
         records = await reader.settle(0.2)
     assert len(records) == (2 if outcome == "commit" else 1)
     assert await unpublished(db) == 0
@@ -635,7 +635,7 @@ async def test_the_relay_listens_again_after_its_connection_is_killed(
         started = time.monotonic()
         await place(write_pool)
         await eventually(_async(lambda: len(publisher.messages) == 1), "the order is published")
-        assert time.monotonic() - started < 5.0  # by NOTIFY, not the 30 s poll
+        assert time.monotonic() - started < 15.0  # by NOTIFY, not the 30 s poll
 
 
 async def test_a_failed_batch_is_rolled_back_counted_and_retried(
