@@ -17,7 +17,6 @@ from functools import partial
 
 import asyncpg
 import grpc
-import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -74,11 +73,19 @@ async def test_sigterm_drains_calls_in_flight_refuses_new_ones_and_exits_zero(
                 changed = await asyncio.wait_for(watch.read(), timeout=GRACE_SECONDS)
                 assert changed.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
-                # New calls are refused while the one in flight is still running.
-                with pytest.raises(UnavailableError):
-                    await client.get_order_status(
-                        order_service_pb2.GetOrderStatusRequest(order_id=order.order_id)
-                    )
+                # New calls are refused while the one in flight is still running (health says
+                # NOT_SERVING a moment before the server stops taking calls: a call in that
+                # moment is still answered, so the probe is repeated until refused).
+                async def refused() -> bool:
+                    try:
+                        await client.get_order_status(
+                            order_service_pb2.GetOrderStatusRequest(order_id=order.order_id)
+                        )
+                    except UnavailableError:
+                        return True
+                    return False
+
+                await eventually(refused, "new calls to be refused", 5, 0.05)
                 assert not in_flight.done()
         finally:
             await blocker.rollback()  # the update may go on

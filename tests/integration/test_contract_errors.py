@@ -6,6 +6,7 @@ log line, never a traceback."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -246,6 +247,7 @@ async def test_cancelled_calls_are_counted_logged_at_most_once_and_write_nothing
     caplog.set_level(logging.DEBUG)
     before = sum(_sample("grpc_server_cancelled_total", m) for m in METHODS)
     cut_off = 0
+    started = time.monotonic()
     # Which calls a deadline cuts off depends on the machine's load: try until 40 were.
     for attempt in range(4000):
         outcome = await call(
@@ -257,6 +259,8 @@ async def test_cancelled_calls_are_counted_logged_at_most_once_and_write_nothing
         if cut_off >= 40:
             break
     assert cut_off >= 40
+    # The log's rate limit is a line per kind per 10 s: a long loop may earn a second.
+    allowed_per_kind = 1 + int((time.monotonic() - started) // 10)
 
     def counted() -> bool:
         return sum(_sample("grpc_server_cancelled_total", m) for m in METHODS) > before
@@ -266,8 +270,8 @@ async def test_cancelled_calls_are_counted_logged_at_most_once_and_write_nothing
     assert problems == []
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     kinds = ("call cancelled before", "left before its answer", "cancel request to PostgreSQL")
-    for kind in kinds:  # each at most once (rate-limited)
-        assert len([line for line in lines if kind in line]) <= 1, lines
+    for kind in kinds:  # each at most once per 10 s (rate-limited)
+        assert len([line for line in lines if kind in line]) <= allowed_per_kind, lines
     assert len(lines) == len([line for line in lines if any(k in line for k in kinds)]), lines
     assert await write_model_problems(db) == []
 
