@@ -22,6 +22,7 @@ from tests.integration.projector_support import (
 )
 from uoom_orders import wire
 from uoom_orders.dynamodb import (
+    ReadModelThrottled,
     ReadModelUnavailable,
     ReadModelWriter,
     ReadModelWriteRejected,
@@ -190,14 +191,38 @@ async def test_throttling_is_counted_and_retried(
     assert _metric("dynamodb_throttled_requests_total", {"operation": "PutItem"}) == before + 2
 
 
+async def test_a_table_that_keeps_throttling_is_throttled_not_lost(
+    local_stack: StackEndpoints, tables: TableNames
+) -> None:
+    prefix = tables.status.removesuffix("order-status")
+
+    class _Body:
+        async def read(self) -> bytes:
+            return json.dumps(
+                {"__type": "ProvisionedThroughputExceededException", "message": "Slow down"}
+            ).encode()
+
+    def throttle(request: Any, **_: Any) -> AioAWSResponse | None:
+        headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-requestid": "t"}
+        return AioAWSResponse(request.url, 400, headers, _Body())
+
+    async with dynamodb(local_stack, max_retries=0) as client:
+        client.meta.events.register_first("before-send.dynamodb.PutItem", throttle)
+        writer = ReadModelWriter(client, prefix, attempts=2, backoff_seconds=0.01)
+        # Still an outage to wait out (a subclass), but one in which nothing was lost.
+        with pytest.raises(ReadModelThrottled, match="after 2 attempts"):
+            await writer.put_order(_versions()[0], 2_000_000_000)
+
+
 async def test_an_unreachable_endpoint_is_unavailable_not_rejected(
     local_stack: StackEndpoints,
 ) -> None:
     endpoints = replace(local_stack, dynamodb_endpoint=f"http://127.0.0.1:{free_port()}")
     async with dynamodb(endpoints, max_retries=0, timeout_ms=500) as client:
         writer = ReadModelWriter(client, "nowhere-", attempts=2, backoff_seconds=0.01)
-        with pytest.raises(ReadModelUnavailable, match="after 2 attempts"):
+        with pytest.raises(ReadModelUnavailable, match="after 2 attempts") as raised:
             await writer.put_order(_versions()[0], 2_000_000_000)
+        assert not isinstance(raised.value, ReadModelThrottled)
 
 
 async def test_a_missing_table_is_unavailable(ddb: Any) -> None:

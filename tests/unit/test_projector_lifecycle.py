@@ -15,7 +15,12 @@ from uoom.orders.v1 import order_pb2
 
 from tests.support.memory_read_model import InMemoryReadModelWriter
 from tests.unit.projector_records import Record, history, records
-from uoom_orders.dynamodb.ports import PutResult, ReadModelUnavailable, ReadModelWriteRejected
+from uoom_orders.dynamodb.ports import (
+    PutResult,
+    ReadModelThrottled,
+    ReadModelUnavailable,
+    ReadModelWriteRejected,
+)
 from uoom_orders.projector import OrderProjector, ProjectorConfig, ProjectorStats
 from uoom_orders.projector import projector as projector_module
 from uoom_orders.projector.batch import Letter, Pending
@@ -244,6 +249,19 @@ async def test_an_outage_is_waited_out_until_it_ends_then_reported_once() -> Non
     # No outage, no report.
     assert await batch_writer.write(pending()) == []
     assert recovered == [1000.0]
+
+
+async def test_throttling_is_waited_out_but_calls_for_no_walk() -> None:
+    # A table refusing for throughput lost nothing: no reconciliation walk is asked for.
+    writer = FlakyWriter(ReadModelThrottled("busy"), 3)
+    stats = ProjectorStats()
+    recovered: list[float] = []
+    batch_writer = BatchWriter(
+        writer, CONFIG, stats, wait_out=no_wait, on_recovered=recovered.append
+    )
+    assert await batch_writer.write(pending()) == []
+    assert (writer.calls, stats.outage_retries, stats.applied) == (4, 3, 1)
+    assert recovered == []
 
 
 # --- the dead letters ---------------------------------------------------------------------

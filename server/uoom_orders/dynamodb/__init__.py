@@ -14,6 +14,7 @@ from uoom_orders.dynamodb.items import (
 from uoom_orders.dynamodb.ports import (
     ProjectionWriter,
     PutResult,
+    ReadModelThrottled,
     ReadModelUnavailable,
     ReadModelWriteRejected,
 )
@@ -23,6 +24,7 @@ from uoom_orders.dynamodb.writer import ReadModelWriter
 __all__ = [
     "ProjectionWriter",
     "PutResult",
+    "ReadModelThrottled",
     "ReadModelUnavailable",
     "ReadModelWriteRejected",
     "ReadModelWriter",

@@ -41,6 +41,11 @@ class ReadModelUnavailable(Exception):
     """
 
 
+class ReadModelThrottled(ReadModelUnavailable):
+    """The read model answered but kept refusing for throughput: an outage of capacity, in
+    which nothing it held was lost (no reconciliation walk is called for)."""
+
+
 class ProjectionWriter(Protocol):
     """Writes orders into both read-model tables, newest version wins."""
 

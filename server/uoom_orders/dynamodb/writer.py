@@ -19,8 +19,13 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from uoom.orders.v1 import order_pb2
 
 from uoom_orders.dynamodb import capacity, items
-from uoom_orders.dynamodb.client import count_throttles, dynamodb_client
-from uoom_orders.dynamodb.ports import PutResult, ReadModelUnavailable, ReadModelWriteRejected
+from uoom_orders.dynamodb.client import THROTTLE_CODES, count_throttles, dynamodb_client
+from uoom_orders.dynamodb.ports import (
+    PutResult,
+    ReadModelThrottled,
+    ReadModelUnavailable,
+    ReadModelWriteRejected,
+)
 from uoom_orders.dynamodb.tables import TableNames
 from uoom_orders.runtime.retry import retrying
 
@@ -147,7 +152,11 @@ class ReadModelWriter:
                 raise error
         # One table unreachable and the other refusing the item: retry later rather than
         # dead-letter an event that may well apply once the read model is back.
-        unavailable = [error for error in errors if isinstance(error, ReadModelUnavailable)]
+        # A table out of reach says more than one throttling: it is reported first.
+        unavailable = sorted(
+            (error for error in errors if isinstance(error, ReadModelUnavailable)),
+            key=lambda error: isinstance(error, ReadModelThrottled),
+        )
         raise (unavailable or errors)[0]
 
     async def put_status(self, summary: order_pb2.OrderSummary, ttl_epoch: int) -> bool:
@@ -212,7 +221,9 @@ class ReadModelWriter:
                     return await _write_once(call, operation, table, request)
         except _Transient as error:
             failure = error.__cause__
-            raise ReadModelUnavailable(
+            throttled = isinstance(failure, ClientError) and error_code(failure) in THROTTLE_CODES
+            unavailable = ReadModelThrottled if throttled else ReadModelUnavailable
+            raise unavailable(
                 f"{table}: no write after {self._attempts} attempts: {failure!r}"
             ) from failure
         raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover

@@ -20,6 +20,7 @@ from uoom_orders.dynamodb.items import ttl_after
 from uoom_orders.dynamodb.ports import (
     ProjectionWriter,
     PutResult,
+    ReadModelThrottled,
     ReadModelUnavailable,
     ReadModelWriteRejected,
 )
@@ -116,7 +117,13 @@ class BatchWriter:
                     retry.append(item)
                     last_outage = outcome.error
             if retry:
-                if outage_seen is None:
+                # Throttling only says the table is busy, not that it lost anything: a walk
+                # after it would add load where there is too much already.
+                lost_contact = any(
+                    isinstance(o, Outage) and not isinstance(o.error, ReadModelThrottled)
+                    for o in outcomes
+                )
+                if outage_seen is None and lost_contact:
                     outage_seen = self._clock()
                 delay = outage.next_delay()
                 self._stats.outage_retries += 1
