@@ -147,3 +147,22 @@ def test_writes_are_answered_alike(clients: tuple[Client, Client]) -> None:
     flask_headers.pop("content-length")
     direct_headers.pop("content-length")
     assert flask_headers == direct_headers
+
+
+def test_the_cached_method_names_are_moto_s_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.core import responses, utils
+    from moto.dynamodb.responses import DynamoHandler
+
+    from uoom_orders_devstack.moto_direct import cache_method_names
+
+    # Put back after the test.
+    moto_s = getattr(responses, "method_names_from_class")  # noqa: B009 (not exported)
+    monkeypatch.setattr(responses, "method_names_from_class", moto_s)
+    assert cache_method_names()
+    assert cache_method_names()  # a second install changes nothing
+    cached = getattr(responses, "method_names_from_class")  # noqa: B009
+    assert cached is not utils.method_names_from_class
+    # The same list moto works out on each request, once per class.
+    assert cached(DynamoHandler) == utils.method_names_from_class(DynamoHandler)
+    assert "put_item" in cached(DynamoHandler)
+    assert cached(DynamoHandler) is cached(DynamoHandler)

@@ -110,11 +110,12 @@ def app() -> WsgiApp:
     from moto.moto_server.werkzeug_app import create_backend_app
 
     from uoom_orders_devstack import moto_conditions, moto_replies, moto_writes
-    from uoom_orders_devstack.moto_direct import direct_app
+    from uoom_orders_devstack.moto_direct import cache_method_names, direct_app
 
     moto_replies.install()
     moto_conditions.install()
     moto_writes.install()
+    cache_method_names()  # last: the others add methods to moto's handler
     flask_app = create_backend_app("dynamodb")
     flask_app.debug = False
     served = direct_app(flask_app)
