@@ -220,11 +220,10 @@ class OutboxRelay(LongRunning):
                 # not at every NOTIFY, so a standby costs the database almost nothing.
                 await self._sleep(self._config.poll_interval)
             elif stats.pending:
-                # Rows held back, or rows left after the drain: the older transaction that held
-                # them ended between the drain's claim and this count (a rollback sends no
-                # NOTIFY), so they are publishable now and are not held back any more. Either
-                # way, look again soon rather than at the next poll (seen: a row left waiting
-                # for the whole 30 s poll of a test).
+                # Rows still pending after a drain are held back by an older open transaction,
+                # or were freed since the drain's claim (that transaction ended meanwhile, and
+                # a rollback sends no NOTIFY). Either way, look again soon rather than at the
+                # next poll (seen: a freed row left waiting for the whole 30 s poll of a test).
                 await self._wait_for_wake(recheck.next_delay())
             else:
                 recheck.reset()
