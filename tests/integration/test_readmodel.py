@@ -160,25 +160,30 @@ async def test_same_version_revives_an_expired_item_but_never_an_older_one(
     assert not (await writer.put_order(versions[2], int(now) + 7200)).applied
 
 
+def _error_reply(request: Any, error_type: str, message: str) -> AioAWSResponse:
+    """What DynamoDB answers for a refused call (HTTP 400, its error type in `__type`), for a
+    before-send hook to return instead of sending the request."""
+
+    class _Body:
+        async def read(self) -> bytes:
+            return json.dumps({"__type": error_type, "message": message}).encode()
+
+    headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-requestid": "t"}
+    return AioAWSResponse(request.url, 400, headers, _Body())
+
+
 async def test_throttling_is_counted_and_retried(
     local_stack: StackEndpoints, tables: TableNames
 ) -> None:
     prefix = tables.status.removesuffix("order-status")
     throttled = 0
 
-    class _Body:
-        async def read(self) -> bytes:
-            return json.dumps(
-                {"__type": "ThrottlingException", "message": "Rate of requests exceeds"}
-            ).encode()
-
     def throttle_status_table(request: Any, **_: Any) -> AioAWSResponse | None:
         nonlocal throttled
         if throttled >= 2 or tables.status.encode() not in request.body:
             return None
         throttled += 1
-        headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-requestid": "t"}
-        return AioAWSResponse(request.url, 400, headers, _Body())
+        return _error_reply(request, "ThrottlingException", "Rate of requests exceeds")
 
     before = _metric("dynamodb_throttled_requests_total", {"operation": "PutItem"})
     # One botocore retry, then the writer's own retry: both layers see a throttle.
@@ -196,15 +201,8 @@ async def test_a_table_that_keeps_throttling_is_throttled_not_lost(
 ) -> None:
     prefix = tables.status.removesuffix("order-status")
 
-    class _Body:
-        async def read(self) -> bytes:
-            return json.dumps(
-                {"__type": "ProvisionedThroughputExceededException", "message": "Slow down"}
-            ).encode()
-
-    def throttle(request: Any, **_: Any) -> AioAWSResponse | None:
-        headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-requestid": "t"}
-        return AioAWSResponse(request.url, 400, headers, _Body())
+    def throttle(request: Any, **_: Any) -> AioAWSResponse:
+        return _error_reply(request, "ProvisionedThroughputExceededException", "Slow down")
 
     async with dynamodb(local_stack, max_retries=0) as client:
         client.meta.events.register_first("before-send.dynamodb.PutItem", throttle)

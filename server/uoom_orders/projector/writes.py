@@ -108,6 +108,9 @@ class BatchWriter:
             outcomes = await asyncio.gather(*(self._apply_one(item) for item in pending))
             retry: list[Pending] = []
             last_outage: BaseException | None = None
+            # Throttling only says the table is busy, not that it lost anything: a walk after
+            # it would add load where there is too much already.
+            lost_contact = False
             for item, outcome in zip(pending, outcomes, strict=True):
                 if isinstance(outcome, PutResult):
                     self._count_written(item, outcome)
@@ -116,13 +119,8 @@ class BatchWriter:
                 else:
                     retry.append(item)
                     last_outage = outcome.error
+                    lost_contact = lost_contact or not isinstance(outcome.error, ReadModelThrottled)
             if retry:
-                # Throttling only says the table is busy, not that it lost anything: a walk
-                # after it would add load where there is too much already.
-                lost_contact = any(
-                    isinstance(o, Outage) and not isinstance(o.error, ReadModelThrottled)
-                    for o in outcomes
-                )
                 if outage_seen is None and lost_contact:
                     outage_seen = self._clock()
                 delay = outage.next_delay()
