@@ -48,3 +48,20 @@ async def test_the_projectors_client_makes_one_attempt_whatever_the_retry_settin
 async def test_the_shared_client_retries_as_configured() -> None:
     async with dynamodb_client_for(_settings(max_retries=1)) as client:
         assert await _attempts_of_one_put(client) == 2
+
+
+async def test_every_request_names_the_service_as_its_user_agent() -> None:
+    # What AWS's logs show as the caller; set once in the config (botocore's own default is
+    # rebuilt from its components on every request).
+    agents: list[str] = []
+    async with dynamodb_client_for(_settings(max_retries=0)) as client:
+
+        def record(request: Any, **_: Any) -> None:
+            agents.append(request.headers["User-Agent"].decode())
+
+        client.meta.events.register("before-send.dynamodb.PutItem", record)
+        with pytest.raises(EndpointConnectionError):
+            await client.put_item(TableName="t", Item={"orderId": {"S": "o"}})
+    assert len(agents) == 1
+    assert agents[0].startswith("uoom-orders/")
+    assert " botocore/" in agents[0]

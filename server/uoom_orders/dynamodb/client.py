@@ -6,10 +6,12 @@ Nothing here connects at import; `dynamodb_client` opens a client inside `async 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aioboto3
+import botocore
 from botocore.config import Config
 
 from uoom_orders.observability.metrics import DYNAMODB_THROTTLES
@@ -38,15 +40,29 @@ def dynamodb_config(*, max_retries: int, timeout_ms: int, max_pool_connections: 
     every item the service sends comes from one codec (dynamodb/items.py, property-tested),
     and the check walks every attribute of every item: a sixth of the client's CPU per
     PutItem, measured with py-spy.
+
+    The User-Agent is the service's own (`user_agent`, botocore's documented override),
+    which AWS logs (CloudTrail) show as the caller. botocore's default one is rebuilt from a
+    dozen components, each sanitised, twice per request: about a tenth of the client's CPU
+    per PutItem (cProfile).
     """
     seconds = timeout_ms / 1000
     return Config(
+        user_agent=_user_agent(),
         retries={"max_attempts": max_retries, "mode": "standard"},
         connect_timeout=seconds,
         read_timeout=seconds,
         max_pool_connections=max_pool_connections,
         parameter_validation=False,
     )
+
+
+def _user_agent() -> str:
+    try:
+        version = importlib.metadata.version("uoom-orders")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return f"uoom-orders/{version} botocore/{botocore.__version__}"
 
 
 def count_throttles(client: Any) -> None:
