@@ -64,6 +64,10 @@ def _calls(client: Any, extra: dict[str, Any]) -> list[Outcome]:
         put(order_item("", 1, extra)),
         put(order_item("o-3", 1, extra), ExpressionAttributeNames={"#unused": "status"}),
         put(order_item("o-3", 1, extra), Expected={"version": {"Exists": False}}),
+        # Empty sets: refused outside the keys at any depth; a key attribute is not checked.
+        put(order_item("o-4", 1, {**extra, "xe": {"M": {"a": {"SS": []}}}})),
+        put(order_item("o-4", 1, {**extra, "xf": {"NS": []}})),
+        put({**order_item("o-4", 1, extra), "customerId": {"SS": []}}),
         _outcome(
             lambda: client.update_item(
                 TableName=TABLE,
