@@ -221,6 +221,36 @@ async def test_into_empty_tables_it_equals_the_projection(
     assert again.scanned == 30  # both tables scanned for orphans
 
 
+class _PageOrder(Reconciler):
+    """Records the orders of each page as its check begins."""
+
+    walked: list[str]
+
+    async def read_items(self, table: str, order_ids: Any) -> dict[str, items.Item]:
+        if table == "order-status":
+            self.walked.extend(order_ids)
+        return await super().read_items(table, order_ids)
+
+
+async def test_orders_changed_since_recent_from_are_walked_last(
+    pool: asyncpg.Pool, ddb: Any, make_tables: Any
+) -> None:
+    """After an outage the walk takes the orders changed since it began last (their events are
+    what the projectors are catching up on); it still checks and repairs every order."""
+    orders = await _place_orders(pool, [uuid.uuid4() for _ in range(3)], per_customer=5)
+    updated = {str(oid): order.updated_at for oid, order in orders.items()}
+    middle = sorted(updated.values())[len(updated) // 2]
+    tables = await make_tables()
+    reconciler = _PageOrder(pool, ddb, _prefix(tables), page_size=2, pages_in_flight=1)
+    reconciler.walked = []
+    report = await reconciler.run(scan=False, recent_from=middle)
+    assert (report.checked, report.repaired) == (15, 30)
+    assert sorted(reconciler.walked) == sorted(updated)
+    recent = [updated[oid] >= middle for oid in reconciler.walked]
+    assert recent == sorted(recent)  # every older order first, then every recent one
+    assert 0 < sum(recent) < 15
+
+
 async def test_filters_select_orders_and_older_items_are_repaired(
     pool: asyncpg.Pool, ddb: Any, make_tables: Any
 ) -> None:

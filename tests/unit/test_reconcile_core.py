@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from uoom.orders.v1 import order_pb2
@@ -21,6 +22,7 @@ from uoom_orders.projector.reconcile.differences import (
     classify,
     item_version_or_none,
 )
+from uoom_orders.projector.reconcile.schedule import IN_FLIGHT_SECONDS
 
 NOW = 1_800_000_000
 TTL = NOW + 3600
@@ -117,7 +119,9 @@ class SlowReconciler:
         self.started = asyncio.Event()
         self.cancelled = False
 
-    async def run(self, *, scan: bool = True) -> ReconcileReport:
+    async def run(
+        self, *, scan: bool = True, recent_from: datetime | None = None
+    ) -> ReconcileReport:
         self.started.set()
         try:
             await asyncio.sleep(60)
@@ -141,13 +145,18 @@ async def test_the_schedule_runs_once_entered_and_is_drained_on_leaving() -> Non
 
 
 class RecordingReconciler:
-    """Records whether each pass scanned; ends each pass at once."""
+    """Records whether each pass scanned, and from when it walked recent orders last; ends each
+    pass at once."""
 
     def __init__(self) -> None:
         self.scans: list[bool] = []
+        self.recent: list[datetime | None] = []
 
-    async def run(self, *, scan: bool = True) -> ReconcileReport:
+    async def run(
+        self, *, scan: bool = True, recent_from: datetime | None = None
+    ) -> ReconcileReport:
         self.scans.append(scan)
+        self.recent.append(recent_from)
         return ReconcileReport()
 
 
@@ -167,8 +176,10 @@ class FailingOnceReconciler(RecordingReconciler):
         super().__init__()
         self.second_pass = asyncio.Event()
 
-    async def run(self, *, scan: bool = True) -> ReconcileReport:
-        await super().run(scan=scan)
+    async def run(
+        self, *, scan: bool = True, recent_from: datetime | None = None
+    ) -> ReconcileReport:
+        await super().run(scan=scan, recent_from=recent_from)
         if len(self.scans) == 1:
             raise ConnectionError("the read model stumbled")
         self.second_pass.set()
@@ -200,8 +211,10 @@ class GatedReconciler(RecordingReconciler):
         self.release = asyncio.Event()
         self.fail = False
 
-    async def run(self, *, scan: bool = True) -> ReconcileReport:
-        await super().run(scan=scan)
+    async def run(
+        self, *, scan: bool = True, recent_from: datetime | None = None
+    ) -> ReconcileReport:
+        await super().run(scan=scan, recent_from=recent_from)
         self.running.set()
         await self.release.wait()
         self.running.clear()
@@ -244,3 +257,24 @@ async def test_a_trigger_held_by_a_pass_that_fails_fires() -> None:
     with pytest.raises(ConnectionError):
         await turn
     assert schedule._wake.is_set()
+
+
+async def test_a_walk_after_an_outage_takes_the_orders_changed_since_it_began_last() -> None:
+    """From the earliest outage a trigger reports (less the time an event may have been on its
+    way); a scheduled pass walks in one stretch; a failed walk tried again keeps it."""
+    reconciler, pool = FailingOnceReconciler(), FakePool()
+    schedule = ReconcileSchedule(
+        reconciler,  # type: ignore[arg-type]
+        pool,
+        3600,
+        retry_seconds=0.01,
+    )
+    seen = time.time() - 30
+    schedule.trigger(since=seen + 10)  # the other projector saw it later
+    schedule.trigger(since=seen)
+    async with schedule:
+        await asyncio.wait_for(reconciler.second_pass.wait(), 5)
+    expected = datetime.fromtimestamp(seen - IN_FLIGHT_SECONDS, UTC)
+    assert reconciler.recent == [expected, expected]  # failed once, then again
+    await schedule._turn()  # a scheduled pass
+    assert reconciler.recent[-1] is None

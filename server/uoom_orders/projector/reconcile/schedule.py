@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -19,6 +20,9 @@ _log = logging.getLogger(__name__)
 
 RECONCILE_LOCK_KEY = 0x756F6F6D_0003
 """Session advisory lock: one background reconciliation at a time across projectors."""
+IN_FLIGHT_SECONDS = 2.0
+"""How long before a projector first saw an outage an order's event may still have been on its
+way to the projectors: such orders are walked last with those changed during the outage."""
 
 
 class ReconcileSchedule(LongRunning):
@@ -29,7 +33,8 @@ class ReconcileSchedule(LongRunning):
     `scan_every`-th scheduled pass also scans the tables for orphans (it reads every item, as
     the walk does, and orphans only come from commits PostgreSQL lost: rare). `trigger()`
     brings a walk forward (the projector calls it when the read model answers again after an
-    outage: it may have come back empty, and what heals it is the walk, soon).
+    outage: it may have come back empty, and what heals it is the walk, soon); that walk takes
+    the orders changed since the outage began last (see `Reconciler.run`'s `recent_from`).
 
     An async context manager: entering starts the schedule in a background task; leaving
     cancels it and waits until it has ended, a pass in progress included (every repair is
@@ -64,6 +69,8 @@ class ReconcileSchedule(LongRunning):
         self._running_since: float | None = None
         self._succeeded_since: float | None = None
         self._wake_if_it_fails = False
+        # The earliest `since` of the triggers the next walk answers.
+        self._recent_from: float | None = None
 
     def trigger(self, since: float | None = None) -> None:
         """Runs a walk now rather than at the end of the interval.
@@ -78,8 +85,14 @@ class ReconcileSchedule(LongRunning):
                 return
             if self._running_since is not None and self._running_since >= since:
                 self._wake_if_it_fails = True
+                self._remember_recent(since)
                 return
+            self._remember_recent(since)
         self._wake.set()
+
+    def _remember_recent(self, since: float | None) -> None:
+        if since is not None and (self._recent_from is None or since < self._recent_from):
+            self._recent_from = since
 
     async def start(self) -> None:
         if self._task is None:
@@ -99,20 +112,23 @@ class ReconcileSchedule(LongRunning):
     async def _turn(self) -> None:
         """The pass due now: a walk when triggered, else a scheduled pass (scanning or not)."""
         triggered = self._wake.is_set()
+        recent: float | None = None
         if triggered:
             self._wake.clear()
             scan = False
+            recent, self._recent_from = self._recent_from, None
         else:
             scan = self._scheduled % self._scan_every == 0
             self._scheduled += 1
         try:
-            await self.run_once(scan=scan)
+            await self.run_once(scan=scan, recent_from=recent)
         except asyncio.CancelledError:
             raise
         except Exception as error:
             if not triggered:
                 _log.warning("reconciliation pass failed: %r; next in %.0fs", error, self._interval)
                 return
+            self._remember_recent(recent)
             # A read model that just came back may still stumble: the walk it needs is
             # tried again soon, not at the next turn.
             delay = min(self._interval, self._retry.next_delay())
@@ -122,15 +138,24 @@ class ReconcileSchedule(LongRunning):
             if triggered:
                 self._retry.reset()
 
-    async def run_once(self, *, scan: bool = True) -> ReconcileReport | None:
-        """One pass if no other process runs one now; None when it skipped its turn."""
+    async def run_once(
+        self, *, scan: bool = True, recent_from: float | None = None
+    ) -> ReconcileReport | None:
+        """One pass if no other process runs one now; None when it skipped its turn.
+        `recent_from` (epoch seconds): a projector first saw the read model out of reach then;
+        orders changed since (and `IN_FLIGHT_SECONDS` before) are walked last."""
+        last = (
+            None
+            if recent_from is None
+            else datetime.fromtimestamp(recent_from - IN_FLIGHT_SECONDS, UTC)
+        )
         async with self._pool.acquire() as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RECONCILE_LOCK_KEY):
                 return None
             started = time.time()
             self._running_since = started
             try:
-                report = await self._reconciler.run(scan=scan)
+                report = await self._reconciler.run(scan=scan, recent_from=last)
             except BaseException:
                 if self._wake_if_it_fails:
                     self._wake.set()
