@@ -96,7 +96,7 @@ async def _postgres_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 @contextlib.asynccontextmanager
 async def _projector_role(
     settings: Settings, pool: asyncpg.Pool, dynamodb: Any
-) -> AsyncIterator[tuple[OrderProjector, Callable[[float], None] | None]]:
+) -> AsyncIterator[tuple[OrderProjector, Callable[[float, float], None] | None]]:
     """The projector, and the reconciliation schedule that a read-model outage triggers (and
     how to trigger it; None when the schedule is off)."""
     async with AsyncExitStack() as stack:
@@ -199,7 +199,7 @@ async def running_service(
         dynamodb = None
         if _wants_dynamodb(settings, roles):
             dynamodb = await stack.enter_async_context(dynamodb_client_for(settings))
-        reconcile_now = None
+        reconcile_now = projector = None
         if "projector" in roles:
             projector, reconcile_now = await stack.enter_async_context(
                 _projector_role(settings, pool, dynamodb)
@@ -229,6 +229,7 @@ async def running_service(
             servicer=None if server is None else server.health,
             service_name=ORDER_SERVICE,
             on_read_model_back=reconcile_now,
+            on_read_model_reachable=None if projector is None else projector.retry_now,
         )
         health = await stack.enter_async_context(monitor)
         yield RunningService(health, tuple(tasks), server, read, watches)

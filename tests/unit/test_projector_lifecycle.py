@@ -4,6 +4,7 @@ model: entering means running, leaving means drained; writes retried as the docs
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -249,6 +250,21 @@ async def test_an_outage_is_waited_out_until_it_ends_then_reported_once() -> Non
     # No outage, no report.
     assert await batch_writer.write(pending()) == []
     assert recovered == [1000.0]
+
+
+async def test_retry_now_ends_the_wait_for_the_read_model(kafka: Any) -> None:
+    """The health monitor saw DynamoDB answer again: the projector tries at once, not at the
+    end of its backoff (here 60 s)."""
+    consumer, _ = kafka(records(history(0)[0]))
+    writer = FlakyWriter(ReadModelUnavailable("down"), 1)
+    config = dataclasses.replace(CONFIG, retry_backoff_seconds=60.0, max_backoff_seconds=60.0)
+    async with OrderProjector(writer, config) as projector:
+        await until(lambda: projector.stats.outage_retries == 1)
+        assert PARTITION in consumer.paused()  # waiting the outage out, fetching paused
+        projector.retry_now()
+        await until(lambda: PARTITION in consumer.committed, timeout=5.0)
+        assert (writer.calls, projector.stats.applied) == (2, 1)
+        assert consumer.paused() == set()
 
 
 async def test_throttling_is_waited_out_but_calls_for_no_walk() -> None:

@@ -278,3 +278,8 @@ async def test_a_walk_after_an_outage_takes_the_orders_changed_since_it_began_la
     assert reconciler.recent == [expected, expected]  # failed once, then again
     await schedule._turn()  # a scheduled pass
     assert reconciler.recent[-1] is None
+    # The table found made again: the walk is for its creation, the orders changed since the
+    # old table was last reached come last.
+    schedule.trigger(since=time.time() + 1, changed_since=seen)
+    await schedule._turn()
+    assert reconciler.recent[-1] == expected

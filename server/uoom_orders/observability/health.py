@@ -36,7 +36,8 @@ class Component:
 class HealthMonitor(LongRunning):
     """Checks every component each `interval` seconds and publishes the result; while one is
     down, every `interval_while_degraded` seconds, so that what waits for it to come back (a
-    walk of a replaced read model, a breaker closing) starts soon after it does."""
+    walk of a replaced read model, a breaker closing) starts soon after it does. `on_back` is
+    called with a component's name when it works again after a check that found it down."""
 
     def __init__(
         self,
@@ -50,6 +51,7 @@ class HealthMonitor(LongRunning):
         interval_while_degraded: float = 0.25,
         check_timeout: float = 1.0,
         on_tick: Callable[[], None] | None = None,
+        on_back: Callable[[str], None] | None = None,
     ) -> None:
         self._components = components
         self._servicer = servicer
@@ -60,6 +62,7 @@ class HealthMonitor(LongRunning):
         self._interval_while_degraded = min(interval, interval_while_degraded)
         self._check_timeout = check_timeout
         self._on_tick = on_tick
+        self._on_back = on_back
         self._up: dict[str, bool] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -80,6 +83,8 @@ class HealthMonitor(LongRunning):
             if before is not None and before != is_up:
                 if is_up:
                     _log.info("%s is back", component.name)
+                    if self._on_back is not None:
+                        self._on_back(component.name)
                 else:
                     _log.warning("%s is down; serving degraded", component.name)
         metrics.DEGRADED.set(1 if self.degraded else 0)

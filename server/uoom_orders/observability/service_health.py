@@ -28,21 +28,26 @@ def service_health(
     role_tasks: Sequence[asyncio.Task[Any]],
     servicer: health.aio.HealthServicer | None,
     service_name: str,
-    on_read_model_back: Callable[[float], None] | None = None,
+    on_read_model_back: Callable[[float, float], None] | None = None,
+    on_read_model_reachable: Callable[[], None] | None = None,
 ) -> HealthMonitor:
     """A monitor of PostgreSQL, DynamoDB (when this process uses it), the near-cache feed and
     each role task. Degraded is still serving; only with no read tier and no PostgreSQL left
     is the service NOT_SERVING.
 
-    `on_read_model_back` is called, with the table's creation time (epoch seconds), when the
-    read model may have come back without what it held: its status table is another one than
-    at the last check that reached it (created again, or restored: DescribeTable's
-    CreationDateTime moved). The projector brings
+    `on_read_model_back` is called, with the table's creation time and the time of the last
+    check that reached the table before (epoch seconds), when the read model may have come
+    back without what it held: its status table is another one than at that check (created
+    again, or restored: DescribeTable's CreationDateTime moved). The projector brings
     reconciliation forward on its own writes' outages too, but a write that retries across a
     short outage never reports one: seen in fault injection, where the endpoint was replaced by
     an empty one within 8 s and no walk came. An endpoint that was only unreachable lost
     nothing (the projector resumes from its offsets), so that alone calls nothing: under load
-    a check can time out now and then, and each walk reads every recent order."""
+    a check can time out now and then, and each walk reads every recent order.
+
+    `on_read_model_reachable` is called when DynamoDB answers again after checks that did not
+    reach it: what waits out the outage (the projector's backoff, up to a second) can try now.
+    """
 
     async def postgres_up() -> bool:
         return bool(await pool.fetchval("SELECT 1"))
@@ -50,14 +55,17 @@ def service_health(
     components = [Component("postgres", postgres_up)]
     read_tiers: list[str] = []
     if dynamodb is not None:
+        # The status table's creation time and when a check last reached it.
         created: list[object] = []
+        reached: list[float] = []
 
         async def dynamodb_up() -> bool:
             reply = await dynamodb.describe_table(TableName=dynamodb_status_table)
             creation = reply.get("Table", {}).get("CreationDateTime")
             if created and creation != created[0] and on_read_model_back is not None:
-                on_read_model_back(_epoch_seconds(creation))
+                on_read_model_back(_epoch_seconds(creation), reached[0])
             created[:] = [creation]
+            reached[:] = [time.time()]
             return True
 
         components.append(Component("dynamodb", dynamodb_up))
@@ -96,6 +104,9 @@ def service_health(
         },
         can_serve=lambda up: up["postgres"] or any(up[t] for t in read_tiers),
         on_tick=publish_cache_size,
+        on_back=None
+        if on_read_model_reachable is None
+        else lambda name: on_read_model_reachable() if name == "dynamodb" else None,
     )
 
 

@@ -82,6 +82,7 @@ class OrderProjector(LongRunning):
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
+        self._retry_now = asyncio.Event()
         self._tasks = BackgroundTasks()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -274,17 +275,27 @@ class OrderProjector(LongRunning):
         PROJECTOR_DEAD_LETTERS.inc(len(letters))
         self.stats.dead_lettered += len(letters)
 
+    def retry_now(self) -> None:
+        """Ends the wait in progress (or the next one) for the read model or the broker to come
+        back: the caller saw it answer again (the health monitor's check)."""
+        self._retry_now.set()
+
     async def _wait_out(self, delay: float) -> None:
-        """Sleeps `delay` with fetching paused; raises _Stopped when stop is requested."""
+        """Sleeps `delay` with fetching paused, or until `retry_now`; raises _Stopped when stop
+        is requested."""
         consumer = self._consumer
         assert consumer is not None
         # Heartbeats continue in the background, so the group keeps our partitions for up to
         # max_poll_interval_ms; fetching is paused so no more records pile up meanwhile.
         consumer.pause(*consumer.assignment())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        retry = asyncio.ensure_future(self._retry_now.wait())
         try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-        except TimeoutError:
-            return
+            await asyncio.wait([stopping, retry], timeout=delay, return_when="FIRST_COMPLETED")
         finally:
+            stopping.cancel()
+            retry.cancel()
             consumer.resume(*consumer.paused())
-        raise _Stopped
+        self._retry_now.clear()
+        if self._stopping.is_set():
+            raise _Stopped

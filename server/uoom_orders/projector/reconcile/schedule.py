@@ -72,22 +72,24 @@ class ReconcileSchedule(LongRunning):
         # The earliest `since` of the triggers the next walk answers.
         self._recent_from: float | None = None
 
-    def trigger(self, since: float | None = None) -> None:
+    def trigger(self, since: float | None = None, changed_since: float | None = None) -> None:
         """Runs a walk now rather than at the end of the interval.
 
         `since` (epoch seconds) is when what calls for it had happened by (a table created
         again; the projector's writes first failing in an outage they have come through): a
         pass of this process that began at or after it covers it. One that ended well absorbs
         the trigger; one in progress holds it, and it fires if that pass fails. Without
-        `since`, a walk always follows."""
+        `since`, a walk always follows.
+
+        `changed_since` (default: `since`) is when the read model was last known to take the
+        projectors' writes: orders changed after it are walked last."""
         if since is not None:
             if self._succeeded_since is not None and self._succeeded_since >= since:
                 return
             if self._running_since is not None and self._running_since >= since:
                 self._wake_if_it_fails = True
-                self._remember_recent(since)
                 return
-            self._remember_recent(since)
+        self._remember_recent(since if changed_since is None else changed_since)
         self._wake.set()
 
     def _remember_recent(self, since: float | None) -> None:
