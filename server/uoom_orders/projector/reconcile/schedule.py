@@ -69,7 +69,7 @@ class ReconcileSchedule(LongRunning):
         self._running_since: float | None = None
         self._succeeded_since: float | None = None
         self._wake_if_it_fails = False
-        # The earliest `since` of the triggers the next walk answers.
+        # The earliest `changed_since` of the triggers the next walk answers.
         self._recent_from: float | None = None
 
     def trigger(self, since: float | None = None, changed_since: float | None = None) -> None:
