@@ -30,7 +30,7 @@ class _DynamoDB:
         return {"Table": {"TableName": TableName, "CreationDateTime": self.created}}
 
 
-def _monitor(dynamodb: _DynamoDB, calls: list[tuple[float, float]]) -> HealthMonitor:
+def _health(dynamodb: _DynamoDB, **hooks: Any) -> HealthMonitor:
     return service_health(
         pool=_Pool(),
         dynamodb=dynamodb,
@@ -39,7 +39,13 @@ def _monitor(dynamodb: _DynamoDB, calls: list[tuple[float, float]]) -> HealthMon
         role_tasks=[],
         servicer=None,
         service_name="uoom.orders.v1.OrderService",
-        on_read_model_back=lambda created, reached: calls.append((created, reached)),
+        **hooks,
+    )
+
+
+def _monitor(dynamodb: _DynamoDB, calls: list[tuple[float, float]]) -> HealthMonitor:
+    return _health(
+        dynamodb, on_read_model_back=lambda created, reached: calls.append((created, reached))
     )
 
 
@@ -84,16 +90,7 @@ async def test_a_table_created_again_between_two_checks_is_reported() -> None:
 
 async def test_dynamodb_answering_again_after_failed_checks_is_said_once() -> None:
     dynamodb, reachable = _DynamoDB(), list[str]()
-    monitor = service_health(
-        pool=_Pool(),
-        dynamodb=dynamodb,
-        dynamodb_status_table="order-status",
-        read=None,
-        role_tasks=[],
-        servicer=None,
-        service_name="uoom.orders.v1.OrderService",
-        on_read_model_reachable=lambda: reachable.append("again"),
-    )
+    monitor = _health(dynamodb, on_read_model_reachable=lambda: reachable.append("again"))
     await monitor.check_once()
     assert reachable == []  # the first check is no return
     dynamodb.down = True

@@ -186,15 +186,20 @@ class FailingOnceReconciler(RecordingReconciler):
         return ReconcileReport()
 
 
-async def test_a_triggered_walk_that_fails_is_tried_again_soon() -> None:
-    """Not at the next turn (minutes away): the read model that came back needs it now."""
-    reconciler, pool = FailingOnceReconciler(), FakePool()
-    schedule = ReconcileSchedule(
+def _retrying_soon(reconciler: RecordingReconciler) -> ReconcileSchedule:
+    """Hourly passes; a failed triggered walk is tried again after about 10 ms."""
+    return ReconcileSchedule(
         reconciler,  # type: ignore[arg-type]
-        pool,
+        FakePool(),
         3600,
         retry_seconds=0.01,
     )
+
+
+async def test_a_triggered_walk_that_fails_is_tried_again_soon() -> None:
+    """Not at the next turn (minutes away): the read model that came back needs it now."""
+    reconciler = FailingOnceReconciler()
+    schedule = _retrying_soon(reconciler)
     async with schedule:
         schedule.trigger()
         await asyncio.wait_for(reconciler.second_pass.wait(), 5)
@@ -262,13 +267,8 @@ async def test_a_trigger_held_by_a_pass_that_fails_fires() -> None:
 async def test_a_walk_after_an_outage_takes_the_orders_changed_since_it_began_last() -> None:
     """From the earliest outage a trigger reports (less the time an event may have been on its
     way); a scheduled pass walks in one stretch; a failed walk tried again keeps it."""
-    reconciler, pool = FailingOnceReconciler(), FakePool()
-    schedule = ReconcileSchedule(
-        reconciler,  # type: ignore[arg-type]
-        pool,
-        3600,
-        retry_seconds=0.01,
-    )
+    reconciler = FailingOnceReconciler()
+    schedule = _retrying_soon(reconciler)
     seen = time.time() - 30
     schedule.trigger(since=seen + 10)  # the other projector saw it later
     schedule.trigger(since=seen)
