@@ -8,6 +8,16 @@ DATABASE; by default the same server's `postgres` database).
 from __future__ import annotations
 
 import os
+
+# Before gRPC is imported (the fixtures below import the service). Its fork handlers, on by
+# default, run in every child this process forks while in-process servers and clients have
+# gRPC threads; PostgreSQL is started as another user, which rules out vfork, and now and then
+# a restarted postmaster died with SIGSEGV (exit -11) before its first log line (seen in CI,
+# test_postgres_down_reads_still_answer_from_the_tiers, then every later test without
+# PostgreSQL). No test uses gRPC across a fork: every child execs at once. The fault-injection
+# command does the same (uoom_orders_chaos/__main__.py).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
