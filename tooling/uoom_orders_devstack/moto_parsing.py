@@ -36,15 +36,17 @@ _AS_THEY_ARE = frozenset({"string", "boolean"})
 
 
 def _unchanged(value: Any) -> Any:
+    """Strings and booleans; the builders below skip calling it where they can."""
     return value
 
 
 def _compile(shape: Any, memo: dict[str, list[Parse]]) -> Parse:
     """The parse of `shape`, as JSONParser._parse_shape would do it.
 
-    Containers are memoised by shape name: the model is recursive (an AttributeValue holds
-    maps and lists of AttributeValues), so a container met again is parsed by the function
-    being built for it, through a cell filled once it is built."""
+    Containers are memoised by shape name: a container met again is parsed by the function
+    built for it. The model is recursive (an AttributeValue holds maps and lists of
+    AttributeValues): one met again while its own function is being built goes through a cell
+    filled once it is built."""
     kind = shape.type_name
     if kind in _AS_THEY_ARE:
         return _unchanged
@@ -61,7 +63,9 @@ def _compile(shape: Any, memo: dict[str, list[Parse]]) -> Parse:
     if kind == "structure" and shape.is_document_type:
         return _unchanged
     known = memo.get(shape.name)
-    if known is not None:
+    if known:
+        return known[0]
+    if known is not None:  # being built: met again inside itself
         return lambda value: known[0](value)
     cell: list[Parse] = []
     memo[shape.name] = cell
@@ -89,7 +93,7 @@ def _structure(shape: Any, memo: dict[str, list[Parse]]) -> Parse:
         for name, json_name, member in members:
             raw = value.get(json_name)
             if raw is not None:
-                parsed[name] = member(raw)
+                parsed[name] = raw if member is _unchanged else member(raw)
         return parsed
 
     return parse
@@ -97,11 +101,15 @@ def _structure(shape: Any, memo: dict[str, list[Parse]]) -> Parse:
 
 def _list(shape: Any, memo: dict[str, list[Parse]]) -> Parse:
     member = _compile(shape.member, memo)
+    if member is _unchanged:  # string and number sets, names
+        return list
     return lambda node: [member(item) for item in node]
 
 
 def _map(shape: Any, memo: dict[str, list[Parse]]) -> Parse:
     key, value = _compile(shape.key, memo), _compile(shape.value, memo)
+    if key is _unchanged:  # string keys, as every map of DynamoDB's has
+        return lambda node: {k: value(v) for k, v in node.items()}
     return lambda node: {key(k): value(v) for k, v in node.items()}
 
 
