@@ -4,11 +4,12 @@ started."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
 
-from uoom_orders_bench.cpu import CpuWindow, ProcessCpu, cpu_seconds
+from uoom_orders_bench.cpu import CpuWindow, ProcessCpu, cpu_seconds, main_thread_cpu_seconds
 
 
 def burn(seconds: float) -> None:
@@ -37,6 +38,30 @@ def test_a_window_gives_cpu_per_call_and_share_of_a_core() -> None:
     assert figures["server_cpu_ms_per_call"] == pytest.approx(2.0, abs=0.5)
     assert 10 <= figures["server_cpu_core_pct"] <= 110  # wall time grows on a busy machine
     assert figures["server_cpu_tick_ms"] > 0
+
+
+def burn_on_a_thread(seconds: float) -> None:
+    # time.process_time counts every thread: the thread's own clock is the one to watch.
+    def spin() -> None:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    worker.join()
+
+
+def test_the_main_thread_is_read_apart_from_the_other_threads() -> None:
+    window = ProcessCpu({"127.0.0.1:1": os.getpid()}).window("127.0.0.1:1")
+    window.start()
+    burn_on_a_thread(0.2)  # another thread's CPU: the process's, not the main thread's
+    burn(0.1)  # the main thread's (process_time counts both; the thread has ended)
+    window.stop()
+    figures = window.figures(100)
+    assert figures["server_cpu_ms_per_call"] == pytest.approx(3.0, abs=0.6)
+    assert figures["server_cpu_main_thread_ms_per_call"] == pytest.approx(1.0, abs=0.5)
+    assert main_thread_cpu_seconds(2**22 + 12345) is None
 
 
 def test_a_process_not_started_by_the_run_has_no_figures() -> None:

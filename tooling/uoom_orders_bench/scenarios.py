@@ -121,6 +121,11 @@ _CPU_BEYOND_IDLE = Metric(
     "server_cpu_ms_per_call_beyond_idle", "server CPU ms/call beyond idle (its background)"
 )
 _CPU_SHARE = Metric("server_cpu_core_pct", "server CPU % of a core", digits=1)
+# The part of it on the main thread, where the event loop runs every line of Python; the rest
+# is gRPC's own threads (cpu.py).
+_CPU_MAIN_THREAD = Metric(
+    "server_cpu_main_thread_ms_per_call", "server CPU ms/call on its main thread (event loop)"
+)
 
 
 def _rng(settings: LoadSettings, round_number: int, name: str) -> random.Random:
@@ -201,7 +206,18 @@ def _closed_one(label: str, make: ReadOp, settings: LoadSettings, cpu: ProcessCp
         name,
         f"{label}, one call in flight, {settings.calls:,} calls after "
         f"{settings.warm_up_calls:,} warm-up",
-        (_P50, _P95, _P99, _MEAN, _RATE, _ERRORS, _CPU_PER_CALL, _CPU_BEYOND_IDLE, _CPU_SHARE),
+        (
+            _P50,
+            _P95,
+            _P99,
+            _MEAN,
+            _RATE,
+            _ERRORS,
+            _CPU_PER_CALL,
+            _CPU_MAIN_THREAD,
+            _CPU_BEYOND_IDLE,
+            _CPU_SHARE,
+        ),
         measure,
     )
 
@@ -233,6 +249,7 @@ def _open(label: str, make: ReadOp, settings: LoadSettings, cpu: ProcessCpu) -> 
             Metric("late_starts", "late starts", ratio=False, digits=0),
             _ERRORS,
             _CPU_PER_CALL,
+            _CPU_MAIN_THREAD,
             _CPU_BEYOND_IDLE,
             _CPU_SHARE,
         ),
@@ -272,7 +289,7 @@ def _saturated(label: str, make: ReadOp, settings: LoadSettings, cpu: ProcessCpu
         name,
         f"{label}, {settings.concurrency} concurrent callers for {settings.duration_s:g} s "
         f"(after {warm_up_s:g} s warm-up)",
-        (_RATE, _P50, _P99, _ERRORS, _CPU_PER_CALL, _CPU_BEYOND_IDLE, _CPU_SHARE),
+        (_RATE, _P50, _P99, _ERRORS, _CPU_PER_CALL, _CPU_MAIN_THREAD, _CPU_BEYOND_IDLE, _CPU_SHARE),
         measure,
     )
 
