@@ -6,6 +6,7 @@ The rules themselves (limits and their wording in the contract) are in `contract
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import datetime
@@ -45,8 +46,22 @@ def echo(value: str) -> str:
     return quoted
 
 
-def is_canonical_uuid(value: str) -> bool:
-    return _CANONICAL_UUID.fullmatch(value) is not None
+# The length of a UUID's canonical spelling; longer or shorter strings are never remembered.
+_UUID_TEXT_LENGTH = 36
+
+
+@functools.lru_cache(maxsize=8192)
+def _parsed_uuid(value: str) -> UUID | None:
+    return UUID(value) if _CANONICAL_UUID.fullmatch(value) else None
+
+
+def canonical_uuid(value: str) -> UUID | None:
+    """The UUID `value` spells in canonical form, else None.
+
+    The last few thousand ids parsed are remembered (at most 8,192 strings of 36 characters):
+    reads ask for the same hot orders again and again, and `UUID()` is Python code, ten times
+    over in a batch read (UUIDs are immutable, so sharing one is safe)."""
+    return _parsed_uuid(value) if len(value) == _UUID_TEXT_LENGTH else None
 
 
 class Violations:
@@ -78,10 +93,10 @@ class Violations:
             if rule.required:
                 self.add(field, f"required: a UUID such as {rules.UUID_EXAMPLE}")
             return None
-        if is_canonical_uuid(value):
-            return UUID(value)
-        self.add(field, uuid_problem(value))
-        return None
+        parsed = canonical_uuid(value)
+        if parsed is None:
+            self.add(field, uuid_problem(value))
+        return parsed
 
     def text(self, field: str, value: str, rule: rules.TextField) -> str:
         """`value` trimmed; records a violation when blank, too long or with control characters."""
