@@ -46,19 +46,19 @@ def cpu_seconds(pid: int) -> float | None:
         except psutil.Error:
             return None
         return float(times.user + times.system)
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) * _TICK_S
+    return _stat_seconds(f"/proc/{pid}/stat")
 
 
 def main_thread_cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of the process's main thread so far, or None when it cannot
     be read (the process is gone, or not on Linux)."""
+    return _stat_seconds(f"/proc/{pid}/task/{pid}/stat")
+
+
+def _stat_seconds(path: str) -> float | None:
+    """utime + stime of a /proc stat file, in seconds; None when it cannot be read."""
     try:
-        with open(f"/proc/{pid}/task/{pid}/stat", encoding="ascii") as stat:
+        with open(path, encoding="ascii") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
