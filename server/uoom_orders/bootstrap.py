@@ -37,6 +37,7 @@ from uoom_orders.observability.metrics_endpoint import metrics_endpoint
 from uoom_orders.observability.service_health import service_health
 from uoom_orders.observability.tracing import inject_current
 from uoom_orders.observability.tracing_setup import configure_tracing
+from uoom_orders.postgres_pools import postgres_pool
 from uoom_orders.projector import OrderProjector
 from uoom_orders.projector.reconcile import Reconciler, ReconcileSchedule
 from uoom_orders.read.assembly import AssembledReadPath, page_tokens, read_path
@@ -81,7 +82,7 @@ class RunningService:
 
 @contextlib.asynccontextmanager
 async def _postgres_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(
+    pool = await postgres_pool(
         settings.database_url,
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,

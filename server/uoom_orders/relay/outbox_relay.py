@@ -39,6 +39,7 @@ from uoom_orders.observability.metrics import (
     OUTBOX_PUBLISHED,
 )
 from uoom_orders.observability.stage_lag import observe_since_committed
+from uoom_orders.postgres_pools import postgres_pool
 from uoom_orders.relay.config import RelayConfig
 from uoom_orders.relay.listener import NotifyListener
 from uoom_orders.relay.outbox_store import OutboxStats, PostgresOutboxStore
@@ -154,7 +155,7 @@ class OutboxRelay(LongRunning):
                 # Two connections: the publish loop and the purge loop. LISTEN has its own,
                 # outside the pool, because it must stay on one session.
                 config = self._config
-                pool: asyncpg.Pool = await asyncpg.create_pool(
+                pool = await postgres_pool(
                     config.database_url,
                     min_size=1,
                     max_size=2,

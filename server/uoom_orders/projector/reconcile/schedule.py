@@ -165,7 +165,13 @@ class ReconcileSchedule(LongRunning):
             finally:
                 self._running_since = None
                 self._wake_if_it_fails = False
-                await conn.execute("SELECT pg_advisory_unlock($1)", RECONCILE_LOCK_KEY)
+                try:
+                    await conn.execute("SELECT pg_advisory_unlock($1)", RECONCILE_LOCK_KEY)
+                except BaseException:
+                    # The pool does not release session locks (postgres_pools): the lock
+                    # must end with the session rather than go back to the pool held.
+                    conn.terminate()
+                    raise
             self._succeeded_since = started
         self.passes += 1
         level = logging.WARNING if report.differences else logging.INFO
