@@ -152,7 +152,14 @@ class ReconcileSchedule(LongRunning):
             else datetime.fromtimestamp(recent_from - IN_FLIGHT_SECONDS, UTC)
         )
         async with self._pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RECONCILE_LOCK_KEY):
+            try:
+                locked = await conn.fetchval("SELECT pg_try_advisory_lock($1)", RECONCILE_LOCK_KEY)
+            except BaseException:
+                # Cut off (a stop), it may have taken the lock: the pool does not release
+                # session locks (postgres_pools), so the session ends here, and the lock with it.
+                conn.terminate()
+                raise
+            if not locked:
                 return None
             started = time.time()
             self._running_since = started
