@@ -1,5 +1,6 @@
-"""The one place the service makes PostgreSQL connection pools (asyncpg), so that every pool
-returns its connections the same way.
+"""The one place the service's long-running roles (the API, the projector, the relay) make
+their PostgreSQL connection pools (asyncpg), so that every pool returns its connections the
+same way. The one-shot admin commands keep asyncpg's defaults: their pool ends with them.
 
 asyncpg resets a returned connection with a query of its own by default (advisory locks
 released, cursors closed, LISTENs ended, settings reset: a round trip on every release, and

@@ -99,10 +99,8 @@ class FakeConnection:
         self.unlocked = False
 
     async def fetchval(self, query: str, *args: object) -> bool:
-        return True  # the advisory lock is free
-
-    async def execute(self, query: str, *args: object) -> None:
         self.unlocked = "unlock" in query
+        return True  # the advisory lock is free (or released)
 
 
 class FakePool:

@@ -152,14 +152,7 @@ class ReconcileSchedule(LongRunning):
             else datetime.fromtimestamp(recent_from - IN_FLIGHT_SECONDS, UTC)
         )
         async with self._pool.acquire() as conn:
-            try:
-                locked = await conn.fetchval("SELECT pg_try_advisory_lock($1)", RECONCILE_LOCK_KEY)
-            except BaseException:
-                # Cut off (a stop), it may have taken the lock: the pool does not release
-                # session locks (postgres_pools), so the session ends here, and the lock with it.
-                conn.terminate()
-                raise
-            if not locked:
+            if not await _on_the_lock(conn, "SELECT pg_try_advisory_lock($1)"):
                 return None
             started = time.time()
             self._running_since = started
@@ -172,13 +165,7 @@ class ReconcileSchedule(LongRunning):
             finally:
                 self._running_since = None
                 self._wake_if_it_fails = False
-                try:
-                    await conn.execute("SELECT pg_advisory_unlock($1)", RECONCILE_LOCK_KEY)
-                except BaseException:
-                    # The pool does not release session locks (postgres_pools): the lock
-                    # must end with the session rather than go back to the pool held.
-                    conn.terminate()
-                    raise
+                await _on_the_lock(conn, "SELECT pg_advisory_unlock($1)")
             self._succeeded_since = started
         self.passes += 1
         level = logging.WARNING if report.differences else logging.INFO
@@ -196,3 +183,14 @@ class ReconcileSchedule(LongRunning):
             report.corrections,
         )
         return report
+
+
+async def _on_the_lock(conn: asyncpg.Connection, query: str) -> bool:
+    """Takes or releases reconciliation's session lock. One that fails or is cut off (a stop)
+    may have left the lock held, and the pool does not release session locks
+    (postgres_pools): the session is closed then, and the lock ends with it."""
+    try:
+        return bool(await conn.fetchval(query, RECONCILE_LOCK_KEY))
+    except BaseException:
+        conn.terminate()
+        raise
