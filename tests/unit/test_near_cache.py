@@ -98,7 +98,7 @@ async def test_the_store_answers_only_while_its_feed_is_live() -> None:
     assert found is not None
     assert found.version == 1
     assert await store.get_order(oid) is None  # status-only entry
-    assert await store.get_summaries([oid, uuid.uuid4()]) == {oid: found}
+    assert await store.get_summaries([oid, uuid.uuid4()]) == {oid.int: found}
     live = False
     with pytest.raises(NearCacheUnavailable):
         await store.get_summary(oid)

@@ -1,5 +1,6 @@
 """The near cache's LRU against a plain model: the same keys kept, in the same order of use,
-within both bounds, its byte count exact, over random sequences of stores, lookups and removals."""
+within both bounds, its byte count exact, over random sequences of stores, lookups (one by one
+and many at once) and removals."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ OPERATIONS = st.lists(
     st.one_of(
         st.tuples(st.just("set"), KEYS, st.integers(min_value=1, max_value=400)),
         st.tuples(st.just("get"), KEYS, st.just(0)),
+        st.tuples(st.just("get_many"), KEYS, KEYS),
         st.tuples(st.just("pop"), KEYS, st.just(0)),
         st.tuples(st.just("clear"), st.just(0), st.just(0)),
     ),
@@ -68,6 +70,11 @@ def test_the_lru_keeps_what_a_plain_model_keeps(
         elif name == "get":
             got = lru.get(key)
             assert (None if got is None else got.size) == model.get(key)
+        elif name == "get_many":  # two keys, the same one twice when size == key
+            keys = [key, size]
+            many = lru.get_many(keys)
+            expected = {k: s for k in keys if (s := model.get(k)) is not None}
+            assert {k: e.size for k, e in many.items()} == expected
         elif name == "pop":
             lru.pop(key)
             model.pop(key)

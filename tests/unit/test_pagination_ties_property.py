@@ -139,7 +139,7 @@ class FakePostgres:
     async def get_order(self, order_id: UUID) -> order_pb2.Order | None:
         raise NotImplementedError
 
-    async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
+    async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[int, order_pb2.OrderSummary]:
         raise NotImplementedError
 
 

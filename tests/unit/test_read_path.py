@@ -52,10 +52,10 @@ class DictStore:
         await self._enter()
         return self.orders.get(order_id)
 
-    async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
+    async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[int, order_pb2.OrderSummary]:
         await self._enter()
         return {
-            i: order_pb2.OrderSummary(order_id=str(i), version=self.orders[i].version)
+            i.int: order_pb2.OrderSummary(order_id=str(i), version=self.orders[i].version)
             for i in order_ids
             if i in self.orders
         }
@@ -173,7 +173,7 @@ async def test_a_batch_makes_one_pass_per_tier_over_what_is_still_missing() -> N
     dynamo.put(b, 1)
     pg.put(c, 1)
     found, tiers = await path.get_summaries([a, b, c, d])
-    assert set(found) == {a, b, c}
+    assert set(found) == {a.int, b.int, c.int}
     assert tiers == ["near", "dyn", "pg"]
     assert (near.calls, dynamo.calls, pg.calls) == (1, 1, 1)
     assert rec.written_back == [c]
@@ -198,7 +198,7 @@ async def test_the_write_back_gets_what_postgres_answered_and_reads_nothing_more
     found, _ = await path.get_summaries([c])
     assert order is not None
     assert pg.calls == 3  # one read each: nothing read again for the write-back
-    assert rec.copies == [(summary, None), (summary_from_order(order), order), (found[c], None)]
+    assert rec.copies == [(summary, None), (summary_from_order(order), order), (found[c.int], None)]
 
 
 def _sample(name: str, tier: str) -> float:

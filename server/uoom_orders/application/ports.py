@@ -111,7 +111,10 @@ class OrderReads(Protocol):
 
     async def get_summaries(
         self, order_ids: Sequence[UUID]
-    ) -> tuple[dict[UUID, order_pb2.OrderSummary], list[str]]: ...
+    ) -> tuple[dict[int, order_pb2.OrderSummary], list[str]]:
+        """The orders found, keyed by their ids' integers (`UUID.int`), and the tiers that
+        answered some of them."""
+        ...
 
     async def list_summaries(self, query: ListQuery) -> tuple[list[order_pb2.OrderSummary], str]:
         """Up to `query.limit` orders after `query.after`, newest first."""

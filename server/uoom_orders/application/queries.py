@@ -70,10 +70,10 @@ class OrderQueries:
 
     async def batch_get_status(self, order_ids: Sequence[UUID]) -> BatchResult:
         """Found orders and missing ids, each in order of first appearance, each once."""
-        unique = list(dict.fromkeys(order_ids))
+        # Keyed by the ids' integers, as the read path answers: a UUID's hash is Python code.
+        unique = list({i.int: i for i in order_ids}.values())
         found, tiers = await self._reads.get_summaries(unique)
-        # One lookup per id (a UUID's hash is computed in Python each time).
-        answers = [found.get(i) for i in unique]
+        answers = [found.get(i.int) for i in unique]
         return BatchResult(
             orders=[s for s in answers if s is not None],
             missing=[]

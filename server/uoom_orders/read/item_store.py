@@ -80,24 +80,24 @@ class ItemReadStore:
         item = self._live(self._counted("GetItem", reply).get("Item"))
         return None if item is None else items.order_from_item(item)
 
-    async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
+    async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[int, order_pb2.OrderSummary]:
         """BatchGetItem in chunks of 100, retrying UnprocessedKeys with backoff for at most
         `unprocessed_retry_seconds`. Keys still unprocessed after that are left out: the next
         tier answers them."""
         chunks = [
             order_ids[i : i + BATCH_GET_LIMIT] for i in range(0, len(order_ids), BATCH_GET_LIMIT)
         ]
-        found: dict[UUID, order_pb2.OrderSummary] = {}
+        found: dict[int, order_pb2.OrderSummary] = {}
         for result in await asyncio.gather(*(self._batch(chunk) for chunk in chunks)):
             found.update(result)
         return found
 
-    async def _batch(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
+    async def _batch(self, order_ids: Sequence[UUID]) -> dict[int, order_pb2.OrderSummary]:
         table = self._tables.status
         request: dict[str, Any] = {
             table: {"Keys": [items.item_key(str(i)) for i in dict.fromkeys(order_ids)]}
         }
-        found: dict[UUID, order_pb2.OrderSummary] = {}
+        found: dict[int, order_pb2.OrderSummary] = {}
         give_up_at = time.monotonic() + self._unprocessed_retry_seconds
         for attempt in range(_UNPROCESSED_ATTEMPTS):
             reply = self._counted(
@@ -108,7 +108,7 @@ class ItemReadStore:
                 item = self._live(raw)
                 if item is not None:
                     summary = items.summary_from_item(item)
-                    found[UUID(summary.order_id)] = summary
+                    found[UUID(summary.order_id).int] = summary
             request = reply.get("UnprocessedKeys") or {}
             if not request:
                 break

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -66,6 +66,18 @@ class _LruEntries:
         if entry is not None:
             self._data.move_to_end(key)
         return entry
+
+    def get_many(self, keys: Iterable[int]) -> dict[int, CachedOrder]:
+        """`get` of each key, those present: one call for a batch read's lookups."""
+        data = self._data
+        get, touch = data.get, data.move_to_end
+        found = {}
+        for key in keys:
+            entry = get(key)
+            if entry is not None:
+                touch(key)
+                found[key] = entry
+        return found
 
     def set(self, key: int, entry: CachedOrder) -> bool:
         """Stores the entry as the most recently used, evicting the least recently used ones
@@ -134,24 +146,24 @@ class NearCache:
             return None
         return entry
 
-    def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
-        """The answering entries' status records among `order_ids` (one loop, for batch reads)."""
-        entries = self._entries
+    def get_summaries(self, order_ids: Sequence[UUID]) -> dict[int, order_pb2.OrderSummary]:
+        """The answering entries' status records among `order_ids`, keyed by the ids' integers
+        (one loop, for batch reads)."""
+        entries = self._entries.get_many([order_id.int for order_id in order_ids])
         now = self._clock()
         generation = self._generation
-        found = {}
-        for order_id in order_ids:
-            entry = entries.get(order_id.int)
-            if entry is not None and entry.expires_at > now and entry.generation == generation:
-                found[order_id] = entry.summary
-        return found
+        return {
+            key: entry.summary
+            for key, entry in entries.items()
+            if entry.expires_at > now and entry.generation == generation
+        }
 
     def floor(self, order_id: UUID) -> int:
         """The newest version of the order this replica has seen, cached or not; 0 if none."""
         return self.version_floors.floor(order_id)
 
-    def floors(self, order_ids: Sequence[UUID]) -> dict[UUID, int]:
-        """`floor` of each remembered id; others are left out."""
+    def floors(self, order_ids: Sequence[UUID]) -> dict[int, int]:
+        """`floor` of each remembered id, keyed by the id's integer; others are left out."""
         return self.version_floors.floors(order_ids)
 
     def put(
@@ -265,7 +277,7 @@ class NearCacheStore:
         entry = self._cache.get(order_id)
         return None if entry is None else entry.order
 
-    async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
+    async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[int, order_pb2.OrderSummary]:
         self._check_live()
         return self._cache.get_summaries(order_ids)
 

@@ -54,9 +54,10 @@ class OrderReadStore(Protocol):
 
     async def get_order(self, order_id: UUID) -> order_pb2.Order | None: ...
 
-    async def get_summaries(
-        self, order_ids: Sequence[UUID]
-    ) -> dict[UUID, order_pb2.OrderSummary]: ...
+    async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[int, order_pb2.OrderSummary]:
+        """The orders found, keyed by their ids' integers (`UUID.int`): a UUID's hash is
+        Python code, and a batch read would hash each id three times over."""
+        ...
 
     async def list_summaries(self, query: ListQuery) -> list[order_pb2.OrderSummary]:
         """Up to `query.limit` orders after the cursor, newest first."""
@@ -79,8 +80,8 @@ class VersionMemory(Protocol):
         """The newest version of the order seen here; 0 when none is remembered."""
         ...
 
-    def floors(self, order_ids: Sequence[UUID]) -> dict[UUID, int]:
-        """`floor` of each remembered id; others are left out."""
+    def floors(self, order_ids: Sequence[UUID]) -> dict[int, int]:
+        """`floor` of each remembered id, keyed by the id's integer; others are left out."""
         ...
 
     def replace(

@@ -58,9 +58,9 @@ class PostgresOrderReadStore:
         row = await self._pool.fetchrow(self._GET_SUMMARY, order_id)
         return None if row is None else summary_from_row(row)
 
-    async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[UUID, order_pb2.OrderSummary]:
+    async def get_summaries(self, order_ids: Sequence[UUID]) -> dict[int, order_pb2.OrderSummary]:
         rows = await self._pool.fetch(self._GET_SUMMARIES, list(order_ids))
-        return {row["order_id"]: summary_from_row(row) for row in rows}
+        return {row["order_id"].int: summary_from_row(row) for row in rows}
 
     async def get_order(self, order_id: UUID) -> order_pb2.Order | None:
         rows = await self._pool.fetch(self._GET_ORDER, order_id)

@@ -193,15 +193,15 @@ class ReadPath:
 
     async def get_summaries(
         self, order_ids: Sequence[UUID]
-    ) -> tuple[dict[UUID, Summary], list[str]]:
-        """One pass per tier over the ids still missing; returns what was found, and the tiers
-        that answered some of it."""
-        found: dict[UUID, Summary] = {}
+    ) -> tuple[dict[int, Summary], list[str]]:
+        """One pass per tier over the ids still missing; returns what was found, keyed by the
+        ids' integers, and the tiers that answered some of it."""
+        found: dict[int, Summary] = {}
         remaining = list(order_ids)
         used: list[str] = []
         # Read once something other than the near cache answers: the near cache is the memory
         # (or holds nothing), and what it answers is at the floor, which it raised storing it.
-        floors: dict[UUID, int] | None = None
+        floors: dict[int, int] | None = None
         for tier in self._tiers:
             if not remaining:
                 break
@@ -230,7 +230,7 @@ class ReadPath:
                 if len(got) == len(remaining):
                     remaining = []
                     break
-            remaining = [i for i in remaining if i not in got]
+            remaining = [i for i in remaining if i.int not in got]
             if remaining:
                 tier.miss(len(remaining))
         if remaining:
@@ -239,14 +239,14 @@ class ReadPath:
                 floors = self._floors(remaining)
             got = await self._from_source(self._source.store.get_summaries, batch)
             used.append(self._source.name)
-            for order_id, summary in got.items():
-                found[order_id] = summary
-                self._from_truth(summary, None, floors.get(order_id, 0))
+            for key, summary in got.items():
+                found[key] = summary
+                self._from_truth(summary, None, floors.get(key, 0))
                 if self._write_back is not None:
                     self._write_back.schedule(summary, None)
         return found, used
 
-    def _floors(self, order_ids: Sequence[UUID]) -> dict[UUID, int]:
+    def _floors(self, order_ids: Sequence[UUID]) -> dict[int, int]:
         return {} if self._memory is None else self._memory.floors(order_ids)
 
     async def list_summaries(self, query: ListQuery) -> tuple[list[Summary], str]:

@@ -40,14 +40,15 @@ class VersionFloors:
         """The newest version of the order seen here; 0 when none is remembered."""
         return self._floors.get(order_id.int, 0)
 
-    def floors(self, order_ids: Sequence[UUID]) -> dict[UUID, int]:
-        """`floor` of each remembered id; others are left out."""
+    def floors(self, order_ids: Sequence[UUID]) -> dict[int, int]:
+        """`floor` of each remembered id, keyed by the id's integer; others are left out."""
         floors = self._floors
         found = {}
         for order_id in order_ids:
-            version = floors.get(order_id.int)
+            key = order_id.int
+            version = floors.get(key)
             if version is not None:
-                found[order_id] = version
+                found[key] = version
         return found
 
     def raise_to(self, order_id: UUID, version: int) -> None:
