@@ -20,7 +20,7 @@ from tests.support.fake_unit_of_work import FakeWriteModel
 from tests.support.write_commands import create_command, update_command
 from uoom_orders import wire
 from uoom_orders.application.handlers import create_order, update_order_status, utc_now
-from uoom_orders.application.ports import A, DuplicateRequest, UnitOfWork
+from uoom_orders.application.ports import A, DuplicateRequest, LoggedRequest, UnitOfWork
 from uoom_orders.domain.errors import IllegalTransition, RequestIdReused, VersionConflict
 from uoom_orders.domain.events import OrderEvent, OrderEventType
 from uoom_orders.domain.lifecycle import change_status, place_order
@@ -120,6 +120,46 @@ class UnitOfWorkContract(Generic[A]):
             logged = await uow.requests.find(request_id)
         assert logged is not None
         assert logged.fingerprint == b"f"
+
+    async def test_a_create_writes_everything_at_once_or_nothing(
+        self, new_uow: Callable[[], UnitOfWork[A]]
+    ) -> None:
+        order = a_new_order()
+        request_id = uuid.uuid4()
+        uow = new_uow()
+        answer = uow.encode(order)
+        await uow.create(
+            request_id, LoggedRequest("CreateOrder", b"f", answer), order, _created(order), dict
+        )
+        assert await self.committed() == (1, 1, 1)
+        assert await self.event_orders() == [answer]
+        # The same request_id again: refused as a duplicate, nothing of it written.
+        other = a_new_order()
+        with pytest.raises(DuplicateRequest):
+            await new_uow().create(
+                request_id,
+                LoggedRequest("CreateOrder", b"g", uow.encode(other)),
+                other,
+                _created(other),
+                dict,
+            )
+        # A new request_id for an order that exists: refused, and its request is not logged.
+        with pytest.raises((ValueError, asyncpg.UniqueViolationError)) as refused:
+            await new_uow().create(
+                uuid.uuid4(),
+                LoggedRequest("CreateOrder", b"h", answer),
+                order,
+                _created(order),
+                dict,
+            )
+        assert not isinstance(refused.value, DuplicateRequest)
+        assert await self.committed() == (1, 1, 1)
+        async with new_uow() as check:
+            assert await check.orders.get_for_update(order.order_id) == order
+            assert await check.orders.get_for_update(other.order_id) is None
+            logged = await check.requests.find(request_id)
+        assert logged is not None
+        assert (logged.fingerprint, self.decode(logged.answer)) == (b"f", order)
 
     # --- the handlers over it --------------------------------------------------------------
     async def test_a_retried_create_answers_the_same_and_writes_nothing(

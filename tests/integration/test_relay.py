@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
-from uoom.orders.v1 import order_events_pb2
+from uoom.orders.v1 import order_events_pb2, order_pb2
 
 from tests.support.memory_publisher import InMemoryEventPublisher
 from uoom_orders import wire
@@ -175,6 +175,25 @@ async def eventually(
 async def unpublished(db: asyncpg.Connection) -> int:
     count: int = await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
     return count
+
+
+async def hold_a_change(
+    pool: asyncpg.Pool, db: asyncpg.Connection, held: HeldUnitOfWork
+) -> asyncio.Task[order_pb2.Order]:
+    """Places an order (its outbox row marked published: not what the test watches), then
+    changes it in `held`'s transaction, left running: its outbox row has taken an id and stays
+    uncommitted until `held.release`. (A create is one statement: it cannot be held open.)"""
+    order = await place(pool)
+    await db.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
+    command = UpdateOrderStatus(
+        request_id=uuid.uuid4(),
+        fingerprint=b"relay-test",
+        order_id=order.order_id,
+        status=OrderStatus.CONFIRMED,
+        expected_version=None,
+        estimated_delivery_time=None,
+    )
+    return asyncio.create_task(update_order_status(command, lambda: held))
 
 
 class HeldUnitOfWork(PostgresUnitOfWork):
@@ -422,7 +441,7 @@ async def test_the_store_holds_back_rows_behind_an_older_open_transaction(
     database_url: str, write_pool: asyncpg.Pool, db: asyncpg.Connection
 ) -> None:
     held = HeldUnitOfWork(write_pool)
-    earlier = asyncio.create_task(create_order(create_command(), lambda: held))
+    earlier = await hold_a_change(write_pool, db, held)
     try:
         await asyncio.wait_for(held.written.wait(), DEADLINE_SECONDS)  # its row has an id
         later = await place(write_pool)
@@ -473,9 +492,9 @@ async def test_a_later_commit_waits_for_an_older_transaction_then_is_published(
     transaction stayed open for `open_for` seconds, while the recheck's wait grew.
     """
     relay = relay_for(database_url, kafka_publisher(local_stack, topic), poll_interval=SLOW_POLL)
+    held = HeldUnitOfWork(write_pool, roll_back=outcome == "rollback")
+    earlier = await hold_a_change(write_pool, db, held)
     async with relay, TopicReader(local_stack, topic) as reader:
-        held = HeldUnitOfWork(write_pool, roll_back=outcome == "rollback")
-        earlier = asyncio.create_task(create_order(create_command(), lambda: held))
         await asyncio.wait_for(held.written.wait(), DEADLINE_SECONDS)
         later = await place(write_pool)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from uoom_orders.application.ports import DuplicateRequest, LoggedRequest
+from uoom_orders.application.ports import DuplicateRequest, LoggedRequest, TraceContext
 from uoom_orders.domain.events import OrderEvent
 from uoom_orders.domain.order import Order
 
@@ -140,6 +140,29 @@ class FakeUnitOfWork:
     def encode(self, order: Order) -> Order:
         self._model.encoded += 1
         return order
+
+    async def create(
+        self,
+        request_id: UUID,
+        request: LoggedRequest[Order],
+        order: Order,
+        event: OrderEvent,
+        trace_context: TraceContext,
+    ) -> None:
+        """Like PostgreSQL's one statement: all of it committed, or nothing written."""
+        assert self._tx is None, "create is a transaction of its own, not one inside `async with`"
+        model = self._model
+        context = dict(trace_context())  # taken before the write, as PostgreSQL's is
+        if request_id in model.requests:
+            model.rollbacks += 1
+            raise DuplicateRequest(str(request_id))
+        if order.order_id in model.orders:
+            model.rollbacks += 1
+            raise ValueError(f"order {order.order_id} exists")
+        model.requests[request_id] = request
+        model.orders[order.order_id] = order
+        model.events.append(LoggedEvent(event, request.answer, context))
+        model.commits += 1
 
     async def __aenter__(self) -> FakeUnitOfWork:
         self._tx = _Transaction(self._model)

@@ -61,25 +61,20 @@ async def create_order(
     now = clock()
     order = place_order(command, order_id=uuid.uuid4(), tracking_code=new_tracking_code(), now=now)
     uow = new_uow()
-    answer = uow.encode(order)  # before the transaction, which need not wait for it
-    async with uow:
-        try:
-            # The request is logged first: a retry is caught by its first statement, before
-            # anything else is written (a concurrent duplicate waits here for the first one).
-            await uow.requests.record(
-                command.request_id, "CreateOrder", command.fingerprint, answer
-            )
-        except DuplicateRequest:
-            pass  # leaving the block rolls back; the first answer is replayed below
-        else:
-            await uow.orders.add(order)
-            await uow.outbox.append(
-                OrderEvent(uuid.uuid4(), OrderEventType.CREATED, now, order, None),
-                answer,
-                trace_context(),
-            )
-            await uow.commit()
-            return answer
+    answer = uow.encode(order)
+    try:
+        # One atomic write, the request logged first: a retry writes nothing, and a concurrent
+        # duplicate waits for the first one's outcome.
+        await uow.create(
+            command.request_id,
+            LoggedRequest("CreateOrder", command.fingerprint, answer),
+            order,
+            OrderEvent(uuid.uuid4(), OrderEventType.CREATED, now, order, None),
+            trace_context,
+        )
+        return answer
+    except DuplicateRequest:
+        pass  # the first answer is replayed below
     async with new_uow() as uow:
         # The duplicate's transaction committed (a rolled-back one would not have conflicted).
         logged = await uow.requests.find(command.request_id)

@@ -84,6 +84,19 @@ class UnitOfWork(Protocol[A]):
         """The order in the form this unit of work logs answers and appends events in."""
         ...
 
+    async def create(
+        self,
+        request_id: UUID,
+        request: LoggedRequest[A],
+        order: Order,
+        event: OrderEvent,
+        trace_context: TraceContext,
+    ) -> None:
+        """CreateOrder's writes as one atomic step of their own, instead of `async with`: logs
+        the request with its answer, adds the order, appends `event` carrying the answer.
+        Raises DuplicateRequest, having written nothing, when the request_id is logged."""
+        ...
+
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
         self,

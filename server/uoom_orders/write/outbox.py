@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -13,6 +14,25 @@ from uoom_orders.domain.events import OrderEvent
 
 OUTBOX_CHANNEL = "uoom_outbox"
 
+INSERT_OUTBOX_COLUMNS = (
+    "INSERT INTO outbox (event_id, order_id, event_type, version, payload, trace_context)"
+)
+"""The head of an outbox row's INSERT; its six values are `outbox_parameters`."""
+
+
+def outbox_parameters(
+    message: order_events_pb2.OrderEvent, event_type: str, trace_context: dict[str, str] | None
+) -> tuple[Any, ...]:
+    """The values of an outbox row, in INSERT_OUTBOX_COLUMNS' order (the last one is jsonb)."""
+    return (
+        UUID(message.event_id),
+        UUID(message.order_id),
+        event_type,
+        message.version,
+        message.SerializeToString(),
+        json.dumps(trace_context or {}),
+    )
+
 
 class PostgresOutbox:
     """Writes outbox rows; the relay publishes them after the transaction commits."""
@@ -20,7 +40,7 @@ class PostgresOutbox:
     # NOTIFY inside the transaction is delivered only at commit, and not at all on rollback.
     _APPEND = f"""
         WITH appended AS (
-            INSERT INTO outbox (event_id, order_id, event_type, version, payload, trace_context)
+            {INSERT_OUTBOX_COLUMNS}
             VALUES ($1, $2, $3, $4, $5, $6::jsonb)
             RETURNING id
         )
@@ -48,11 +68,5 @@ class PostgresOutbox:
     ) -> None:
         """Appends an event already in its wire form (e.g. reconciliation's corrections)."""
         await self._conn.execute(
-            self._APPEND,
-            UUID(message.event_id),
-            UUID(message.order_id),
-            event_type,
-            message.version,
-            message.SerializeToString(),
-            json.dumps(trace_context or {}),
+            self._APPEND, *outbox_parameters(message, event_type, trace_context)
         )

@@ -9,15 +9,20 @@ from uoom.orders.v1 import order_pb2
 
 from uoom_orders.application.ports import DuplicateRequest, LoggedRequest
 
+INSERT_REQUEST_COLUMNS = "INSERT INTO request_log (request_id, method, request_hash, response)"
+"""The head of a request's INSERT; its values: request_id, method, fingerprint, encoded answer."""
+
+
+def is_duplicate_request(error: asyncpg.UniqueViolationError) -> bool:
+    """Whether the unique value refused is a request_id (not, say, an order's id)."""
+    return bool(error.table_name == "request_log")
+
 
 class PostgresRequestLog:
     """The request log of a unit of work; answers are kept as encoded `Order` messages."""
 
     _FIND = "SELECT method, request_hash, response FROM request_log WHERE request_id = $1"
-    _RECORD = """
-        INSERT INTO request_log (request_id, method, request_hash, response)
-        VALUES ($1, $2, $3, $4)
-    """
+    _RECORD = f"{INSERT_REQUEST_COLUMNS} VALUES ($1, $2, $3, $4)"
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._conn = connection

@@ -1,21 +1,27 @@
-"""One PostgreSQL transaction around a command: commit explicitly, or it rolls back."""
+"""One PostgreSQL transaction around a command: commit explicitly, or it rolls back. A create,
+which reads nothing first, is one statement instead (`create`, write/order_creation.py)."""
 
 from __future__ import annotations
 
 from types import TracebackType
+from uuid import UUID
 
 import asyncpg
 from opentelemetry.trace import SpanKind
 from uoom.orders.v1 import order_pb2
 
 from uoom_orders import wire
+from uoom_orders.application.ports import LoggedRequest, TraceContext
+from uoom_orders.domain.events import OrderEvent
 from uoom_orders.domain.order import Order
 from uoom_orders.observability import tracing
+from uoom_orders.write import order_creation
 from uoom_orders.write.order_repository import PostgresOrderRepository
 from uoom_orders.write.outbox import PostgresOutbox
 from uoom_orders.write.request_log import PostgresRequestLog
 
 _SPAN_ATTRIBUTES = {"db.system": "postgresql", "db.system.name": "postgresql"}
+_OUTCOME = "uoom.transaction.outcome"
 
 
 class PostgresUnitOfWork:
@@ -69,6 +75,25 @@ class PostgresUnitOfWork:
         """The order as the request log keeps answers and the outbox's events carry it."""
         return wire.order_to_proto(order)
 
+    async def create(
+        self,
+        request_id: UUID,
+        request: LoggedRequest[order_pb2.Order],
+        order: Order,
+        event: OrderEvent,
+        trace_context: TraceContext,
+    ) -> None:
+        """CreateOrder's writes in one statement, its own transaction (write/order_creation.py)."""
+        assert self._conn is None, "create is a transaction of its own, not one inside `async with`"
+        # Current while it runs, so the outbox row names this write as the event's parent span.
+        with tracing.client_span("postgresql transaction", _SPAN_ATTRIBUTES) as span:
+            span.set_attribute(_OUTCOME, "rollback")  # until the statement has committed
+            async with self._pool.acquire() as connection:
+                await order_creation.create_order(
+                    connection, request_id, request, order, event, trace_context()
+                )
+            span.set_attribute(_OUTCOME, "commit")
+
     async def commit(self) -> None:
         assert self._conn is not None, "commit outside `async with`"
         await self._conn.execute("COMMIT")
@@ -95,7 +120,7 @@ class PostgresUnitOfWork:
             await self._release(self._conn, rolled_back=rolled_back)
             self._conn = None
             outcome = "commit" if self._done else "rollback"
-            self._span.end(exc, {"uoom.transaction.outcome": outcome})
+            self._span.end(exc, {_OUTCOME: outcome})
 
     async def _release(self, conn: asyncpg.Connection, *, rolled_back: bool) -> None:
         """Returns the connection to the pool with no transaction open; a session that cannot
