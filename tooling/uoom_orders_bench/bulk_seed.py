@@ -36,6 +36,7 @@ from uoom_orders.domain.lifecycle import place_order
 from uoom_orders.domain.order import DeliveryLocation, Order, OrderItem
 from uoom_orders.dynamodb import items
 from uoom_orders.dynamodb.tables import TableNames
+from uoom_orders.write.order_repository import ORDER_COLUMNS, order_row
 
 # DynamoDB's maximum requests per BatchWriteItem.
 BATCH_WRITE_LIMIT = 25
@@ -46,25 +47,6 @@ _WRITES_IN_FLIGHT = 4
 _CHUNK = 5000
 _UNPROCESSED_ATTEMPTS = 10
 
-_ORDER_COLUMNS = (
-    "order_id",
-    "customer_id",
-    "restaurant_id",
-    "channel_id",
-    "status",
-    "currency_code",
-    "total_minor",
-    "estimated_delivery_time",
-    "tracking_code",
-    "delivery_latitude",
-    "delivery_longitude",
-    "delivery_address",
-    "delivery_city",
-    "delivery_postal_code",
-    "created_at",
-    "updated_at",
-    "version",
-)
 _ITEM_COLUMNS = (
     "order_id",
     "line_no",
@@ -118,29 +100,6 @@ def _order(rng: random.Random, now: datetime) -> Order:
         order_id=uuid.UUID(int=rng.getrandbits(128), version=4),
         tracking_code=new_tracking_code(),
         now=now,
-    )
-
-
-def _order_row(order: Order) -> tuple[Any, ...]:
-    where = order.delivery_location
-    return (
-        order.order_id,
-        order.customer_id,
-        order.restaurant_id,
-        order.channel_id,
-        order.status.value,
-        order.currency_code,
-        order.total_minor,
-        order.estimated_delivery_time,
-        order.tracking_code,
-        where.latitude,
-        where.longitude,
-        where.address,
-        where.city,
-        where.postal_code,
-        order.created_at,
-        order.updated_at,
-        order.version,
     )
 
 
@@ -215,7 +174,7 @@ async def seed_bulk(
 async def _copy(connection: asyncpg.Connection, orders: Sequence[Order]) -> None:
     async with connection.transaction():
         await connection.copy_records_to_table(
-            "orders", records=[_order_row(o) for o in orders], columns=_ORDER_COLUMNS
+            "orders", records=[order_row(o) for o in orders], columns=ORDER_COLUMNS
         )
         await connection.copy_records_to_table(
             "order_items",

@@ -10,12 +10,27 @@ import asyncpg
 from uoom_orders.domain.order import Order
 from uoom_orders.write.order_rows import order_from_rows
 
-INSERT_ORDER_COLUMNS = """
-    INSERT INTO orders (order_id, customer_id, restaurant_id, channel_id, status,
-        currency_code, total_minor, estimated_delivery_time, tracking_code,
-        delivery_latitude, delivery_longitude, delivery_address, delivery_city,
-        delivery_postal_code, created_at, updated_at, version)
-"""
+ORDER_COLUMNS = (
+    "order_id",
+    "customer_id",
+    "restaurant_id",
+    "channel_id",
+    "status",
+    "currency_code",
+    "total_minor",
+    "estimated_delivery_time",
+    "tracking_code",
+    "delivery_latitude",
+    "delivery_longitude",
+    "delivery_address",
+    "delivery_city",
+    "delivery_postal_code",
+    "created_at",
+    "updated_at",
+    "version",
+)
+"""An `orders` row's columns, in the order of `order_row`'s values."""
+INSERT_ORDER_COLUMNS = f"INSERT INTO orders ({', '.join(ORDER_COLUMNS)})"
 """The head of the order's INSERT; its values are `order_parameters`' first 17, $1 to $17."""
 ORDER_VALUES = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17"
 
@@ -30,10 +45,9 @@ INSERT_PLACED_ITEMS = """
 """The order's items ($18 to $23), inserted for the order a CTE named `placed` returned."""
 
 
-def order_parameters(order: Order) -> tuple[Any, ...]:
-    """$1 to $23 of the statements that insert an order and its items."""
+def order_row(order: Order) -> tuple[Any, ...]:
+    """The order's `orders` row, in ORDER_COLUMNS' order."""
     location = order.delivery_location
-    items = order.items
     return (
         order.order_id,
         order.customer_id,
@@ -52,6 +66,14 @@ def order_parameters(order: Order) -> tuple[Any, ...]:
         order.created_at,
         order.updated_at,
         order.version,
+    )
+
+
+def order_parameters(order: Order) -> tuple[Any, ...]:
+    """$1 to $23 of the statements that insert an order and its items."""
+    items = order.items
+    return (
+        *order_row(order),
         list(range(1, len(items) + 1)),
         [i.item_id for i in items],
         [i.name for i in items],
