@@ -49,7 +49,8 @@ scenarios (--scenarios, comma separated; a numeric suffix sets the rate or concu
   closed-1        one call in flight, --calls calls: p50/p95/p99/mean, calls/s
   open[-RATE]     open loop at --rate calls/s for --duration s, latency from the scheduled start
   saturated[-C]   --concurrency callers for --duration s: calls/s, p50/p99
-  create          CreateOrder at one in flight (service only)
+  create          CreateOrder at one in flight (service only): back to back, and paced at
+                  --create-rate starts/s
   mixed[-RATE]    open loop at --mixed-rate: reads plus --write-share writes; hit rate by tier
   lag[-RATE]      open loop of writes at --lag-rate for --duration s: commit -> visible in an
                   API replica's near cache and in the DynamoDB read model, p50/p95/p99/max
@@ -146,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--batch-size", type=_positive_int, default=_DEFAULTS.batch_size, help="ids per batch")
     add("--orders", type=_positive_int, help="orders seeded through CreateOrder (1000)")
     add("--create-calls", type=_positive_int, help="calls per create run (300)")
+    add(
+        "--create-rate",
+        type=_positive_float,
+        default=_DEFAULTS.create_rate,
+        help="starts/s of the paced create run (50)",
+    )
     add("--mixed-rate", type=_positive_float, default=_DEFAULTS.mixed_rate, help="(500)")
     add("--write-share", type=_share, default=_DEFAULTS.write_share, help="mixed writes (0.05)")
     add("--lag-rate", type=_positive_float, default=_DEFAULTS.lag_rate, help="writes/s (50)")
@@ -282,6 +289,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         concurrency=max(1, int(numbers["concurrency"])),
         batch_size=args.batch_size,
         create_calls=int(pick("create_calls")),
+        create_rate=args.create_rate,
         mixed_rate=numbers["mixed_rate"],
         write_share=args.write_share,
         lag_rate=numbers["lag_rate"],

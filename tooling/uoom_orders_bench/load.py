@@ -92,6 +92,33 @@ async def closed_loop(operation: Operation, calls: int, first_index: int = 0) ->
     return result
 
 
+async def paced_loop(
+    operation: Operation, calls: int, rate: float, first_index: int = 0
+) -> LoadResult:
+    """`calls` calls, one in flight, each started `1/rate` s after the previous one started
+    (at once when that one took longer). A call's latency is its own, from its start: the
+    pacing only keeps the work behind the calls (for writes, the pipeline) below saturation."""
+    result = LoadResult()
+    clock = time.perf_counter_ns
+    interval_ns = int(1e9 / rate)
+    started = clock()
+    due = started
+    for index in range(first_index, first_index + calls):
+        wait_ns = due - clock()
+        if wait_ns > 0:
+            await asyncio.sleep(wait_ns / 1e9)
+        begin = clock()
+        due = begin + interval_ns
+        try:
+            label = await operation(index)
+        except grpc.aio.AioRpcError as error:
+            result.errors[_error_code(error)] += 1
+            continue
+        result.record(label, clock() - begin)
+    result.elapsed_s = (clock() - started) / 1e9
+    return result
+
+
 async def open_loop(
     operation: Operation, rate: float, duration_s: float, drain_timeout_s: float = 30.0
 ) -> LoadResult:

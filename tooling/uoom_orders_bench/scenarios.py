@@ -64,6 +64,7 @@ class LoadSettings:
     concurrency: int = 32
     batch_size: int = 10
     create_calls: int = 300
+    create_rate: float = 50.0
     mixed_rate: float = 500.0
     write_share: float = 0.05
     lag_rate: float = 50.0
@@ -294,33 +295,54 @@ def _saturated(label: str, make: ReadOp, settings: LoadSettings, cpu: ProcessCpu
     )
 
 
-def create_scenario(settings: LoadSettings) -> Scenario:
-    """CreateOrder at one call in flight; the service only (the baseline has no writes)."""
-    name = "create/CreateOrder"
+def create_scenarios(settings: LoadSettings) -> list[Scenario]:
+    """CreateOrder at one call in flight, the service only (the baseline has no writes): back
+    to back, and paced at `create_rate`. Back to back, each create's pipeline work (relay,
+    feeds, projector, the local DynamoDB: several times the create's own CPU) piles up on the
+    same cores as the next creates; paced below that, the tail is the write path's own."""
     warm_up = min(settings.warm_up_calls, max(1, settings.create_calls // 10))
 
-    async def measure(address: str, round_number: int) -> dict[str, float]:
-        requests = [create_request() for _ in range(warm_up + settings.create_calls)]
+    def measure_with(
+        run: Callable[[load.Operation], Awaitable[load.LoadResult]],
+    ) -> Callable[[str, int], Awaitable[dict[str, float]]]:
+        async def measure(address: str, round_number: int) -> dict[str, float]:
+            requests = [create_request() for _ in range(warm_up + settings.create_calls)]
 
-        async with order_stub(address) as stub:
+            async with order_stub(address) as stub:
 
-            async def operation(index: int) -> str:
-                await stub.CreateOrder(requests[index], timeout=CALL_TIMEOUT_S)
-                return "call"
+                async def operation(index: int) -> str:
+                    await stub.CreateOrder(requests[index], timeout=CALL_TIMEOUT_S)
+                    return "call"
 
-            await load.warm_up(operation, warm_up)
-            result = await load.closed_loop(operation, settings.create_calls, warm_up)
-        return result.figures()
+                await load.warm_up(operation, warm_up)
+                result = await run(operation)
+            return result.figures()
 
-    return Scenario(
-        name,
-        f"CreateOrder, one call in flight, {settings.create_calls:,} calls after {warm_up} "
-        "warm-up (service only)",
-        (_P50, _P95, _P99, _MEAN, _RATE, _ERRORS),
-        measure,
-        with_baseline=False,
-        writes=True,
-    )
+        return measure
+
+    calls = settings.create_calls
+    return [
+        Scenario(
+            "create/CreateOrder",
+            f"CreateOrder, one call in flight, {calls:,} calls back to back after {warm_up} "
+            "warm-up (service only)",
+            (_P50, _P95, _P99, _MEAN, _RATE, _ERRORS),
+            measure_with(lambda operation: load.closed_loop(operation, calls, warm_up)),
+            with_baseline=False,
+            writes=True,
+        ),
+        Scenario(
+            "create-paced/CreateOrder",
+            f"CreateOrder, one call in flight, {calls:,} calls started {settings.create_rate:g}/s "
+            f"after {warm_up} warm-up (service only)",
+            (_P50, _P95, _P99, _MEAN, _RATE, _ERRORS),
+            measure_with(
+                lambda operation: load.paced_loop(operation, calls, settings.create_rate, warm_up)
+            ),
+            with_baseline=False,
+            writes=True,
+        ),
+    ]
 
 
 def mixed_scenario(settings: LoadSettings, book: OrderBook) -> Scenario:
@@ -532,7 +554,7 @@ def build(
         if kind in ("closed-1", "open", "saturated"):
             scenarios.extend(read_scenarios(kind, settings, list(book.order_ids), cpu))
         elif kind == "create":
-            scenarios.append(create_scenario(settings))
+            scenarios.extend(create_scenarios(settings))
         elif kind == "mixed":
             scenarios.append(mixed_scenario(settings, book))
         elif kind == "lag":
