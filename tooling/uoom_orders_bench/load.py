@@ -77,30 +77,19 @@ async def warm_up(operation: Operation, calls: int) -> None:
 
 async def closed_loop(operation: Operation, calls: int, first_index: int = 0) -> LoadResult:
     """`calls` calls, one in flight: each starts when the previous one has answered."""
-    result = LoadResult()
-    clock = time.perf_counter_ns
-    started = clock()
-    for index in range(first_index, first_index + calls):
-        begin = clock()
-        try:
-            label = await operation(index)
-        except grpc.aio.AioRpcError as error:
-            result.errors[_error_code(error)] += 1
-            continue
-        result.record(label, clock() - begin)
-    result.elapsed_s = (clock() - started) / 1e9
-    return result
+    return await paced_loop(operation, calls, None, first_index)
 
 
 async def paced_loop(
-    operation: Operation, calls: int, rate: float, first_index: int = 0
+    operation: Operation, calls: int, rate: float | None, first_index: int = 0
 ) -> LoadResult:
     """`calls` calls, one in flight, each started `1/rate` s after the previous one started
-    (at once when that one took longer). A call's latency is its own, from its start: the
-    pacing only keeps the work behind the calls (for writes, the pipeline) below saturation."""
+    (at once when that one took longer; back to back when `rate` is None). A call's latency is
+    its own, from its start: the pacing only keeps the work behind the calls (for writes, the
+    pipeline) below saturation."""
     result = LoadResult()
     clock = time.perf_counter_ns
-    interval_ns = int(1e9 / rate)
+    interval_ns = 0 if rate is None else int(1e9 / rate)
     started = clock()
     due = started
     for index in range(first_index, first_index + calls):
