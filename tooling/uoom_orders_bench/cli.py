@@ -63,8 +63,9 @@ scenarios (--scenarios, comma separated; a numeric suffix sets the rate or concu
   zipf[-RATE]     open loop at --zipf-rate over --zipf-orders orders seeded in bulk, reads
                   Zipf-distributed, --write-share writes, on a replica whose near cache holds
                   a tenth of them; share served by each tier, read p50/p99 misses included.
-                  Not in the default run (seeding 200,000 orders takes minutes); each round
-                  warms up --zipf-warmup s first
+                  Runs after every other scenario's rounds (its seeding takes minutes, and
+                  its orders stay out of the others' stores); each round warms up
+                  --zipf-warmup s first
   watch[-RATE]    for each of --watchers (1,1000,10000) concurrent WatchOrderStatus streams on
                   an API replica, writes at --watch-rate on the watched orders for --duration s:
                   push lag (commit -> message at the watcher) p50/p95/p99, the replica's CPU
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--concurrency", type=_positive_int, default=_DEFAULTS.concurrency, help="callers (32)")
     add("--batch-size", type=_positive_int, default=_DEFAULTS.batch_size, help="ids per batch")
     add("--orders", type=_positive_int, help="orders seeded through CreateOrder (1000)")
-    add("--create-calls", type=_positive_int, help="calls per create run (300)")
+    add("--create-calls", type=_positive_int, help="calls per create run (1000)")
     add(
         "--create-rate",
         type=_positive_float,

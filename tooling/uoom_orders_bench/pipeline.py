@@ -37,6 +37,7 @@ import grpc
 from uoom.orders.v1 import order_pb2, order_service_pb2
 
 from uoom_orders_bench import load
+from uoom_orders_bench.process_metrics import MetricsEndpoint
 from uoom_orders_bench.stages import Stage
 from uoom_orders_bench.stats import NS_PER_MS, latency_figures
 from uoom_orders_bench.targets import TargetStartError, order_stub
@@ -108,7 +109,8 @@ class ReadModelTable:
 
 @dataclass(frozen=True)
 class PipelineTargets:
-    """Where the lag and pipeline scenarios look for a write once it is acknowledged."""
+    """Where the lag and pipeline scenarios look for a write once it is acknowledged, and the
+    measured API process's own metrics."""
 
     near_cache_address: str | None = None
     """An API replica to probe (None: the service that took the write)."""
@@ -118,6 +120,9 @@ class PipelineTargets:
     """None: the read model is not probed (no DynamoDB endpoint known)."""
     stages: tuple[Stage, ...] = ()
     """The stages whose lag the processes' metrics show (none: not known, e.g. --target)."""
+    service_metrics: MetricsEndpoint | None = None
+    """The measured API process's metrics, when this run started it (the create scenario
+    reads its own timing of each call there)."""
 
     @property
     def near_cache_where(self) -> str:

@@ -58,18 +58,21 @@ class ScenarioReport:
         ]
         return [*self.scenario.metrics, *extra]
 
-    def spread(self, side: Side, key: str) -> Spread | None:
-        """A figure of one side across rounds."""
+    def values(self, side: Side, key: str) -> list[float]:
+        """A figure of one side, one value per round that has it."""
         # A tier that served nothing in a round is not in that round's figures: it served 0 %.
         missing = 0.0 if key.startswith(SERVED_BY_PREFIX) else None
-        values = [
+        return [
             value
             for r in self.rounds
             if (f := r.side(side)) is not None and (value := f.get(key, missing)) is not None
         ]
-        return Spread.of(values)
 
-    def ratio(self, key: str) -> Spread | None:
+    def spread(self, side: Side, key: str) -> Spread | None:
+        """A figure of one side across rounds."""
+        return Spread.of(self.values(side, key))
+
+    def ratios(self, key: str) -> list[float]:
         """service/baseline per round (paired: the same round's noise on both sides)."""
         ratios = []
         for r in self.rounds:
@@ -78,7 +81,11 @@ class ScenarioReport:
             base, service = r.baseline.get(key, math.nan), r.service.get(key, math.nan)
             if math.isfinite(base) and math.isfinite(service) and base > 0:
                 ratios.append(service / base)
-        return Spread.of(ratios)
+        return ratios
+
+    def ratio(self, key: str) -> Spread | None:
+        """service/baseline across rounds."""
+        return Spread.of(self.ratios(key))
 
     def summary(self) -> dict[str, dict[str, dict[str, float] | None]]:
         """Per metric: each side's and the ratio's median/min/max, for the JSON report."""
