@@ -192,7 +192,9 @@ def test_quick_create_scenario_shows_the_servers_own_timing_beside_the_callers(
     assert result.returncode == 0, result.stdout + result.stderr
 
     scenarios = json.loads(report_path.read_text())["scenarios"]
-    for name in ("create/CreateOrder", "create-paced/CreateOrder"):
+    names = ("create/CreateOrder", "create-paced/CreateOrder", "create-relay-paused/CreateOrder")
+    assert set(scenarios) == set(names)
+    for name in names:
         figures = scenarios[name]["rounds"][0]["service"]
         assert figures["calls"] == 40
         # The API process's histogram saw exactly the measured calls (not the warm-up).
@@ -203,3 +205,4 @@ def test_quick_create_scenario_shows_the_servers_own_timing_beside_the_callers(
         assert 0 <= figures["handler_over_slow_pct"] <= 100
         assert figures["server_cpu_ms_per_call"] > 0
     assert "in the server's handler p99 ms (its histogram)" in result.stdout
+    assert "CreateOrder p99, back to back, the relay paused" in result.stdout

@@ -123,6 +123,9 @@ class PipelineTargets:
     service_metrics: MetricsEndpoint | None = None
     """The measured API process's metrics, when this run started it (the create scenario
     reads its own timing of each call there)."""
+    relay_pid: int | None = None
+    """The outbox relay's process, when this run started it alone (the create scenario pauses
+    it for one measurement)."""
 
     @property
     def near_cache_where(self) -> str:

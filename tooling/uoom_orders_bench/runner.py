@@ -373,6 +373,7 @@ async def _start_service(
         read_model=_read_model_table(env),
         stages=pipeline_stages(relay_metrics, projector_metrics, api_metrics),
         service_metrics=service_metrics,
+        relay_pid=None if options.single_process else relay_metrics.pid,
     )
 
 

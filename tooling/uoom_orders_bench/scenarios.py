@@ -8,10 +8,13 @@ the run's seed, the round and the scenario: in one round both sides get the same
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
 import random
+import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -351,8 +354,24 @@ def _handling_figures(
     return figures
 
 
+@contextlib.contextmanager
+def paused_process(pid: int | None) -> Iterator[None]:
+    """The process `pid` stopped (SIGSTOP) for the block, continued after whatever happens."""
+    if pid is None:
+        yield
+        return
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 def create_scenarios(
-    settings: LoadSettings, cpu: ProcessCpu | None = None, api: MetricsEndpoint | None = None
+    settings: LoadSettings,
+    cpu: ProcessCpu | None = None,
+    api: MetricsEndpoint | None = None,
+    relay_pid: int | None = None,
 ) -> list[Scenario]:
     """CreateOrder at one call in flight, the service only (the baseline has no writes): back
     to back, and paced at `create_rate`. Back to back, each create's pipeline work (relay,
@@ -360,12 +379,16 @@ def create_scenarios(
     same cores as the next creates; paced below that, the tail is the write path's own.
 
     Beside the caller's latency: the API's own timing of the same calls (`api`: its metrics,
-    when this run started it) and its process's CPU per create (`cpu`)."""
+    when this run started it) and its process's CPU per create (`cpu`). With the relay's
+    process (`relay_pid`, when this run started it alone), back to back once more with the
+    relay paused while measured: no event flows, so none of the pipeline's work shares the
+    cores, which tells the write path's tail from the local stack's (the relay publishes the
+    backlog after, and the run waits for the pipeline to be quiet)."""
     warm_up = min(settings.warm_up_calls, max(1, settings.create_calls // 10))
     cpu = cpu or ProcessCpu()
 
     def measure_with(
-        run: Callable[[load.Operation], Awaitable[load.LoadResult]],
+        run: Callable[[load.Operation], Awaitable[load.LoadResult]], hold: int | None = None
     ) -> Callable[[str, int], Awaitable[dict[str, float]]]:
         async def measure(address: str, round_number: int) -> dict[str, float]:
             requests = [create_request() for _ in range(warm_up + settings.create_calls)]
@@ -378,11 +401,12 @@ def create_scenarios(
                     return "call"
 
                 await load.warm_up(operation, warm_up)
-                before = await _handling(api)
-                window.start()
-                result = await run(operation)
-                window.stop()
-                after = await _handling(api)
+                with paused_process(hold):
+                    before = await _handling(api)
+                    window.start()
+                    result = await run(operation)
+                    window.stop()
+                    after = await _handling(api)
             latencies = result.all_latencies()
             slow = sum(1 for latency in latencies if latency > _SLOW_CREATE_S * 1e9)
             return (
@@ -395,7 +419,7 @@ def create_scenarios(
         return measure
 
     calls = settings.create_calls
-    return [
+    scenarios = [
         Scenario(
             "create/CreateOrder",
             f"CreateOrder, one call in flight, {calls:,} calls back to back after {warm_up} "
@@ -417,6 +441,22 @@ def create_scenarios(
             writes=True,
         ),
     ]
+    if relay_pid is not None:
+        scenarios.append(
+            Scenario(
+                "create-relay-paused/CreateOrder",
+                f"CreateOrder, one call in flight, {calls:,} calls back to back after {warm_up} "
+                "warm-up, the outbox relay's process paused (SIGSTOP) while measured: no event "
+                "flows, so no pipeline work shares the cores (service only)",
+                _create_metrics(),
+                measure_with(
+                    lambda operation: load.closed_loop(operation, calls, warm_up), hold=relay_pid
+                ),
+                with_baseline=False,
+                writes=True,
+            )
+        )
+    return scenarios
 
 
 def mixed_scenario(settings: LoadSettings, book: OrderBook) -> Scenario:
@@ -628,7 +668,9 @@ def build(
         if kind in ("closed-1", "open", "saturated"):
             scenarios.extend(read_scenarios(kind, settings, list(book.order_ids), cpu))
         elif kind == "create":
-            scenarios.extend(create_scenarios(settings, cpu, targets.service_metrics))
+            scenarios.extend(
+                create_scenarios(settings, cpu, targets.service_metrics, targets.relay_pid)
+            )
         elif kind == "mixed":
             scenarios.append(mixed_scenario(settings, book))
         elif kind == "lag":

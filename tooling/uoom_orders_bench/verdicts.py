@@ -136,6 +136,12 @@ TARGETS: tuple[Target, ...] = (
         "handler_p99_ms",
         "create",
     ),
+    _ms(
+        "CreateOrder p99, back to back, the relay paused",
+        "create-relay-paused/CreateOrder",
+        "p99_ms",
+        "create",
+    ),
     Target(
         "hit rate: reads the near cache served (Zipf)",
         "zipf-*",
