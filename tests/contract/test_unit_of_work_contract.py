@@ -161,6 +161,79 @@ class UnitOfWorkContract(Generic[A]):
         assert logged is not None
         assert (logged.fingerprint, self.decode(logged.answer)) == (b"f", order)
 
+    async def test_a_read_for_change_sees_the_committed_order_and_the_logged_request(
+        self, new_uow: Callable[[], UnitOfWork[A]]
+    ) -> None:
+        assert await new_uow().read_for_change(uuid.uuid4(), uuid.uuid4()) == (None, None)
+        order = a_new_order()
+        request_id = uuid.uuid4()
+        uow = new_uow()
+        answer = uow.encode(order)
+        await uow.create(
+            request_id, LoggedRequest("CreateOrder", b"f", answer), order, _created(order), dict
+        )
+        current, logged = await new_uow().read_for_change(order.order_id, request_id)
+        assert current == order  # its items included, in line order
+        assert logged is not None
+        assert (logged.method, logged.fingerprint, self.decode(logged.answer)) == (
+            "CreateOrder",
+            b"f",
+            order,
+        )
+        # Each half alone: a new request for the order, a logged request for no order.
+        assert await new_uow().read_for_change(order.order_id, uuid.uuid4()) == (order, None)
+        missing, logged_alone = await new_uow().read_for_change(uuid.uuid4(), request_id)
+        assert missing is None
+        assert logged_alone is not None
+
+    async def test_a_change_is_stored_only_over_the_version_before_it(
+        self, new_uow: Callable[[], UnitOfWork[A]]
+    ) -> None:
+        order = a_new_order()
+        uow = new_uow()
+        await uow.create(
+            uuid.uuid4(), LoggedRequest("CreateOrder", b"f", uow.encode(order)), order,
+            _created(order), dict,
+        )  # fmt: skip
+        confirmed = change_status(order, OrderStatus.CONFIRMED, now=utc_now())
+        request_id = uuid.uuid4()
+        answer = uow.encode(confirmed)
+        assert await new_uow().change(
+            request_id,
+            LoggedRequest("UpdateOrderStatus", b"u", answer),
+            confirmed,
+            _changed(confirmed, order),
+            dict,
+        )
+        assert await self.committed() == (1, 2, 2)
+        assert await new_uow().read_for_change(order.order_id, uuid.uuid4()) == (confirmed, None)
+        assert (await self.event_orders())[-1] == answer
+        # Decided from version 1 again (a concurrent change won): nothing written.
+        cancelled = change_status(order, OrderStatus.CANCELLED, now=utc_now())
+        assert not await new_uow().change(
+            uuid.uuid4(),
+            LoggedRequest("UpdateOrderStatus", b"c", uow.encode(cancelled)),
+            cancelled,
+            _changed(cancelled, order),
+            dict,
+        )
+        assert await self.committed() == (1, 2, 2)
+        # Over the right version but with a logged request_id: refused, the change undone.
+        preparing = change_status(confirmed, OrderStatus.PREPARING, now=utc_now())
+        with pytest.raises(DuplicateRequest):
+            await new_uow().change(
+                request_id,
+                LoggedRequest("UpdateOrderStatus", b"p", uow.encode(preparing)),
+                preparing,
+                _changed(preparing, confirmed),
+                dict,
+            )
+        assert await self.committed() == (1, 2, 2)
+        current, logged = await new_uow().read_for_change(order.order_id, request_id)
+        assert current == confirmed
+        assert logged is not None
+        assert (logged.fingerprint, self.decode(logged.answer)) == (b"u", confirmed)
+
     # --- the handlers over it --------------------------------------------------------------
     async def test_a_retried_create_answers_the_same_and_writes_nothing(
         self, new_uow: Callable[[], UnitOfWork[A]]
@@ -221,6 +294,12 @@ class UnitOfWorkContract(Generic[A]):
 
 def _created(order: Order) -> OrderEvent:
     return OrderEvent(uuid.uuid4(), OrderEventType.CREATED, order.created_at, order, None)
+
+
+def _changed(order: Order, before: Order) -> OrderEvent:
+    return OrderEvent(
+        uuid.uuid4(), OrderEventType.STATUS_CHANGED, order.updated_at, order, before.status
+    )
 
 
 class TestFakeUnitOfWork(UnitOfWorkContract[Order]):

@@ -21,7 +21,9 @@ from uoom.orders.v1 import order_events_pb2, order_pb2
 from tests.support.memory_publisher import InMemoryEventPublisher
 from uoom_orders import wire
 from uoom_orders.application.handlers import create_order, update_order_status
+from uoom_orders.application.ports import LoggedRequest, TraceContext
 from uoom_orders.domain.commands import CreateOrder, UpdateOrderStatus
+from uoom_orders.domain.events import OrderEvent
 from uoom_orders.domain.order import DeliveryLocation, Order, OrderItem, OrderStatus
 from uoom_orders.relay import (
     CONTENT_TYPE,
@@ -197,7 +199,8 @@ async def hold_a_change(
 
 
 class HeldUnitOfWork(PostgresUnitOfWork):
-    """A unit of work whose commit waits for `release`: a transaction held open on purpose."""
+    """A unit of work whose commit waits for `release`: a transaction held open on purpose.
+    A status change, one statement in the service, makes its writes in such a transaction."""
 
     def __init__(self, pool: asyncpg.Pool, *, roll_back: bool = False) -> None:
         super().__init__(pool)
@@ -208,6 +211,23 @@ class HeldUnitOfWork(PostgresUnitOfWork):
     async def __aenter__(self) -> HeldUnitOfWork:
         await super().__aenter__()
         return self
+
+    async def change(
+        self,
+        request_id: uuid.UUID,
+        request: LoggedRequest[order_pb2.Order],
+        changed: Order,
+        event: OrderEvent,
+        trace_context: TraceContext,
+    ) -> bool:
+        async with self:
+            await self.orders.save_status_change(changed)
+            await self.outbox.append(event, request.answer, trace_context())
+            await self.requests.record(
+                request_id, request.method, request.fingerprint, request.answer
+            )
+            await self.commit()
+        return True
 
     async def commit(self) -> None:
         self.written.set()

@@ -185,3 +185,53 @@ async def test_a_retried_update_returns_the_first_response(client: OrderServiceC
     # The order moved on meanwhile; the retry still gets its own first answer.
     await client.update_order_status(update_request(order.order_id, S.ORDER_STATUS_PREPARING))
     assert await client.update_order_status(request) == first
+
+
+async def test_concurrent_duplicates_of_an_update_change_the_order_once(
+    client: OrderServiceClient, db: asyncpg.Connection
+) -> None:
+    """The same request sent ten times at once: one change, and every copy gets its answer."""
+    order = (await client.create_order(create_request())).order
+    request = update_request(order.order_id, S.ORDER_STATUS_CONFIRMED)
+    answers = await asyncio.gather(*(client.update_order_status(request) for _ in range(10)))
+    assert all(answer == answers[0] for answer in answers)
+    assert answers[0].order.version == 2
+    versions = await db.fetch(
+        "SELECT version FROM outbox WHERE order_id = $1 ORDER BY id", uuid.UUID(order.order_id)
+    )
+    assert [row["version"] for row in versions] == [1, 2]
+
+
+async def test_racing_changes_of_many_orders_leave_every_version_once(
+    client: OrderServiceClient, db: asyncpg.Connection
+) -> None:
+    """Writers race through each order's whole lifecycle: every order ends DELIVERED at
+    version 6, with one outbox row per version and one logged request per change."""
+    orders = [(await client.create_order(create_request())).order for _ in range(5)]
+    steps = [
+        S.ORDER_STATUS_CONFIRMED,
+        S.ORDER_STATUS_PREPARING,
+        S.ORDER_STATUS_READY_FOR_PICKUP,
+        S.ORDER_STATUS_OUT_FOR_DELIVERY,
+        S.ORDER_STATUS_DELIVERED,
+    ]
+
+    async def walk(order_id: str) -> None:
+        for status in steps:
+            # Three writers per step; the step is done when one of them made it.
+            results = await asyncio.gather(
+                *(client.update_order_status(update_request(order_id, status)) for _ in range(3)),
+                return_exceptions=True,
+            )
+            assert any(not isinstance(r, BaseException) for r in results), results
+
+    await asyncio.gather(*(walk(o.order_id) for o in orders))
+    for order in orders:
+        rows = await db.fetch(
+            "SELECT version FROM outbox WHERE order_id = $1 ORDER BY id", uuid.UUID(order.order_id)
+        )
+        assert [row["version"] for row in rows] == [1, 2, 3, 4, 5, 6]
+        final = await db.fetchrow(
+            "SELECT status, version FROM orders WHERE order_id = $1", uuid.UUID(order.order_id)
+        )
+        assert (final["status"], final["version"]) == ("DELIVERED", 6)

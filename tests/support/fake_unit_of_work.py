@@ -37,6 +37,7 @@ class FakeWriteModel:
     requests: dict[UUID, LoggedRequest[Order]] = field(default_factory=dict)
     commits: int = 0
     rollbacks: int = 0
+    conflicts: int = 0  # status changes that found another version stored, and wrote nothing
     encoded: int = 0  # calls of `encode`: one conversion per command
 
     def unit_of_work(self) -> FakeUnitOfWork:
@@ -163,6 +164,39 @@ class FakeUnitOfWork:
         model.orders[order.order_id] = order
         model.events.append(LoggedEvent(event, request.answer, context))
         model.commits += 1
+
+    async def read_for_change(
+        self, order_id: UUID, request_id: UUID
+    ) -> tuple[Order | None, LoggedRequest[Order] | None]:
+        """What is committed: the order and the request's logged answer."""
+        assert self._tx is None, "read_for_change runs outside `async with`"
+        return self._model.orders.get(order_id), self._model.requests.get(request_id)
+
+    async def change(
+        self,
+        request_id: UUID,
+        request: LoggedRequest[Order],
+        changed: Order,
+        event: OrderEvent,
+        trace_context: TraceContext,
+    ) -> bool:
+        """Like PostgreSQL's one statement: stored over the version before it and committed,
+        or nothing written."""
+        assert self._tx is None, "change is a transaction of its own, not one inside `async with`"
+        model = self._model
+        context = dict(trace_context())  # taken before the write, as PostgreSQL's is
+        stored = model.orders.get(changed.order_id)
+        if stored is None or stored.version != changed.version - 1:
+            model.conflicts += 1
+            return False
+        if request_id in model.requests:
+            model.rollbacks += 1
+            raise DuplicateRequest(str(request_id))
+        model.orders[changed.order_id] = changed
+        model.events.append(LoggedEvent(event, request.answer, context))
+        model.requests[request_id] = request
+        model.commits += 1
+        return True
 
     async def __aenter__(self) -> FakeUnitOfWork:
         self._tx = _Transaction(self._model)

@@ -83,6 +83,10 @@ async def create_order(
     return _replay(logged, "CreateOrder", command.fingerprint, command.request_id)
 
 
+OPTIMISTIC_ATTEMPTS = 4
+"""Reads and conditional writes of one status change before it takes the order's row lock."""
+
+
 async def update_order_status(
     command: UpdateOrderStatus,
     new_uow: UnitOfWorkFactory[A],
@@ -90,8 +94,55 @@ async def update_order_status(
     clock: Callable[[], datetime] = utc_now,
     trace_context: TraceContext = dict,
 ) -> A:
-    """Moves the order along its lifecycle under a row lock, so no concurrent update is lost;
-    answers the changed order, encoded by the unit of work."""
+    """Moves the order along its lifecycle; answers the changed order, encoded by the unit of
+    work. No concurrent update is lost: the change is written only over the version it was
+    decided from (one read, one statement), and decided again when another change won. After
+    OPTIMISTIC_ATTEMPTS such losses it waits for the order's row lock instead, so a caller of
+    a busy order is not turned away."""
+    for _ in range(OPTIMISTIC_ATTEMPTS):
+        uow = new_uow()
+        current, logged = await uow.read_for_change(command.order_id, command.request_id)
+        if logged is not None:
+            return _replay(logged, "UpdateOrderStatus", command.fingerprint, command.request_id)
+        if current is None:
+            raise OrderNotFound(
+                f"order {command.order_id} does not exist",
+                metadata={"order_id": str(command.order_id)},
+            )
+        now = clock()
+        changed = change_status(
+            current,
+            command.status,
+            now=now,
+            expected_version=command.expected_version,
+            estimated_delivery_time=command.estimated_delivery_time,
+        )
+        answer = uow.encode(changed)
+        try:
+            stored = await uow.change(
+                command.request_id,
+                LoggedRequest("UpdateOrderStatus", command.fingerprint, answer),
+                changed,
+                OrderEvent(
+                    uuid.uuid4(), OrderEventType.STATUS_CHANGED, now, changed, current.status
+                ),
+                trace_context,
+            )
+        except DuplicateRequest:
+            continue  # logged by a concurrent duplicate: the next read replays its answer
+        if stored:
+            return answer
+    return await _update_under_lock(command, new_uow, clock=clock, trace_context=trace_context)
+
+
+async def _update_under_lock(
+    command: UpdateOrderStatus,
+    new_uow: UnitOfWorkFactory[A],
+    *,
+    clock: Callable[[], datetime],
+    trace_context: TraceContext,
+) -> A:
+    """The status change in a transaction holding the order's row lock: it waits its turn."""
     for _ in range(2):
         async with new_uow() as uow:
             # Lock first: a concurrent duplicate holding the lock has logged its answer by

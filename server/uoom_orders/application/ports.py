@@ -97,6 +97,28 @@ class UnitOfWork(Protocol[A]):
         Raises DuplicateRequest, having written nothing, when the request_id is logged."""
         ...
 
+    async def read_for_change(
+        self, order_id: UUID, request_id: UUID
+    ) -> tuple[Order | None, LoggedRequest[A] | None]:
+        """A status change's one read, instead of `async with`: the order as committed (None:
+        there is none) and what the request log holds for `request_id` (None: nothing)."""
+        ...
+
+    async def change(
+        self,
+        request_id: UUID,
+        request: LoggedRequest[A],
+        changed: Order,
+        event: OrderEvent,
+        trace_context: TraceContext,
+    ) -> bool:
+        """A status change's writes as one atomic step of their own, instead of `async with`:
+        stores `changed` if the stored order is still the version before it, then appends
+        `event` carrying the answer and logs the request. False, having written nothing, when
+        the stored order is another version (a concurrent change won); raises
+        DuplicateRequest, having written nothing, when the request_id is logged."""
+        ...
+
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
         self,

@@ -1,5 +1,7 @@
 """One PostgreSQL transaction around a command: commit explicitly, or it rolls back. A create,
-which reads nothing first, is one statement instead (`create`, write/order_creation.py)."""
+which reads nothing first, is one statement instead (`create`, write/order_creation.py), and a
+status change is one read and one statement (`read_for_change`, `change`,
+write/status_change.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from uoom_orders.application.ports import LoggedRequest, TraceContext
 from uoom_orders.domain.events import OrderEvent
 from uoom_orders.domain.order import Order
 from uoom_orders.observability import tracing
-from uoom_orders.write import order_creation
+from uoom_orders.write import order_creation, status_change
 from uoom_orders.write.order_repository import PostgresOrderRepository
 from uoom_orders.write.outbox import PostgresOutbox
 from uoom_orders.write.request_log import PostgresRequestLog
@@ -93,6 +95,35 @@ class PostgresUnitOfWork:
                     connection, request_id, request, order, event, trace_context()
                 )
             span.set_attribute(_OUTCOME, "commit")
+
+    async def read_for_change(
+        self, order_id: UUID, request_id: UUID
+    ) -> tuple[Order | None, LoggedRequest[order_pb2.Order] | None]:
+        """The order and the request's logged answer in one query (write/status_change.py)."""
+        assert self._conn is None, "read_for_change runs outside `async with`"
+        async with self._pool.acquire() as connection:
+            return await status_change.read_for_change(connection, order_id, request_id)
+
+    async def change(
+        self,
+        request_id: UUID,
+        request: LoggedRequest[order_pb2.Order],
+        changed: Order,
+        event: OrderEvent,
+        trace_context: TraceContext,
+    ) -> bool:
+        """A status change's writes in one statement, its own transaction
+        (write/status_change.py)."""
+        assert self._conn is None, "change is a transaction of its own, not one inside `async with`"
+        with tracing.client_span("postgresql transaction", _SPAN_ATTRIBUTES) as span:
+            span.set_attribute(_OUTCOME, "rollback")  # until the statement has committed
+            async with self._pool.acquire() as connection:
+                stored = await status_change.change_status(
+                    connection, request_id, request, changed, event, trace_context()
+                )
+            # A statement that matched no order commits having written nothing.
+            span.set_attribute(_OUTCOME, "commit" if stored else "conflict")
+        return stored
 
     async def commit(self) -> None:
         assert self._conn is not None, "commit outside `async with`"
