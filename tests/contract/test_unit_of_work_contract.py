@@ -19,7 +19,12 @@ from uoom.orders.v1 import order_events_pb2, order_pb2
 from tests.support.fake_unit_of_work import FakeWriteModel
 from tests.support.write_commands import create_command, update_command
 from uoom_orders import wire
-from uoom_orders.application.handlers import create_order, update_order_status, utc_now
+from uoom_orders.application.handlers import (
+    OPTIMISTIC_ATTEMPTS,
+    create_order,
+    update_order_status,
+    utc_now,
+)
 from uoom_orders.application.ports import A, DuplicateRequest, LoggedRequest, UnitOfWork
 from uoom_orders.domain.errors import IllegalTransition, RequestIdReused, VersionConflict
 from uoom_orders.domain.events import OrderEvent, OrderEventType
@@ -283,6 +288,35 @@ class UnitOfWorkContract(Generic[A]):
         assert await self.committed() == (1, 1, 1)
         async with new_uow() as uow:
             assert await uow.orders.get_for_update(order.order_id) == order
+
+    async def test_a_change_that_keeps_losing_its_race_is_made_under_the_row_lock(
+        self, new_uow: Callable[[], UnitOfWork[A]]
+    ) -> None:
+        order = self.decode(await create_order(create_command(), new_uow))
+        lost = 0
+
+        def losing() -> UnitOfWork[A]:
+            uow = new_uow()
+
+            async def change(*args: object, **kwargs: object) -> bool:
+                nonlocal lost
+                lost += 1
+                return False  # as if another change had always won
+
+            uow.change = change  # type: ignore[method-assign]
+            return uow
+
+        command = update_command(order.order_id, OrderStatus.CONFIRMED)
+        answer = await update_order_status(command, losing)
+        assert lost == OPTIMISTIC_ATTEMPTS
+        assert (self.decode(answer).status, self.decode(answer).version) == (
+            OrderStatus.CONFIRMED,
+            2,
+        )
+        assert await self.committed() == (1, 2, 2)
+        assert (await self.event_orders())[-1] == answer
+        # Its retry is replayed from the log like any other.
+        assert await update_order_status(command, new_uow) == answer
 
     async def _stored(self, new_uow: Callable[[], UnitOfWork[A]]) -> Order:
         order = a_new_order()
