@@ -19,6 +19,7 @@ from uoom_orders.domain.commands import CreateOrder, UpdateOrderStatus
 from uoom_orders.domain.errors import FieldViolation, OrderNotFound, RequestIdReused
 from uoom_orders.domain.events import OrderEvent, OrderEventType
 from uoom_orders.domain.lifecycle import change_status, place_order
+from uoom_orders.domain.order import Order
 
 _TRACKING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone
 
@@ -87,6 +88,28 @@ OPTIMISTIC_ATTEMPTS = 4
 """Reads and conditional writes of one status change before it takes the order's row lock."""
 
 
+def _status_change(
+    command: UpdateOrderStatus, current: Order | None, clock: Callable[[], datetime]
+) -> tuple[Order, OrderEvent]:
+    """The order after the command and the event saying so, decided from `current`; raises
+    OrderNotFound, VersionConflict or IllegalTransition."""
+    if current is None:
+        raise OrderNotFound(
+            f"order {command.order_id} does not exist",
+            metadata={"order_id": str(command.order_id)},
+        )
+    now = clock()
+    changed = change_status(
+        current,
+        command.status,
+        now=now,
+        expected_version=command.expected_version,
+        estimated_delivery_time=command.estimated_delivery_time,
+    )
+    event = OrderEvent(uuid.uuid4(), OrderEventType.STATUS_CHANGED, now, changed, current.status)
+    return changed, event
+
+
 async def update_order_status(
     command: UpdateOrderStatus,
     new_uow: UnitOfWorkFactory[A],
@@ -99,39 +122,20 @@ async def update_order_status(
     decided from (one read, one statement), and decided again when another change won. After
     OPTIMISTIC_ATTEMPTS such losses it waits for the order's row lock instead, so a caller of
     a busy order is not turned away."""
+    method, fingerprint = "UpdateOrderStatus", command.fingerprint
     for _ in range(OPTIMISTIC_ATTEMPTS):
         uow = new_uow()
         current, logged = await uow.read_for_change(command.order_id, command.request_id)
         if logged is not None:
-            return _replay(logged, "UpdateOrderStatus", command.fingerprint, command.request_id)
-        if current is None:
-            raise OrderNotFound(
-                f"order {command.order_id} does not exist",
-                metadata={"order_id": str(command.order_id)},
-            )
-        now = clock()
-        changed = change_status(
-            current,
-            command.status,
-            now=now,
-            expected_version=command.expected_version,
-            estimated_delivery_time=command.estimated_delivery_time,
-        )
+            return _replay(logged, method, fingerprint, command.request_id)
+        changed, event = _status_change(command, current, clock)
         answer = uow.encode(changed)
         try:
-            stored = await uow.change(
-                command.request_id,
-                LoggedRequest("UpdateOrderStatus", command.fingerprint, answer),
-                changed,
-                OrderEvent(
-                    uuid.uuid4(), OrderEventType.STATUS_CHANGED, now, changed, current.status
-                ),
-                trace_context,
-            )
+            request = LoggedRequest(method, fingerprint, answer)
+            if await uow.change(command.request_id, request, changed, event, trace_context):
+                return answer
         except DuplicateRequest:
-            continue  # logged by a concurrent duplicate: the next read replays its answer
-        if stored:
-            return answer
+            pass  # logged by a concurrent duplicate: the next read replays its answer
     return await _update_under_lock(command, new_uow, clock=clock, trace_context=trace_context)
 
 
@@ -143,6 +147,7 @@ async def _update_under_lock(
     trace_context: TraceContext,
 ) -> A:
     """The status change in a transaction holding the order's row lock: it waits its turn."""
+    method, fingerprint = "UpdateOrderStatus", command.fingerprint
     for _ in range(2):
         async with new_uow() as uow:
             # Lock first: a concurrent duplicate holding the lock has logged its answer by
@@ -150,33 +155,13 @@ async def _update_under_lock(
             current = await uow.orders.get_for_update(command.order_id)
             logged = await uow.requests.find(command.request_id)
             if logged is not None:
-                return _replay(logged, "UpdateOrderStatus", command.fingerprint, command.request_id)
-            if current is None:
-                raise OrderNotFound(
-                    f"order {command.order_id} does not exist",
-                    metadata={"order_id": str(command.order_id)},
-                )
-            now = clock()
-            changed = change_status(
-                current,
-                command.status,
-                now=now,
-                expected_version=command.expected_version,
-                estimated_delivery_time=command.estimated_delivery_time,
-            )
+                return _replay(logged, method, fingerprint, command.request_id)
+            changed, event = _status_change(command, current, clock)
             answer = uow.encode(changed)
             await uow.orders.save_status_change(changed)
-            await uow.outbox.append(
-                OrderEvent(
-                    uuid.uuid4(), OrderEventType.STATUS_CHANGED, now, changed, current.status
-                ),
-                answer,
-                trace_context(),
-            )
+            await uow.outbox.append(event, answer, trace_context())
             try:
-                await uow.requests.record(
-                    command.request_id, "UpdateOrderStatus", command.fingerprint, answer
-                )
+                await uow.requests.record(command.request_id, method, fingerprint, answer)
             except DuplicateRequest:
                 continue
             await uow.commit()

@@ -19,7 +19,7 @@ import asyncpg
 from uoom.orders.v1 import order_pb2
 
 from uoom_orders import wire
-from uoom_orders.application.ports import DuplicateRequest, LoggedRequest
+from uoom_orders.application.ports import LoggedRequest
 from uoom_orders.domain.events import OrderEvent
 from uoom_orders.domain.order import Order
 from uoom_orders.write.order_repository import (
@@ -29,7 +29,7 @@ from uoom_orders.write.order_repository import (
     order_parameters,
 )
 from uoom_orders.write.outbox import INSERT_OUTBOX_COLUMNS, OUTBOX_CHANNEL, outbox_parameters
-from uoom_orders.write.request_log import INSERT_REQUEST_COLUMNS, is_duplicate_request
+from uoom_orders.write.request_log import INSERT_REQUEST_COLUMNS, duplicate_request_refused
 
 # $1-$23: the order and its items (order_parameters); $24-$27: the request; $28-$33: the
 # outbox row (outbox_parameters).
@@ -62,7 +62,7 @@ async def create_order(
     answer (the order as encoded once), atomically, on a connection with no transaction open.
     Raises DuplicateRequest, having written nothing, when the request_id is logged already."""
     message = wire.event_to_proto(event, order=request.answer)
-    try:
+    with duplicate_request_refused(request_id):
         await connection.execute(
             _CREATE,
             *order_parameters(order),
@@ -72,7 +72,3 @@ async def create_order(
             request.answer.SerializeToString(),
             *outbox_parameters(message, event.event_type.value, trace_context),
         )
-    except asyncpg.UniqueViolationError as error:
-        if is_duplicate_request(error):
-            raise DuplicateRequest(str(request_id)) from error
-        raise

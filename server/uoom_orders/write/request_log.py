@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from uuid import UUID
 
 import asyncpg
@@ -16,6 +18,18 @@ INSERT_REQUEST_COLUMNS = "INSERT INTO request_log (request_id, method, request_h
 def is_duplicate_request(error: asyncpg.UniqueViolationError) -> bool:
     """Whether the unique value refused is a request_id (not, say, an order's id)."""
     return bool(error.table_name == "request_log")
+
+
+@contextlib.contextmanager
+def duplicate_request_refused(request_id: UUID) -> Iterator[None]:
+    """A statement logging `request_id`: its unique violation on the request log is raised as
+    DuplicateRequest (any other, say an order's id, as itself)."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as error:
+        if is_duplicate_request(error):
+            raise DuplicateRequest(str(request_id)) from error
+        raise
 
 
 class PostgresRequestLog:

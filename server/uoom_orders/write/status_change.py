@@ -25,12 +25,12 @@ import asyncpg
 from uoom.orders.v1 import order_pb2
 
 from uoom_orders import wire
-from uoom_orders.application.ports import DuplicateRequest, LoggedRequest
+from uoom_orders.application.ports import LoggedRequest
 from uoom_orders.domain.events import OrderEvent
 from uoom_orders.domain.order import Order
 from uoom_orders.write.order_rows import order_from_rows
 from uoom_orders.write.outbox import INSERT_OUTBOX_COLUMNS, OUTBOX_CHANNEL, outbox_parameters
-from uoom_orders.write.request_log import INSERT_REQUEST_COLUMNS, is_duplicate_request
+from uoom_orders.write.request_log import INSERT_REQUEST_COLUMNS, duplicate_request_refused
 
 # One row whatever exists: the order's columns (NULL when there is no order), its items as
 # arrays in line order, and the request log's entry (NULL when the request_id is new).
@@ -114,7 +114,7 @@ async def change_status(
     False, having written nothing, when the stored order is another version; raises
     DuplicateRequest, having written nothing, when the request_id is logged already."""
     message = wire.event_to_proto(event, order=request.answer)
-    try:
+    with duplicate_request_refused(request_id):
         rows = await connection.fetch(
             _CHANGE,
             changed.order_id,
@@ -128,8 +128,4 @@ async def change_status(
             request.answer.SerializeToString(),
             *outbox_parameters(message, event.event_type.value, trace_context),
         )
-    except asyncpg.UniqueViolationError as error:
-        if is_duplicate_request(error):
-            raise DuplicateRequest(str(request_id)) from error
-        raise
     return len(rows) == 1
