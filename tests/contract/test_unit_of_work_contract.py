@@ -129,13 +129,8 @@ class UnitOfWorkContract(Generic[A]):
     async def test_a_create_writes_everything_at_once_or_nothing(
         self, new_uow: Callable[[], UnitOfWork[A]]
     ) -> None:
-        order = a_new_order()
-        request_id = uuid.uuid4()
+        order, request_id, answer = await self._placed(new_uow)
         uow = new_uow()
-        answer = uow.encode(order)
-        await uow.create(
-            request_id, LoggedRequest("CreateOrder", b"f", answer), order, _created(order), dict
-        )
         assert await self.committed() == (1, 1, 1)
         assert await self.event_orders() == [answer]
         # The same request_id again: refused as a duplicate, nothing of it written.
@@ -170,13 +165,7 @@ class UnitOfWorkContract(Generic[A]):
         self, new_uow: Callable[[], UnitOfWork[A]]
     ) -> None:
         assert await new_uow().read_for_change(uuid.uuid4(), uuid.uuid4()) == (None, None)
-        order = a_new_order()
-        request_id = uuid.uuid4()
-        uow = new_uow()
-        answer = uow.encode(order)
-        await uow.create(
-            request_id, LoggedRequest("CreateOrder", b"f", answer), order, _created(order), dict
-        )
+        order, request_id, _ = await self._placed(new_uow)
         current, logged = await new_uow().read_for_change(order.order_id, request_id)
         assert current == order  # its items included, in line order
         assert logged is not None
@@ -194,12 +183,8 @@ class UnitOfWorkContract(Generic[A]):
     async def test_a_change_is_stored_only_over_the_version_before_it(
         self, new_uow: Callable[[], UnitOfWork[A]]
     ) -> None:
-        order = a_new_order()
+        order, _, _ = await self._placed(new_uow)
         uow = new_uow()
-        await uow.create(
-            uuid.uuid4(), LoggedRequest("CreateOrder", b"f", uow.encode(order)), order,
-            _created(order), dict,
-        )  # fmt: skip
         confirmed = change_status(order, OrderStatus.CONFIRMED, now=utc_now())
         request_id = uuid.uuid4()
         answer = uow.encode(confirmed)
@@ -317,6 +302,17 @@ class UnitOfWorkContract(Generic[A]):
         assert (await self.event_orders())[-1] == answer
         # Its retry is replayed from the log like any other.
         assert await update_order_status(command, new_uow) == answer
+
+    async def _placed(self, new_uow: Callable[[], UnitOfWork[A]]) -> tuple[Order, uuid.UUID, A]:
+        """A new order written by `create` (fingerprint b"f"): it, its request_id, its answer."""
+        order = a_new_order()
+        request_id = uuid.uuid4()
+        uow = new_uow()
+        answer = uow.encode(order)
+        await uow.create(
+            request_id, LoggedRequest("CreateOrder", b"f", answer), order, _created(order), dict
+        )
+        return order, request_id, answer
 
     async def _stored(self, new_uow: Callable[[], UnitOfWork[A]]) -> Order:
         order = a_new_order()

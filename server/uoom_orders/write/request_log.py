@@ -15,11 +15,6 @@ INSERT_REQUEST_COLUMNS = "INSERT INTO request_log (request_id, method, request_h
 """The head of a request's INSERT; its values: request_id, method, fingerprint, encoded answer."""
 
 
-def is_duplicate_request(error: asyncpg.UniqueViolationError) -> bool:
-    """Whether the unique value refused is a request_id (not, say, an order's id)."""
-    return bool(error.table_name == "request_log")
-
-
 @contextlib.contextmanager
 def duplicate_request_refused(request_id: UUID) -> Iterator[None]:
     """A statement logging `request_id`: its unique violation on the request log is raised as
@@ -27,9 +22,16 @@ def duplicate_request_refused(request_id: UUID) -> Iterator[None]:
     try:
         yield
     except asyncpg.UniqueViolationError as error:
-        if is_duplicate_request(error):
+        if error.table_name == "request_log":
             raise DuplicateRequest(str(request_id)) from error
         raise
+
+
+def logged_request(
+    method: str, request_hash: bytes, response: bytes
+) -> LoggedRequest[order_pb2.Order]:
+    """A request_log row's entry: its method, fingerprint and encoded answer."""
+    return LoggedRequest(method, bytes(request_hash), order_pb2.Order.FromString(bytes(response)))
 
 
 class PostgresRequestLog:
@@ -45,19 +47,13 @@ class PostgresRequestLog:
         row = await self._conn.fetchrow(self._FIND, request_id)
         if row is None:
             return None
-        return LoggedRequest(
-            row["method"],
-            bytes(row["request_hash"]),
-            order_pb2.Order.FromString(bytes(row["response"])),
-        )
+        return logged_request(row["method"], row["request_hash"], row["response"])
 
     async def record(
         self, request_id: UUID, method: str, fingerprint: bytes, answer: order_pb2.Order
     ) -> None:
         """Raises DuplicateRequest when a concurrent transaction holds the same request_id."""
-        try:
+        with duplicate_request_refused(request_id):
             await self._conn.execute(
                 self._RECORD, request_id, method, fingerprint, answer.SerializeToString()
             )
-        except asyncpg.UniqueViolationError as error:
-            raise DuplicateRequest(str(request_id)) from error

@@ -30,7 +30,11 @@ from uoom_orders.domain.events import OrderEvent
 from uoom_orders.domain.order import Order
 from uoom_orders.write.order_rows import order_from_rows
 from uoom_orders.write.outbox import INSERT_OUTBOX_COLUMNS, OUTBOX_CHANNEL, outbox_parameters
-from uoom_orders.write.request_log import INSERT_REQUEST_COLUMNS, duplicate_request_refused
+from uoom_orders.write.request_log import (
+    INSERT_REQUEST_COLUMNS,
+    duplicate_request_refused,
+    logged_request,
+)
 
 # One row whatever exists: the order's columns (NULL when there is no order), its items as
 # arrays in line order, and the request log's entry (NULL when the request_id is new).
@@ -93,11 +97,7 @@ async def read_for_change(
         )
     logged = None
     if row["logged_method"] is not None:
-        logged = LoggedRequest(
-            row["logged_method"],
-            bytes(row["logged_hash"]),
-            order_pb2.Order.FromString(bytes(row["logged_response"])),
-        )
+        logged = logged_request(row["logged_method"], row["logged_hash"], row["logged_response"])
     return order, logged
 
 

@@ -5,11 +5,13 @@ write/status_change.py)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from types import TracebackType
 from uuid import UUID
 
 import asyncpg
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 from uoom.orders.v1 import order_pb2
 
 from uoom_orders import wire
@@ -86,14 +88,10 @@ class PostgresUnitOfWork:
         trace_context: TraceContext,
     ) -> None:
         """CreateOrder's writes in one statement, its own transaction (write/order_creation.py)."""
-        assert self._conn is None, "create is a transaction of its own, not one inside `async with`"
-        # Current while it runs, so the outbox row names this write as the event's parent span.
-        with tracing.client_span("postgresql transaction", _SPAN_ATTRIBUTES) as span:
-            span.set_attribute(_OUTCOME, "rollback")  # until the statement has committed
-            async with self._pool.acquire() as connection:
-                await order_creation.create_order(
-                    connection, request_id, request, order, event, trace_context()
-                )
+        async with self._statement() as (connection, span):
+            await order_creation.create_order(
+                connection, request_id, request, order, event, trace_context()
+            )
             span.set_attribute(_OUTCOME, "commit")
 
     async def read_for_change(
@@ -114,16 +112,24 @@ class PostgresUnitOfWork:
     ) -> bool:
         """A status change's writes in one statement, its own transaction
         (write/status_change.py)."""
-        assert self._conn is None, "change is a transaction of its own, not one inside `async with`"
-        with tracing.client_span("postgresql transaction", _SPAN_ATTRIBUTES) as span:
-            span.set_attribute(_OUTCOME, "rollback")  # until the statement has committed
-            async with self._pool.acquire() as connection:
-                stored = await status_change.change_status(
-                    connection, request_id, request, changed, event, trace_context()
-                )
+        async with self._statement() as (connection, span):
+            stored = await status_change.change_status(
+                connection, request_id, request, changed, event, trace_context()
+            )
             # A statement that matched no order commits having written nothing.
             span.set_attribute(_OUTCOME, "commit" if stored else "conflict")
         return stored
+
+    @contextlib.asynccontextmanager
+    async def _statement(self) -> AsyncIterator[tuple[asyncpg.Connection, Span]]:
+        """A pooled connection for a write that is one statement, its own transaction, and the
+        transaction's span: current meanwhile, so the outbox row names it as the event's
+        parent; its outcome is "rollback" until the caller says otherwise."""
+        assert self._conn is None, "a one-statement write is not one inside `async with`"
+        with tracing.client_span("postgresql transaction", _SPAN_ATTRIBUTES) as span:
+            span.set_attribute(_OUTCOME, "rollback")
+            async with self._pool.acquire() as connection:
+                yield connection, span
 
     async def commit(self) -> None:
         assert self._conn is not None, "commit outside `async with`"
