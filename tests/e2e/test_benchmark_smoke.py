@@ -107,6 +107,14 @@ def test_quick_lag_and_pipeline_scenarios_measure_the_service_only(tmp_path: Pat
     assert burst["events_per_s"] > 0
     assert burst["drain_s"] >= 0
 
+    # The local servers every event passes: their CPU per event, and what the topic held.
+    for figures in (lag, burst):
+        assert figures["cpu_broker_ms_per_event"] > 0
+        assert figures["cpu_dynamodb_ms_per_event"] > 0
+    assert lag["broker_records_held"] > 0  # the seeded orders
+    # The lag scenario's writes were published before the burst began.
+    assert burst["broker_records_held"] >= lag["broker_records_held"] + lag["writes"]
+
     assert "near cache lag p99 ms" in result.stdout
     assert "end to end, events/s" in result.stdout
     assert "API replica at" in result.stderr

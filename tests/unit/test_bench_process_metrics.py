@@ -87,3 +87,26 @@ def test_processes_with_a_pid_get_rows_for_their_cpu_per_event() -> None:
     assert "cpu_relay_ms_per_event" in keys
     assert "cpu_projector_ms_per_event" in keys
     assert not any(key.startswith("cpu_service") for key in keys)
+
+
+def test_carriers_get_cpu_rows_and_a_place_in_the_summary() -> None:
+    relay = MetricsEndpoint("relay", "http://relay/metrics", pid=1234)
+    projector = MetricsEndpoint("projector", "http://projector/metrics", pid=5678)
+    stages = pipeline_stages(relay, projector, [])
+    carriers = {"broker": 42, "dynamodb": 43}
+    keys = [key for key, _, _ in stage_rows(stages, carriers)]
+    assert keys[-4:] == [
+        "cpu_broker_ms_per_event",
+        "cpu_broker_core_pct",
+        "cpu_dynamodb_ms_per_event",
+        "cpu_dynamodb_core_pct",
+    ]
+    figures = {
+        "stage_relay_p50_ms": 1.0,
+        "stage_relay_p99_ms": 2.0,
+        "cpu_relay_ms_per_event": 1.5,
+        "cpu_broker_ms_per_event": 3.25,
+    }
+    line = summary(stages, figures, carriers)
+    # A carrier without a figure (its process was gone) is left out, not shown as zero.
+    assert line.endswith("CPU ms per event: relay 1.50, broker 3.25")

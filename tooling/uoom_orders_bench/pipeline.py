@@ -29,7 +29,7 @@ import math
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +108,15 @@ class ReadModelTable:
 
 
 @dataclass(frozen=True)
+class EventTopic:
+    """The event topic, where a run started its own broker: how many records it holds is shown
+    (see `broker`)."""
+
+    bootstrap_servers: str
+    topic: str
+
+
+@dataclass(frozen=True)
 class PipelineTargets:
     """Where the lag and pipeline scenarios look for a write once it is acknowledged, and the
     measured API process's own metrics."""
@@ -126,6 +135,10 @@ class PipelineTargets:
     relay_pid: int | None = None
     """The outbox relay's process, when this run started it alone (the create scenario pauses
     it for one measurement)."""
+    carriers: Mapping[str, int] = field(default_factory=dict)
+    """Processes every event passes without a stage of their own, when this run started them
+    (the local broker, the local DynamoDB endpoint): name → pid, for their CPU per event."""
+    event_topic: EventTopic | None = None
 
     @property
     def near_cache_where(self) -> str:

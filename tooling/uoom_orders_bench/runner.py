@@ -24,7 +24,7 @@ from uoom.orders.v1 import order_service_pb2
 from uoom_orders_bench import scenarios as scenario_kinds
 from uoom_orders_bench.bulk_seed import seed_bulk
 from uoom_orders_bench.cpu import ProcessCpu
-from uoom_orders_bench.pipeline import PipelineTargets, ReadModelTable
+from uoom_orders_bench.pipeline import EventTopic, PipelineTargets, ReadModelTable
 from uoom_orders_bench.process_metrics import MetricsEndpoint, with_metrics_port
 from uoom_orders_bench.rebuild import rebuild_scenario
 from uoom_orders_bench.report import (
@@ -374,6 +374,25 @@ async def _start_service(
         stages=pipeline_stages(relay_metrics, projector_metrics, api_metrics),
         service_metrics=service_metrics,
         relay_pid=None if options.single_process else relay_metrics.pid,
+        carriers=_carriers(stack, setup.dynamodb_pid),
+        event_topic=None if stack.kafka is None else _event_topic(env),
+    )
+
+
+def _carriers(stack: LocalStack, dynamodb_pid: int | None) -> dict[str, int]:
+    """The local servers every event passes (when this run started them), by name."""
+    broker_pid = None if stack.kafka is None else stack.kafka.pid
+    named = {"broker": broker_pid, "dynamodb": dynamodb_pid}
+    return {name: pid for name, pid in named.items() if pid is not None}
+
+
+def _event_topic(env: Mapping[str, str]) -> EventTopic:
+    """The service's event topic, as its settings name it."""
+    from uoom_orders.config import Settings
+
+    return EventTopic(
+        bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+        topic=env.get("KAFKA_TOPIC", Settings.kafka_topic),
     )
 
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from uoom_orders_bench import load, pipeline, stages
+from uoom_orders_bench import broker, load, pipeline, stages
 from uoom_orders_bench.cpu import CPU_PREFIX, ProcessCpu
 from uoom_orders_bench.process_metrics import HistogramCounts, MetricsEndpoint
 from uoom_orders_bench.stats import NS_PER_MS, latency_figures
@@ -543,7 +543,7 @@ def lag_scenario(
             duration_s=settings.duration_s,
             timeout_s=settings.visibility_timeout_s,
         )
-        return await stages.with_stage_lags(targets.stages, lag)
+        return await _pipeline_figures(targets, targets.stages, lag)
 
     def row(key: str, label: str, digits: int = 1) -> Metric:
         return Metric(key, label, ratio=False, digits=digits)
@@ -574,7 +574,7 @@ def lag_scenario(
             count("dynamodb_timeouts", "dynamodb: timed out"),
         ]
     metrics += [count("late_starts", "late starts"), _ERRORS_ONLY]
-    metrics += _stage_metrics(targets.stages)
+    metrics += _stage_metrics(targets, targets.stages)
     read_model = (
         "and of the DynamoDB status table (BatchGetItem, ConsistentRead, every ~10 ms, all writes)"
         if targets.read_model is not None
@@ -590,19 +590,49 @@ def lag_scenario(
         measure,
         with_baseline=False,
         writes=True,
-        progress=_with_stages(_lag_progress, targets.stages),
+        progress=_with_stages(_lag_progress, targets, targets.stages),
     )
 
 
-def _stage_metrics(stage_list: Sequence[stages.Stage]) -> list[Metric]:
-    rows = stages.stage_rows(stage_list)
+async def _pipeline_figures(
+    targets: pipeline.PipelineTargets,
+    stage_list: Sequence[stages.Stage],
+    measurement: Awaitable[dict[str, float]],
+) -> dict[str, float]:
+    """The measurement's figures with each stage's lag, the CPU per event of the processes
+    events pass, and the records the event topic held as the measurement began."""
+    topic = targets.event_topic
+    held = None
+    if topic is not None:
+        held = await broker.records_held(topic.bootstrap_servers, topic.topic)
+    figures = await stages.with_stage_lags(stage_list, measurement, targets.carriers)
+    if held is not None:
+        figures[broker.RECORDS_HELD] = float(held)
+    return figures
+
+
+def _stage_metrics(
+    targets: pipeline.PipelineTargets, stage_list: Sequence[stages.Stage]
+) -> list[Metric]:
+    rows = stages.stage_rows(stage_list, targets.carriers)
+    if targets.event_topic is not None:
+        rows.append((broker.RECORDS_HELD, "records the event topic held at the start", 0))
     return [Metric(key, label, ratio=False, digits=digits) for key, label, digits in rows]
 
 
-def _with_stages(progress: Progress, stage_list: Sequence[stages.Stage]) -> Progress:
+def _with_stages(
+    progress: Progress, targets: pipeline.PipelineTargets, stage_list: Sequence[stages.Stage]
+) -> Progress:
     if not stage_list:
         return progress
-    return lambda figures: f"{progress(figures)}; {stages.summary(stage_list, figures)}"
+
+    def line(figures: dict[str, float]) -> str:
+        held = figures.get(broker.RECORDS_HELD)
+        topic = "" if held is None else f"; the event topic held {held:,.0f} records at the start"
+        stage_lags = stages.summary(stage_list, figures, targets.carriers)
+        return f"{progress(figures)}; {stage_lags}{topic}"
+
+    return line
 
 
 def _pipeline_progress(figures: dict[str, float]) -> str:
@@ -617,15 +647,17 @@ def _pipeline_progress(figures: dict[str, float]) -> str:
 def pipeline_scenario(
     settings: LoadSettings,
     read_model: pipeline.ReadModelTable,
-    stage_list: Sequence[stages.Stage] = (),
+    targets: pipeline.PipelineTargets | None = None,
 ) -> Scenario:
     """A burst of status changes through outbox → relay → Kafka → projector → DynamoDB."""
     events, writers = settings.pipeline_events, settings.pipeline_writers
     name = f"pipeline-{events}"
+    targets = targets or pipeline.PipelineTargets()
+    stage_list = targets.stages
 
     async def measure(address: str, round_number: int) -> dict[str, float]:
         burst = pipeline.measure_pipeline(address, read_model, events=events, writers=writers)
-        return await stages.with_stage_lags(stage_list, burst)
+        return await _pipeline_figures(targets, stage_list, burst)
 
     return Scenario(
         name,
@@ -643,12 +675,12 @@ def pipeline_scenario(
             Metric("write_p99_ms", "write p99 ms", ratio=False, digits=2),
             Metric("not_visible", "orders not visible in time", ratio=False, digits=0),
             _ERRORS_ONLY,
-            *_stage_metrics(stage_list),
+            *_stage_metrics(targets, stage_list),
         ),
         measure,
         with_baseline=False,
         writes=True,
-        progress=_with_stages(_pipeline_progress, stage_list),
+        progress=_with_stages(_pipeline_progress, targets, stage_list),
     )
 
 
@@ -678,7 +710,7 @@ def build(
         elif kind == "pipeline":
             if targets.read_model is None:
                 raise ValueError("the pipeline scenario needs the DynamoDB endpoint (--dynamodb)")
-            scenarios.append(pipeline_scenario(settings, targets.read_model, targets.stages))
+            scenarios.append(pipeline_scenario(settings, targets.read_model, targets))
         elif kind == "watch":
             # Imported here: watch_scenario builds on this module's Scenario and Metric.
             from uoom_orders_bench.watch_scenario import watch_scenarios

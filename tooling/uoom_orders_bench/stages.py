@@ -74,19 +74,27 @@ async def _scrape(stages: Sequence[Stage]) -> dict[str, Samples]:
     return scraped
 
 
-def _cpu_processes(stages: Sequence[Stage]) -> dict[str, int]:
-    """The processes whose CPU per event is shown: name → pid (the relay's, the projector's)."""
-    return {s.endpoint.process: s.endpoint.pid for s in stages if s.endpoint.pid is not None}
+def _cpu_processes(
+    stages: Sequence[Stage], carriers: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """The processes whose CPU per event is shown: name → pid (the relay's, the projector's,
+    then `carriers`: processes every event passes without a stage of their own, such as the
+    local broker and the local DynamoDB endpoint)."""
+    stage_pids = {s.endpoint.process: s.endpoint.pid for s in stages if s.endpoint.pid is not None}
+    return stage_pids | dict(carriers or {})
 
 
 async def with_stage_lags(
-    stages: Sequence[Stage], measurement: Awaitable[dict[str, float]]
+    stages: Sequence[Stage],
+    measurement: Awaitable[dict[str, float]],
+    carriers: Mapping[str, int] | None = None,
 ) -> dict[str, float]:
     """The measurement's figures, plus each stage's lag observed while it ran, and the CPU
-    per event of the processes that carry their pid (per event the relay published)."""
+    per event of the processes that carry their pid and of `carriers` (per event the relay
+    published)."""
     if not stages:
         return await measurement
-    windows = {name: CpuWindow(pid) for name, pid in _cpu_processes(stages).items()}
+    windows = {name: CpuWindow(pid) for name, pid in _cpu_processes(stages, carriers).items()}
     before = await _scrape(stages)
     for window in windows.values():
         window.start()
@@ -124,9 +132,11 @@ def stage_figures(
     return figures
 
 
-def stage_rows(stages: Sequence[Stage]) -> list[tuple[str, str, int]]:
+def stage_rows(
+    stages: Sequence[Stage], carriers: Mapping[str, int] | None = None
+) -> list[tuple[str, str, int]]:
     """The table's rows for the stages, as (figure key, label, digits): p50, p99 and mean of
-    each, then how many events it saw."""
+    each, then how many events it saw, then each process's CPU (`carriers` included)."""
     rows: list[tuple[str, str, int]] = []
     for stage in stages:
         key = f"{STAGE_PREFIX}{stage.key}"
@@ -136,7 +146,7 @@ def stage_rows(stages: Sequence[Stage]) -> list[tuple[str, str, int]]:
             (f"{key}_mean_ms", f"stage {stage.label} mean ms", 1),
             (f"{key}_events", f"stage {stage.label}: events", 0),
         ]
-    for name in _cpu_processes(stages):
+    for name in _cpu_processes(stages, carriers):
         rows += [
             (f"cpu_{name}_ms_per_event", f"{name} process CPU ms per event published", 3),
             (f"cpu_{name}_core_pct", f"{name} process CPU % of a core", 1),
@@ -154,8 +164,12 @@ def slowest(stages: Sequence[Stage], figures: Mapping[str, float]) -> Stage | No
     return max(measured, key=lambda pair: pair[0])[1] if measured else None
 
 
-def summary(stages: Sequence[Stage], figures: Mapping[str, float]) -> str:
-    """One line: each stage's p50/p99, and the slowest stage by p99."""
+def summary(
+    stages: Sequence[Stage],
+    figures: Mapping[str, float],
+    carriers: Mapping[str, int] | None = None,
+) -> str:
+    """One line: each stage's p50/p99, the slowest stage by p99, and CPU per event."""
     parts = []
     for stage in stages:
         key = f"{STAGE_PREFIX}{stage.key}"
@@ -168,7 +182,7 @@ def summary(stages: Sequence[Stage], figures: Mapping[str, float]) -> str:
     named = f"; slowest at p99: {worst.label}" if worst is not None else ""
     cpu = ", ".join(
         f"{name} {figures[f'cpu_{name}_ms_per_event']:.2f}"
-        for name in _cpu_processes(stages)
+        for name in _cpu_processes(stages, carriers)
         if f"cpu_{name}_ms_per_event" in figures
     )
     per_event = f"; CPU ms per event: {cpu}" if cpu else ""

@@ -157,6 +157,9 @@ TARGETS: tuple[Target, ...] = (
     _ms("projector CPU per event, lag", "lag-*", "cpu_projector_ms_per_event", "lag"),
     _ms("relay CPU per event, burst", "pipeline-*", "cpu_relay_ms_per_event", "pipeline"),
     _ms("projector CPU per event, burst", "pipeline-*", "cpu_projector_ms_per_event", "pipeline"),
+    # The local broker's work per event grows with the records it holds (see `broker`).
+    _ms("local broker CPU per event, lag", "lag-*", "cpu_broker_ms_per_event", "lag"),
+    Target("records the event topic held, lag", "lag-*", "broker_records_held", "lag"),
     Target("rebuild: filling empty tables", "rebuild", "fill_orders_per_s", "rebuild", unit=" /s"),
     Target("rebuild: checking full tables", "rebuild", "check_orders_per_s", "rebuild", unit=" /s"),
     _ms(
