@@ -116,6 +116,7 @@ def app() -> WsgiApp:
 
     from uoom_orders_devstack import moto_conditions, moto_parsing, moto_replies, moto_writes
     from uoom_orders_devstack.moto_direct import cache_method_names, direct_app
+    from uoom_orders_devstack.moto_heap import freeze_survivors
 
     moto_replies.install()
     moto_conditions.install()
@@ -125,6 +126,7 @@ def app() -> WsgiApp:
     flask_app = create_backend_app("dynamodb")
     flask_app.debug = False
     served = direct_app(flask_app)
+    freeze_survivors()  # full collections walk only what is new (moto_heap.py says why)
     if os.environ.get(_STATS_ENV) != "1":
         return served
     stats = OperationStats(served)
