@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient
 from prometheus_client import REGISTRY
 from uoom.orders.v1 import order_events_pb2, order_pb2
 
@@ -381,6 +382,27 @@ async def test_publisher_contract_publishes_with_key_headers_and_order_per_key(
         per_key[message.key].append(message.value)
     for key, values in per_key.items():
         assert values == [f"{key.decode()}:{v}".encode() for v in (1, 2, 3)]
+
+
+async def test_a_batch_leaves_in_one_produce_request(
+    local_stack: StackEndpoints, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No linger: the batch is whole because it is queued before anything is awaited.
+    requests: list[str] = []
+    send = AIOKafkaClient.send
+
+    async def counting(client: AIOKafkaClient, node_id: int, request: Any, **kwargs: Any) -> Any:
+        if type(request).__name__.startswith("ProduceRequest"):
+            requests.append(type(request).__name__)
+        return await send(client, node_id, request, **kwargs)
+
+    monkeypatch.setattr(AIOKafkaClient, "send", counting)
+    async with kafka_publisher(local_stack, topic) as publisher:
+        await publisher.publish_batch(sample_records(1, 1))  # the producer starts
+        for records in (sample_records(1, 1), sample_records(10, 1), sample_records(30, 3)):
+            requests.clear()
+            await publisher.publish_batch(records)
+            assert len(requests) == 1, f"{len(records)} records took {len(requests)} requests"
 
 
 async def test_publisher_contract_refuses_to_publish_once_closed(

@@ -56,7 +56,7 @@ class KafkaEventPublisher:
         topic: str,
         *,
         enable_idempotence: bool = True,
-        linger_ms: int = 2,
+        linger_ms: int = 0,
         request_timeout_ms: int = 5000,
         max_batch_size: int = 256 * 1024,
         client_id: str = "uoom-orders-relay",
@@ -66,8 +66,12 @@ class KafkaEventPublisher:
         self._producer_options: dict[str, Any] = {
             "client_id": client_id,
             "enable_idempotence": enable_idempotence,
-            # Small: the relay sends a whole batch and then waits, so lingering only batches
-            # what is already queued; it must not add visible latency.
+            # None: the relay queues a whole batch before it awaits anything (`send()` does not
+            # yield while the metadata is known), so the batch leaves in one request without
+            # lingering, and a linger would only be added to every event's latency. Measured on
+            # the local broker: a batch of 1, 10 or 100 records went in one produce request
+            # either way, acknowledged after 0.7 / 1.4 / 2.7 ms at 0 against 3.2 / 3.5 / 4.7 ms
+            # at 2 ms (medians of 20).
             "linger_ms": linger_ms,
             "request_timeout_ms": request_timeout_ms,
             "max_batch_size": max_batch_size,
