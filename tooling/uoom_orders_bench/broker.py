@@ -3,10 +3,11 @@
 The local broker (tansu, memory storage) answers each fetch that carries records with work that
 grows with the records the partition holds, and it keeps every record (no retention, no
 DeleteRecords). Measured with three consumers tailing a 6-partition topic written at 50
-records/s: the broker's CPU was 18 % of a core on an empty topic, 51 % after 10,000 records and
-84 % after 20,000; with no consumer, 2 % either way. A run's earlier scenarios fill the topic,
-so the broker takes more of the machine in each later round: the lag and pipeline scenarios
-show the count they started with and the broker's CPU per event beside the stages.
+records/s: the broker's CPU was 18-22 % of a core on an empty topic, 51-52 % after 10,000
+records and 67-84 % after 20,000 (three runs); with no consumer, 2 % either way. A run's
+earlier scenarios fill the topic, so the broker takes more of the machine in each later round:
+the lag and pipeline scenarios show the count they started with and the broker's CPU per event
+beside the stages.
 """
 
 from __future__ import annotations
