@@ -139,6 +139,7 @@ class PipelineTargets:
     """Processes every event passes without a stage of their own, when this run started them
     (the local broker, the local DynamoDB endpoint): name → pid, for their CPU per event."""
     event_topic: EventTopic | None = None
+    """The event topic, when this run started the broker (None: its record count is not shown)."""
 
     @property
     def near_cache_where(self) -> str:

@@ -644,15 +644,13 @@ def _pipeline_progress(figures: dict[str, float]) -> str:
     )
 
 
-def pipeline_scenario(
-    settings: LoadSettings,
-    read_model: pipeline.ReadModelTable,
-    targets: pipeline.PipelineTargets | None = None,
-) -> Scenario:
+def pipeline_scenario(settings: LoadSettings, targets: pipeline.PipelineTargets) -> Scenario:
     """A burst of status changes through outbox → relay → Kafka → projector → DynamoDB."""
+    read_model = targets.read_model
+    if read_model is None:
+        raise ValueError("the pipeline scenario needs the DynamoDB endpoint (--dynamodb)")
     events, writers = settings.pipeline_events, settings.pipeline_writers
     name = f"pipeline-{events}"
-    targets = targets or pipeline.PipelineTargets()
     stage_list = targets.stages
 
     async def measure(address: str, round_number: int) -> dict[str, float]:
@@ -708,9 +706,7 @@ def build(
         elif kind == "lag":
             scenarios.append(lag_scenario(settings, book, targets))
         elif kind == "pipeline":
-            if targets.read_model is None:
-                raise ValueError("the pipeline scenario needs the DynamoDB endpoint (--dynamodb)")
-            scenarios.append(pipeline_scenario(settings, targets.read_model, targets))
+            scenarios.append(pipeline_scenario(settings, targets))
         elif kind == "watch":
             # Imported here: watch_scenario builds on this module's Scenario and Metric.
             from uoom_orders_bench.watch_scenario import watch_scenarios

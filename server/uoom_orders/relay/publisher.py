@@ -66,7 +66,7 @@ class KafkaEventPublisher:
         self._producer_options: dict[str, Any] = {
             "client_id": client_id,
             "enable_idempotence": enable_idempotence,
-            # None: the relay queues a whole batch before it awaits anything (`send()` does not
+            # No linger: the relay queues a whole batch before it awaits anything (`send()` does not
             # yield while the metadata is known), so the batch leaves in one request without
             # lingering, and a linger would only be added to every event's latency. Measured on
             # the local broker: a batch of 1, 10 or 100 records went in one produce request
