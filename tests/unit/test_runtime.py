@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 import tenacity
 
-from uoom_orders.runtime.retry import Backoff, retrying
+from uoom_orders.runtime.retry import Backoff, retried
 from uoom_orders.runtime.tasks import BackgroundTasks, cancel_and_wait
 
 
@@ -27,31 +28,74 @@ def test_backoff_refuses_a_cap_below_the_start() -> None:
         Backoff(1.0, 0.5)
 
 
-async def test_retrying_retries_the_chosen_errors_then_reraises() -> None:
+async def test_retried_retries_the_chosen_errors_then_reraises() -> None:
     calls = 0
     slept: list[float] = []
+    logged: list[int] = []
 
     async def sleep(delay: float) -> None:
         slept.append(delay)
 
-    async def retry_until_stopped() -> None:
+    async def down() -> None:
         nonlocal calls
-        async for attempt in retrying(
+        calls += 1
+        raise ConnectionError(f"down {calls}")
+
+    with pytest.raises(ConnectionError, match="down 3"):
+        await retried(
+            down,
             0.01,
             0.02,
             retry=tenacity.retry_if_exception_type(ConnectionError),
             stop=tenacity.stop_after_attempt(3),
             sleep=sleep,
-        ):
-            with attempt:
-                calls += 1
-                raise ConnectionError("down")
-
-    with pytest.raises(ConnectionError):
-        await retry_until_stopped()
+            before_sleep=lambda state: logged.append(state.attempt_number),
+        )
+    # The first attempt, made outside tenacity, counts as tenacity's first.
     assert calls == 3
+    assert logged == [1, 2]
     assert len(slept) == 2
     assert all(0.005 <= delay <= 0.02 for delay in slept)
+
+
+async def test_retried_answers_after_a_failure_and_raises_what_it_does_not_retry() -> None:
+    outcomes: list[BaseException | str] = [ConnectionError("blip"), "written"]
+    slept: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+
+    async def flaky() -> str:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    only_connection_errors = tenacity.retry_if_exception_type(ConnectionError)
+    assert await retried(flaky, 0.01, 0.02, retry=only_connection_errors, sleep=sleep) == "written"
+    assert len(slept) == 1
+
+    outcomes[:] = [ValueError("refused"), "never reached"]
+    with pytest.raises(ValueError, match="refused"):
+        await retried(flaky, 0.01, 0.02, retry=only_connection_errors, sleep=sleep)
+    assert outcomes == ["never reached"]
+    assert len(slept) == 1
+
+
+async def test_a_first_attempt_that_succeeds_leaves_no_garbage_in_cycles() -> None:
+    async def written() -> bool:
+        return True
+
+    retry = tenacity.retry_if_exception_type(ConnectionError)
+    stop = tenacity.stop_after_attempt(3)
+    gc.disable()
+    try:
+        gc.collect()
+        for _ in range(100):
+            assert await retried(written, 0.01, 0.02, retry=retry, stop=stop)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 async def test_background_tasks_are_cancelled_and_awaited_on_exit() -> None:

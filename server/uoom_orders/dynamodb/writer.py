@@ -27,7 +27,7 @@ from uoom_orders.dynamodb.ports import (
     ReadModelWriteRejected,
 )
 from uoom_orders.dynamodb.tables import TableNames
-from uoom_orders.runtime.retry import retrying
+from uoom_orders.runtime.retry import retried
 
 # Errors about the request itself: the same item would fail again.
 REJECTED_CODES = frozenset(
@@ -209,16 +209,14 @@ class ReadModelWriter:
         retries: True when written, False when the condition failed; raises
         ReadModelWriteRejected or ReadModelUnavailable. What it consumed is counted."""
         call = self._client.put_item if operation == "PutItem" else self._client.delete_item
-        retries = retrying(
-            self._backoff_seconds,
-            self._max_backoff_seconds,
-            retry=tenacity.retry_if_exception_type(_Transient),
-            stop=tenacity.stop_after_attempt(self._attempts),
-        )
         try:
-            async for attempt in retries:
-                with attempt:
-                    return await _write_once(call, operation, table, request)
+            return await retried(
+                lambda: _write_once(call, operation, table, request),
+                self._backoff_seconds,
+                self._max_backoff_seconds,
+                retry=_RETRY_TRANSIENT,
+                stop=tenacity.stop_after_attempt(self._attempts),
+            )
         except _Transient as error:
             failure = error.__cause__
             throttled = isinstance(failure, ClientError) and error_code(failure) in THROTTLE_CODES
@@ -226,11 +224,14 @@ class ReadModelWriter:
             raise unavailable(
                 f"{table}: no write after {self._attempts} attempts: {failure!r}"
             ) from failure
-        raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
 
 
 class _Transient(Exception):
     """A failure about the read model, not the item: worth another attempt."""
+
+
+# Made once: each one holds a bound method of itself, a reference cycle per write otherwise.
+_RETRY_TRANSIENT = tenacity.retry_if_exception_type(_Transient)
 
 
 async def _write_once(call: Any, operation: str, table: str, request: dict[str, Any]) -> bool:

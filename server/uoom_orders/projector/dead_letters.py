@@ -21,9 +21,11 @@ from aiokafka.errors import KafkaError
 
 from uoom_orders.kafka_clients import FETCH_MAX_WAIT_MS, kafka_consumer, kafka_producer, started
 from uoom_orders.projector.batch import Letter
-from uoom_orders.runtime.retry import retrying
+from uoom_orders.runtime.retry import retried
 
 _log = logging.getLogger(__name__)
+
+_RETRY_BROKER_ERRORS = tenacity.retry_if_exception_type(KafkaError)
 
 DLQ_HEADER_PREFIX = "dlq-"
 ERROR_HEADER = "dlq-error"
@@ -125,30 +127,32 @@ async def publish_dead_letters(
         delay = 0.0 if state.next_action is None else state.next_action.sleep
         _log.warning("dead-letter topic %s unavailable (%r); retry in %.1f s", topic, error, delay)
 
+    async def publish() -> None:
+        sent = [
+            await producer.send(
+                topic,
+                value=letter.record.value,
+                key=letter.record.key,
+                headers=dead_letter_headers(
+                    letter.record.headers or (),
+                    error=letter.error,
+                    source_topic=letter.record.topic,
+                    source_partition=letter.record.partition,
+                    source_offset=letter.record.offset,
+                ),
+            )
+            for letter in letters
+        ]
+        await asyncio.gather(*sent)
+
     # Committing past a letter that was not stored would lose it: retry instead, without end.
-    async for attempt in retrying(
+    await retried(
+        publish,
         *backoff,
-        retry=tenacity.retry_if_exception_type(KafkaError),
+        retry=_RETRY_BROKER_ERRORS,
         sleep=sleep,
         before_sleep=log_retry,
-    ):
-        with attempt:
-            sent = [
-                await producer.send(
-                    topic,
-                    value=letter.record.value,
-                    key=letter.record.key,
-                    headers=dead_letter_headers(
-                        letter.record.headers or (),
-                        error=letter.error,
-                        source_topic=letter.record.topic,
-                        source_partition=letter.record.partition,
-                        source_offset=letter.record.offset,
-                    ),
-                )
-                for letter in letters
-            ]
-            await asyncio.gather(*sent)
+    )
     for letter in letters:
         _log.error(
             "dead-lettered %s[%d]@%d to %s: %s",

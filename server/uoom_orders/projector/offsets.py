@@ -12,7 +12,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from uoom_orders.observability.metrics import PROJECTOR_CONSUMER_LAG
 from uoom_orders.projector.batch import ProjectorStats
-from uoom_orders.runtime.retry import retrying
+from uoom_orders.runtime.retry import retried
 
 _log = logging.getLogger(__name__)
 
@@ -60,14 +60,13 @@ class GroupOffsets:
             )
 
         try:
-            async for attempt in retrying(
+            await retried(
+                lambda: consumer.commit(offsets),
                 *self._backoff,
                 retry=tenacity.retry_if_exception(_retryable),
                 stop=tenacity.stop_after_attempt(COMMIT_ATTEMPTS),
                 before_sleep=log_retry,
-            ):
-                with attempt:
-                    await consumer.commit(offsets)
+            )
             self._next.update(offsets)
             return
         except (CommitFailedError, IllegalStateError) as error:

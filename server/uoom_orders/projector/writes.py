@@ -35,7 +35,7 @@ from uoom_orders.observability.metrics import (
 from uoom_orders.observability.stage_lag import observe_since_published
 from uoom_orders.projector.batch import Letter, Pending, ProjectorStats, count_write
 from uoom_orders.projector.config import ProjectorConfig
-from uoom_orders.runtime.retry import Backoff, retrying
+from uoom_orders.runtime.retry import Backoff, retried
 
 _log = logging.getLogger(__name__)
 
@@ -168,15 +168,14 @@ class BatchWriter:
         try:
             # A few tries for an unexpected failure, then the dead-letter topic, so that one
             # order cannot stall its partition.
-            async for attempt in retrying(
+            return await retried(
+                lambda: self._put(item),
                 config.retry_backoff_seconds,
                 config.max_backoff_seconds,
                 retry=tenacity.retry_if_exception(_unexpected),
                 stop=tenacity.stop_after_attempt(attempts),
                 before_sleep=log_failure,
-            ):
-                with attempt:
-                    return await self._put(item)
+            )
         except ReadModelUnavailable as error:
             return Outage(error)
         except (ReadModelWriteRejected, ValueError) as error:
@@ -184,7 +183,6 @@ class BatchWriter:
         except Exception as error:
             self._log_failure(item, attempts, error)
             return Poison(f"failed after {attempts} attempts: {error!r}")
-        raise AssertionError("retrying ends by returning or raising")
 
     async def _put(self, item: Pending) -> PutResult:
         async with self._semaphore:
