@@ -25,6 +25,7 @@ from uoom_orders.runtime.retry import retried
 
 _log = logging.getLogger(__name__)
 
+# Made once: it holds a bound method of itself (see `retried`).
 _RETRY_BROKER_ERRORS = tenacity.retry_if_exception_type(KafkaError)
 
 DLQ_HEADER_PREFIX = "dlq-"
