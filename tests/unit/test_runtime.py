@@ -6,7 +6,6 @@ import asyncio
 import gc
 
 import pytest
-import tenacity
 
 from uoom_orders.runtime.retry import Backoff, retried
 from uoom_orders.runtime.tasks import BackgroundTasks, cancel_and_wait
@@ -28,6 +27,10 @@ def test_backoff_refuses_a_cap_below_the_start() -> None:
         Backoff(1.0, 0.5)
 
 
+def _connection_error(error: BaseException) -> bool:
+    return isinstance(error, ConnectionError)
+
+
 async def test_retried_retries_the_chosen_errors_then_reraises() -> None:
     calls = 0
     slept: list[float] = []
@@ -46,8 +49,8 @@ async def test_retried_retries_the_chosen_errors_then_reraises() -> None:
             down,
             0.01,
             0.02,
-            retry=tenacity.retry_if_exception_type(ConnectionError),
-            stop=tenacity.stop_after_attempt(3),
+            retry_if=_connection_error,
+            attempts=3,
             sleep=sleep,
             before_sleep=lambda state: logged.append(state.attempt_number),
         )
@@ -71,13 +74,12 @@ async def test_retried_answers_after_a_failure_and_raises_what_it_does_not_retry
             raise outcome
         return outcome
 
-    only_connection_errors = tenacity.retry_if_exception_type(ConnectionError)
-    assert await retried(flaky, 0.01, 0.02, retry=only_connection_errors, sleep=sleep) == "written"
+    assert await retried(flaky, 0.01, 0.02, retry_if=_connection_error, sleep=sleep) == "written"
     assert len(slept) == 1
 
     outcomes[:] = [ValueError("refused"), "never reached"]
     with pytest.raises(ValueError, match="refused"):
-        await retried(flaky, 0.01, 0.02, retry=only_connection_errors, sleep=sleep)
+        await retried(flaky, 0.01, 0.02, retry_if=_connection_error, sleep=sleep)
     assert outcomes == ["never reached"]
     assert len(slept) == 1
 
@@ -86,13 +88,11 @@ async def test_a_first_attempt_that_succeeds_leaves_no_garbage_in_cycles() -> No
     async def written() -> bool:
         return True
 
-    retry = tenacity.retry_if_exception_type(ConnectionError)
-    stop = tenacity.stop_after_attempt(3)
     gc.disable()
     try:
         gc.collect()
         for _ in range(100):
-            assert await retried(written, 0.01, 0.02, retry=retry, stop=stop)
+            assert await retried(written, 0.01, 0.02, retry_if=_connection_error, attempts=3)
         assert gc.collect() == 0
     finally:
         gc.enable()

@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 import aioboto3
 import aiohttp
-import tenacity
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from uoom.orders.v1 import order_pb2
 
@@ -214,8 +213,8 @@ class ReadModelWriter:
                 lambda: _write_once(call, operation, table, request),
                 self._backoff_seconds,
                 self._max_backoff_seconds,
-                retry=_RETRY_TRANSIENT,
-                stop=tenacity.stop_after_attempt(self._attempts),
+                retry_if=_transient,
+                attempts=self._attempts,
             )
         except _Transient as error:
             failure = error.__cause__
@@ -230,8 +229,8 @@ class _Transient(Exception):
     """A failure about the read model, not the item: worth another attempt."""
 
 
-# Made once: each one holds a bound method of itself, a reference cycle per write otherwise.
-_RETRY_TRANSIENT = tenacity.retry_if_exception_type(_Transient)
+def _transient(error: BaseException) -> bool:
+    return isinstance(error, _Transient)
 
 
 async def _write_once(call: Any, operation: str, table: str, request: dict[str, Any]) -> bool:

@@ -25,9 +25,6 @@ from uoom_orders.runtime.retry import retried
 
 _log = logging.getLogger(__name__)
 
-# Made once: it holds a bound method of itself (see `retried`).
-_RETRY_BROKER_ERRORS = tenacity.retry_if_exception_type(KafkaError)
-
 DLQ_HEADER_PREFIX = "dlq-"
 ERROR_HEADER = "dlq-error"
 SOURCE_TOPIC_HEADER = "dlq-source-topic"
@@ -150,7 +147,7 @@ async def publish_dead_letters(
     await retried(
         publish,
         *backoff,
-        retry=_RETRY_BROKER_ERRORS,
+        retry_if=lambda error: isinstance(error, KafkaError),
         sleep=sleep,
         before_sleep=log_retry,
     )

@@ -63,8 +63,8 @@ class GroupOffsets:
             await retried(
                 lambda: consumer.commit(offsets),
                 *self._backoff,
-                retry=tenacity.retry_if_exception(_retryable),
-                stop=tenacity.stop_after_attempt(COMMIT_ATTEMPTS),
+                retry_if=_retryable,
+                attempts=COMMIT_ATTEMPTS,
                 before_sleep=log_retry,
             )
             self._next.update(offsets)

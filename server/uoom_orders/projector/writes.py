@@ -172,8 +172,8 @@ class BatchWriter:
                 lambda: self._put(item),
                 config.retry_backoff_seconds,
                 config.max_backoff_seconds,
-                retry=tenacity.retry_if_exception(_unexpected),
-                stop=tenacity.stop_after_attempt(attempts),
+                retry_if=_unexpected,
+                attempts=attempts,
                 before_sleep=log_failure,
             )
         except ReadModelUnavailable as error:

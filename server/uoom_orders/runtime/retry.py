@@ -12,8 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import tenacity
-from tenacity.retry import retry_base
-from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 T = TypeVar("T")
@@ -31,21 +29,22 @@ async def retried(
     initial: float,
     cap: float,
     *,
-    retry: retry_base,
-    stop: stop_base = tenacity.stop_never,
+    retry_if: Callable[[BaseException], bool],
+    attempts: int | None = None,
     sleep: Callable[[float], Awaitable[Any]] | None = None,
     before_sleep: Callable[[tenacity.RetryCallState], Any] | None = None,
 ) -> T:
-    """Awaits `call()` until it returns, retrying the failures `retry` accepts by the policy;
-    the last error is re-raised when `stop` says so. `sleep` lets a loop wake early on stop.
+    """Awaits `call()` until it returns, retrying the failures `retry_if` accepts by the policy,
+    at most `attempts` calls in all (None: no limit); the last error is re-raised when they run
+    out or `retry_if` refuses it. `sleep` lets a loop wake early on stop.
 
     The first attempt is made here, outside tenacity, whose per-call state is about thirty
     objects in reference cycles (the retrying object, its thread-local statistics, a future with
     a lock). A call spans several young collections, so most of that garbage waited for a full
     one: on the projector's path (four retried calls an event) those took up to 56 ms of CPU.
-    Tenacity is built only after a failure and takes that failure as its own first attempt:
-    waits, stops and `before_sleep` count as if it had made it. A `retry_if_exception_type` is
-    a cycle itself (it holds a bound method of its own): make it once, not per call.
+    Tenacity is built only after a failure, its retry and stop conditions included (some of
+    them are cycles too), and takes that failure as its own first attempt: waits, attempts and
+    `before_sleep` count as if it had made it.
     """
     try:
         return await call()
@@ -65,7 +64,11 @@ async def retried(
     if before_sleep is not None:
         options["before_sleep"] = before_sleep
     retrying = tenacity.AsyncRetrying(
-        wait=backoff_policy(initial, cap), retry=retry, stop=stop, reraise=True, **options
+        wait=backoff_policy(initial, cap),
+        retry=tenacity.retry_if_exception(retry_if),
+        stop=tenacity.stop_never if attempts is None else tenacity.stop_after_attempt(attempts),
+        reraise=True,
+        **options,
     )
     return await retrying(attempt)
 
