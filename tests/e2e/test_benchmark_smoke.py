@@ -70,7 +70,9 @@ def test_quick_lag_and_pipeline_scenarios_measure_the_service_only(tmp_path: Pat
             "uoom_orders_bench",
             "--quick",
             "--scenarios",
-            "lag,pipeline",
+            "pipeline,closed-1,lag",
+            "--rounds",
+            "2",
             "--orders",
             "20",
             "--json",
@@ -78,15 +80,31 @@ def test_quick_lag_and_pipeline_scenarios_measure_the_service_only(tmp_path: Pat
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
     scenarios = json.loads(report_path.read_text())["scenarios"]
-    assert set(scenarios) == {"lag-50", "pipeline-100"}
-    for scenario in scenarios.values():
-        assert scenario["with_baseline"] is False
-        assert scenario["rounds"][0]["baseline"] is None
+    assert set(scenarios) == {"lag-50", "pipeline-100", *SCENARIOS}
+    for name in ("lag-50", "pipeline-100"):
+        assert scenarios[name]["with_baseline"] is False
+        assert scenarios[name]["rounds"][0]["baseline"] is None
+
+    # Every lag round runs before any other scenario's, whatever the order asked for, so the
+    # local broker holds only the seed's records and the lag rounds' when each begins.
+    progress = result.stderr
+    assert progress.index("[round 2/2] lag-50") < progress.index("[round 1/2] pipeline-100")
+    assert progress.index("[round 2/2] lag-50") < progress.index("[round 1/2] closed-1/")
+    # The reads still take the seeded orders, which the bare server holds too, not the orders
+    # the lag rounds created before them.
+    for name in SCENARIOS:
+        for measured in scenarios[name]["rounds"]:
+            assert measured["baseline"]["errors"] == measured["service"]["errors"] == 0, name
+    last_lag = scenarios["lag-50"]["rounds"][1]["service"]
+    first_burst = scenarios["pipeline-100"]["rounds"][0]["service"]
+    assert first_burst["broker_records_held"] >= (
+        last_lag["broker_records_held"] + last_lag["writes"]
+    )
 
     lag = scenarios["lag-50"]["rounds"][0]["service"]
     assert lag["writes"] > 0
