@@ -176,13 +176,8 @@ async def run_benchmark(options: BenchOptions, command: str, argv: Sequence[str]
         first = build([kind for kind in options.kinds if kind in _FIRST])
         rest = build([kind for kind in options.kinds if kind not in _FIRST and kind != "zipf"])
         # Every round of the first kinds (lag) before any other scenario writes: see _FIRST.
-        if first:
-            for round_number in range(1, options.rounds + 1):
-                await _run_round(round_number, options.rounds, first, setup)
-        if rest:
-            for round_number in range(1, options.rounds + 1):
-                await _measure_idle(cpu, setup, round_number)
-                await _run_round(round_number, options.rounds, rest, setup)
+        await _run_rounds(options.rounds, first, setup)
+        await _run_rounds(options.rounds, rest, setup, idle=cpu)
         reports = first + rest
         if "zipf" in options.kinds and options.target is not None:
             _say("zipf: not with --target (it seeds the stores and starts a replica of its own)")
@@ -191,8 +186,7 @@ async def run_benchmark(options: BenchOptions, command: str, argv: Sequence[str]
             # DynamoDB, would otherwise be in the rebuild's walk and the other scenarios' stores.
             zipf = await _start_zipf(options, resources, log_dir, setup.env, setup_facts)
             zipf_report = ScenarioReport(zipf_scenario(options.load, zipf))
-            for round_number in range(1, options.rounds + 1):
-                await _run_round(round_number, options.rounds, [zipf_report], setup)
+            await _run_rounds(options.rounds, [zipf_report], setup)
             reports.append(zipf_report)
 
     setup_facts["load_average_end"] = list(os.getloadavg())
@@ -238,6 +232,23 @@ async def _measure_idle(cpu: ProcessCpu, setup: _Setup, round_number: int) -> No
             parts.append(f"{side} {100 * cores:.1f} %")
     if parts:
         _say(f"[round {round_number}] idle CPU, % of a core: {', '.join(parts)}")
+
+
+async def _run_rounds(
+    rounds: int,
+    reports: Sequence[ScenarioReport],
+    setup: _Setup,
+    *,
+    idle: ProcessCpu | None = None,
+) -> None:
+    """Every round of `reports`' scenarios, each round measuring each scenario once; with
+    `idle`, each round begins by measuring the servers' idle CPU."""
+    if not reports:
+        return
+    for round_number in range(1, rounds + 1):
+        if idle is not None:
+            await _measure_idle(idle, setup, round_number)
+        await _run_round(round_number, rounds, reports, setup)
 
 
 async def _run_round(
