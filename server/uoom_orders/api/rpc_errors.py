@@ -33,7 +33,10 @@ class AnswersCalls(Protocol):
 S = TypeVar("S", bound=AnswersCalls)
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
-Unary = Callable[[S, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]
+# What a unary method answers: its response message, or that message already encoded
+# (answer_encoding.py).
+Answer = TypeVar("Answer")
+Unary = Callable[[S, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Answer]]
 # A server-streaming method writes its messages with `context.write` and returns nothing.
 Streaming = Callable[[S, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[None]]
 
@@ -64,7 +67,7 @@ def _malformed(method: str, request: UndecodableRequest, log: RateLimitedLog) ->
     )
 
 
-def answer_errors(method: Unary[S, Req, Resp]) -> Unary[S, Req, Resp]:
+def answer_errors(method: Unary[S, Req, Resp, Answer]) -> Unary[S, Req, Resp, Answer]:
     """For a unary method: also times each call."""
     name = method.__name__
     full_name = f"{_SERVICE}/{name}"
@@ -73,7 +76,9 @@ def answer_errors(method: Unary[S, Req, Resp]) -> Unary[S, Req, Resp]:
     cancelled = metrics.RPC_CANCELLED.labels(method=name)
 
     @functools.wraps(method)
-    async def guarded(self: S, request: Req, context: grpc.aio.ServicerContext[Req, Resp]) -> Resp:
+    async def guarded(
+        self: S, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
+    ) -> Answer:
         started = time.perf_counter()
         # The call's server span; a shared no-op while tracing is off (no interceptor).
         with tracing.server_span(full_name, context.invocation_metadata) as span:

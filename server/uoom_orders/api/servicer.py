@@ -12,6 +12,7 @@ from uoom.orders.v1 import order_pb2, order_service_pb2_grpc
 from uoom.orders.v1 import order_service_pb2 as pb
 
 from uoom_orders.api import request_parsing
+from uoom_orders.api.answer_encoding import ReadAnswers
 from uoom_orders.api.rpc_errors import answer_errors, answer_stream_errors
 from uoom_orders.application import handlers
 from uoom_orders.application.ports import TraceContext, UnitOfWorkFactory
@@ -37,9 +38,11 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         queries: OrderQueries,
         trace_context: TraceContext = dict,
         watches: Watches | None = None,
+        answers: ReadAnswers | None = None,
     ) -> None:
         self._new_uow = new_uow
         self._queries = queries
+        self._answers = ReadAnswers() if answers is None else answers
         self._trace_context = trace_context
         # None on a replica that does not follow the event topic: it cannot watch.
         self._watches = watches
@@ -80,36 +83,38 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         )
         return pb.UpdateOrderStatusResponse(order=order)
 
+    # The two status reads answer their responses already encoded (answer_encoding.py),
+    # which gRPC sends as they are: the generated stubs only know message answers.
     @answer_errors
-    async def GetOrderStatus(
+    async def GetOrderStatus(  # type: ignore[override]
         self,
         request: pb.GetOrderStatusRequest,
         context: grpc.aio.ServicerContext[pb.GetOrderStatusRequest, pb.GetOrderStatusResponse],
-    ) -> pb.GetOrderStatusResponse:
+    ) -> bytes:
         order_id, min_version = request_parsing.order_id_and_min_version(
             request.order_id, request.min_version
         )
         summary, tier = await self._queries.get_status(order_id, min_version)
         self._served_by(context, tier)
-        return pb.GetOrderStatusResponse(order=summary)
+        return self._answers.order_status(order_id.int, summary)
 
     @answer_errors
-    async def BatchGetOrderStatus(
+    async def BatchGetOrderStatus(  # type: ignore[override]
         self,
         request: pb.BatchGetOrderStatusRequest,
         context: grpc.aio.ServicerContext[
             pb.BatchGetOrderStatusRequest, pb.BatchGetOrderStatusResponse
         ],
-    ) -> pb.BatchGetOrderStatusResponse:
+    ) -> pb.BatchGetOrderStatusResponse | bytes:
         ids = request_parsing.batch_ids(request.order_ids)
         result = await self._queries.batch_get_status(ids)
         self._served_by(context, result.served_by)
-        missing: list[str] = []
-        if result.missing:
-            # Echo the caller's own strings (one spelling is accepted, so they are the
-            # canonical ones too), in request order, each once.
-            sent = dict(zip(ids, request.order_ids, strict=True))
-            missing = [sent[i] for i in result.missing]
+        if not result.missing:
+            return self._answers.order_statuses(result.keys, result.orders)
+        # Echo the caller's own strings (one spelling is accepted, so they are the canonical
+        # ones too), in request order, each once.
+        sent = dict(zip(ids, request.order_ids, strict=True))
+        missing = [sent[i] for i in result.missing]
         return pb.BatchGetOrderStatusResponse(orders=result.orders, missing_order_ids=missing)
 
     @answer_errors

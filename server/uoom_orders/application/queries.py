@@ -24,6 +24,8 @@ class BatchResult:
     orders: list[order_pb2.OrderSummary]
     missing: list[UUID]
     served_by: str
+    # The integers of `orders`' ids, in the same order.
+    keys: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +75,17 @@ class OrderQueries:
         # Keyed by the ids' integers, as the read path answers: a UUID's hash is Python code.
         unique = list({i.int: i for i in order_ids}.values())
         found, tiers = await self._reads.get_summaries(unique)
-        answers = [found.get(i.int) for i in unique]
+        if len(found) == len(unique):
+            keys = [i.int for i in unique]
+            return BatchResult(
+                orders=[found[k] for k in keys], missing=[], served_by=",".join(tiers), keys=keys
+            )
+        keys = [i.int for i in unique if i.int in found]
         return BatchResult(
-            orders=[s for s in answers if s is not None],
-            missing=[]
-            if len(found) == len(unique)
-            else [i for i, s in zip(unique, answers, strict=True) if s is None],
+            orders=[found[k] for k in keys],
+            missing=[i for i in unique if i.int not in found],
             served_by=",".join(tiers),
+            keys=keys,
         )
 
     async def list_orders(self, query: ListQuery, page_token: str) -> Page:

@@ -14,6 +14,7 @@ reader back in time. A demoted entry answers again once a read or an event bring
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +39,9 @@ class CachedOrder:
     size: int
     # The cache's generation when stored: an entry of an older generation is a floor only.
     generation: int = 0
+    # `summary`'s wire encoding, made once when stored: an answer from this entry sends these
+    # bytes rather than encoding the record again (api/answer_encoding.py).
+    encoded_summary: bytes | None = None
 
     @property
     def version(self) -> int:
@@ -66,6 +70,10 @@ class _LruEntries:
         if entry is not None:
             self._data.move_to_end(key)
         return entry
+
+    def peek(self, key: int) -> CachedOrder | None:
+        """The entry, its recency left as it is; None when absent."""
+        return self._data.get(key)
 
     def get_many(self, keys: Iterable[int]) -> dict[int, CachedOrder]:
         """`get` of each key, those present: one call for a batch read's lookups."""
@@ -158,6 +166,19 @@ class NearCache:
             if entry.expires_at > now and entry.generation == generation
         }
 
+    # builtins: `bytes` in this class is the property above.
+    def encoded_summary(self, key: int, summary: order_pb2.OrderSummary) -> builtins.bytes | None:
+        """The wire encoding of `summary` when it is the very record this cache holds for the
+        id whose integer is `key` (what a read just answered from it), else None.
+
+        The identity check is what makes the bytes safe to send: the cache replaces an entry,
+        never changes one, so its encoding is of exactly that object.
+        """
+        entry = self._entries.peek(key)
+        if entry is None or entry.summary is not summary:
+            return None
+        return entry.encoded_summary
+
     def floor(self, order_id: UUID) -> int:
         """The newest version of the order this replica has seen, cached or not; 0 if none."""
         return self.version_floors.floor(order_id)
@@ -242,9 +263,11 @@ class NearCache:
             self.version_floors.set(order_id, summary.version)
         else:
             self.version_floors.raise_to(order_id, summary.version)
-        size = summary.ByteSize() + (order.ByteSize() if order is not None else 0)
+        encoded = summary.SerializeToString()
+        # The record, its encoding and the whole order are all held.
+        size = 2 * len(encoded) + (order.ByteSize() if order is not None else 0)
         entry = CachedOrder(
-            summary, order, expires_at, size + _ENTRY_OVERHEAD_BYTES, self._generation
+            summary, order, expires_at, size + _ENTRY_OVERHEAD_BYTES, self._generation, encoded
         )
         return self._entries.set(order_id.int, entry)
 
