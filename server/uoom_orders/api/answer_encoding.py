@@ -4,9 +4,10 @@ A response message built from status records copies every record into it, and gR
 encodes the whole: for a batch of ten, about 16 µs of the event loop's time in a tight loop,
 more in a server, where each call's work runs between gRPC's. The near cache keeps each
 record's encoding from when it stored it (read/near_cache.py), and both responses are, on the
-wire, only their records: each behind its field's key and its length. Those bytes are the
-response's encoding, and gRPC sends a `bytes` answer as it is (grpc_server.py's serializer).
-A record that did not come from the near cache is encoded here.
+wire, only their records (a batch with an id missing is not: it is built as a message), each
+behind its field's key and its length. Those bytes are the response's encoding, and gRPC sends
+a `bytes` answer as it is (grpc_server.py's serializer). A record that did not come from the
+near cache is encoded here.
 """
 
 from __future__ import annotations
