@@ -73,17 +73,16 @@ class OrderQueries:
     async def batch_get_status(self, order_ids: Sequence[UUID]) -> BatchResult:
         """Found orders and missing ids, each in order of first appearance, each once."""
         # Keyed by the ids' integers, as the read path answers: a UUID's hash is Python code.
-        unique = list({i.int: i for i in order_ids}.values())
-        found, tiers = await self._reads.get_summaries(unique)
-        if len(found) == len(unique):
-            keys = [i.int for i in unique]
-            return BatchResult(
-                orders=[found[k] for k in keys], missing=[], served_by=",".join(tiers), keys=keys
-            )
-        keys = [i.int for i in unique if i.int in found]
+        by_key = {i.int: i for i in order_ids}
+        found, tiers = await self._reads.get_summaries(list(by_key.values()))
+        keys = list(by_key)
+        missing: list[UUID] = []
+        if len(found) < len(keys):
+            missing = [by_key[k] for k in keys if k not in found]
+            keys = [k for k in keys if k in found]
         return BatchResult(
             orders=[found[k] for k in keys],
-            missing=[i for i in unique if i.int not in found],
+            missing=missing,
             served_by=",".join(tiers),
             keys=keys,
         )
