@@ -105,6 +105,7 @@ def projector_config(settings: Settings, **overrides: Any) -> ProjectorConfig:
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         idempotent_producer=settings.kafka_idempotent_producer,
         leave_group_on_stop=settings.projector_leave_group_on_stop,
+        commit_interval_seconds=settings.projector_commit_interval_ms / 1000,
     )
     return replace(config, **overrides)
 

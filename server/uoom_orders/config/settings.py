@@ -175,6 +175,14 @@ class Settings:
         "a stopping projector leaves its group, so its partitions move at once (otherwise after "
         "the session timeout); off for the local tansu broker, whose group stalls on it",
     )
+    projector_commit_interval_ms: int = declare(
+        "PROJECTOR_COMMIT_INTERVAL_MS",
+        p.int_between(0, 60_000),
+        500,
+        None,
+        "the projector commits written offsets at most this often (and when it stops); a crash "
+        "re-applies what was written since, which changes nothing; 0 commits every batch",
+    )
     relay_poll_interval_seconds: float = declare(
         "RELAY_POLL_INTERVAL_SECONDS",
         p.positive_float,

@@ -28,6 +28,10 @@ class ProjectorConfig:
     # once rather than after the session timeout. The local tansu broker stalls the group on it
     # after a broker pause (see `membership`), so the local stack turns it off.
     leave_group_on_stop: bool = True
+    # Written offsets are committed at most this often (and on stop): a commit per batch cost
+    # the projector and the broker a round trip each, and held the next batch behind it. A
+    # crash re-applies what was written since, which changes nothing.
+    commit_interval_seconds: float = 0.5
     max_records: int = 500
     poll_timeout_ms: int = 100
     # Orders written at once; each is two PutItems.

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Container, Mapping, Sequence
+import time
+from collections.abc import Callable, Container, Mapping, Sequence
 from typing import Any
 
 import tenacity
@@ -38,17 +39,52 @@ def _retryable(error: BaseException) -> bool:
 
 
 class GroupOffsets:
-    """Commits batches for one consumer group member and publishes its lag per partition."""
+    """Commits written batches for one consumer group member and publishes its lag per
+    partition.
 
-    def __init__(self, stats: ProjectorStats, backoff: tuple[float, float]) -> None:
+    A written batch's offsets are held and committed at most every `interval` seconds, with
+    whatever else was written meanwhile (0: every batch), and at once by `flush` (on stop).
+    Only written offsets are ever held, so a crash, or partitions moving to another member,
+    re-delivers at most what was written since the last commit, and re-applying it changes
+    nothing. (aiokafka ends the assignment before it calls a rebalance listener, so offsets
+    cannot be committed there.)
+    """
+
+    def __init__(
+        self,
+        stats: ProjectorStats,
+        backoff: tuple[float, float],
+        interval: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._stats = stats
         self._backoff = backoff
+        self._interval = interval
+        self._clock = clock
+        # Written, not yet committed: the next offset to consume in each partition.
+        self._pending: dict[TopicPartition, int] = {}
+        self._committed_at = clock()
         # The next offset to consume in each partition, as last committed.
         self._next: dict[TopicPartition, int] = {}
 
-    async def commit(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
-        """Commits the batch's offsets, with a few tries; a failure is counted, not raised."""
-        offsets = batch_offsets(batch, consumer.assignment())
+    async def written(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
+        """Takes a written batch's offsets; commits them when the interval is up."""
+        self._pending.update(batch_offsets(batch, consumer.assignment()))
+        await self.commit_if_due(consumer)
+
+    async def commit_if_due(self, consumer: AIOKafkaConsumer) -> None:
+        """Commits what is held once `interval` has passed since the last commit."""
+        if self._pending and self._clock() - self._committed_at >= self._interval:
+            await self.flush(consumer)
+
+    async def flush(self, consumer: AIOKafkaConsumer) -> None:
+        """Commits what is held now, with a few tries; a failure is counted, not raised.
+        Offsets of partitions no longer assigned are dropped: they belong to another member,
+        which re-delivers those records."""
+        assigned = consumer.assignment()
+        offsets = {tp: offset for tp, offset in self._pending.items() if tp in assigned}
+        self._pending.clear()
+        self._committed_at = self._clock()
         if not offsets:
             return
 
@@ -71,12 +107,17 @@ class GroupOffsets:
             return
         except (CommitFailedError, IllegalStateError) as error:
             _log.warning("commit refused after a rebalance (%r); records re-delivered", error)
+            self._stats.commit_failures += 1
+            return
         except KafkaError as error:
             _log.warning(
                 "commit failed (attempt %d of %d): %r", COMMIT_ATTEMPTS, COMMIT_ATTEMPTS, error
             )
-        # Not fatal: the next batch's commit covers these offsets, and a restart before it
-        # re-applies them, which the version condition makes harmless.
+        # Not fatal: held again, so the next commit covers these offsets (unless newer ones
+        # replace them); a restart before it re-applies them, which the version condition
+        # makes harmless.
+        for tp, offset in offsets.items():
+            self._pending.setdefault(tp, offset)
         self._stats.commit_failures += 1
 
     def update_lag(self, consumer: AIOKafkaConsumer) -> None:

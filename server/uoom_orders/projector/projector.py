@@ -5,8 +5,9 @@ means "write this version unless the read model holds it or a newer one". That m
 projection insensitive to duplicates and to order, which is what lets it:
 - keep only the newest version per order within a batch (`batch`);
 - write a batch's orders concurrently (`writes`);
-- replay anything after a crash: offsets are committed only once the batch is written, so a
-  crash re-delivers at most the uncommitted batches, and re-applying them changes nothing.
+- replay anything after a crash: offsets are committed only once the batch is written (at most
+  every `commit_interval_seconds`, and on stop), so a crash re-delivers at most the batches
+  written since the last commit, and re-applying them changes nothing.
 
 Failures are told apart by whose fault they are. A record that cannot be decoded, or an order
 the read model refuses, is poison: it goes to the dead-letter topic and the partition moves
@@ -87,7 +88,9 @@ class OrderProjector(LongRunning):
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._offsets = GroupOffsets(
-            self.stats, (config.retry_backoff_seconds, config.max_backoff_seconds)
+            self.stats,
+            (config.retry_backoff_seconds, config.max_backoff_seconds),
+            config.commit_interval_seconds,
         )
         self._membership = GroupMembership()
         # The pause before joining again: random, so that members stuck in step join apart,
@@ -190,7 +193,11 @@ class OrderProjector(LongRunning):
                 else:
                     await self._rejoin_if_stuck()
                 if self._consumer is not None:
+                    await self._offsets.commit_if_due(self._consumer)
                     self._offsets.update_lag(self._consumer)
+            if self._consumer is not None:
+                # What was written before the stop is committed before the consumer leaves.
+                await self._offsets.flush(self._consumer)
         finally:
             await self._close()
 
@@ -257,7 +264,7 @@ class OrderProjector(LongRunning):
         letters = plan.letters + await self._writes.write(plan.pending)
         await self._dead_letter(letters)
         assert self._consumer is not None
-        await self._offsets.commit(self._consumer, batch)
+        await self._offsets.written(self._consumer, batch)
 
     async def _dead_letter(self, letters: list[Letter]) -> None:
         """Publishes the letters to the dead-letter topic; retries until the broker takes them."""
