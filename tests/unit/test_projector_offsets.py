@@ -4,6 +4,7 @@ one fails."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -27,11 +28,15 @@ class FakeConsumer:
         self.assigned = assigned
         self.commits: list[dict[TopicPartition, int]] = []
         self.failures: list[Exception] = []
+        # A broker that does not answer: aiokafka's commit waits for it.
+        self.unreachable = False
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if self.unreachable:
+            await asyncio.Event().wait()
         if self.failures:
             raise self.failures.pop(0)
         self.commits.append(dict(offsets))
@@ -52,23 +57,26 @@ def batch(**last_offsets: int) -> dict[TopicPartition, Sequence[Any]]:
 
 def offsets(interval: float, clock: Clock, stats: ProjectorStats | None = None) -> Any:
     """A GroupOffsets, typed loosely so that it takes the fake consumer."""
-    return GroupOffsets(stats or ProjectorStats(), (0.001, 0.001), interval, clock)
+    return GroupOffsets(stats or ProjectorStats(), (0.001, 0.001), interval, clock, timeout=0.05)
 
 
 async def test_without_an_interval_every_written_batch_is_committed() -> None:
     consumer, clock = FakeConsumer({P0, P1}), Clock()
     group = offsets(0.0, clock)
-    await group.written(consumer, batch(p0=4))
-    await group.written(consumer, batch(p0=5, p1=2))
+    # As the projector's loop does: a batch written, then the commit if due.
+    group.written(consumer, batch(p0=4))
+    await group.commit_if_due(consumer)
+    group.written(consumer, batch(p0=5, p1=2))
+    await group.commit_if_due(consumer)
     assert consumer.commits == [{P0: 5}, {P0: 6, P1: 3}]
 
 
 async def test_batches_written_within_the_interval_are_committed_together_once_it_is_up() -> None:
     consumer, clock = FakeConsumer({P0, P1}), Clock()
     group = offsets(0.5, clock)
-    await group.written(consumer, batch(p0=4))
+    group.written(consumer, batch(p0=4))
     clock.now += 0.2
-    await group.written(consumer, batch(p0=9, p1=2))
+    group.written(consumer, batch(p0=9, p1=2))
     await group.commit_if_due(consumer)
     assert consumer.commits == []
     clock.now += 0.3
@@ -84,16 +92,18 @@ async def test_the_interval_runs_from_the_last_commit() -> None:
     consumer, clock = FakeConsumer({P0}), Clock()
     group = offsets(0.5, clock)
     clock.now += 10  # idle for long: the first batch after it commits at once
-    await group.written(consumer, batch(p0=1))
+    group.written(consumer, batch(p0=1))
+    await group.commit_if_due(consumer)
     clock.now += 0.1
-    await group.written(consumer, batch(p0=2))
+    group.written(consumer, batch(p0=2))
+    await group.commit_if_due(consumer)
     assert consumer.commits == [{P0: 2}]
 
 
 async def test_flush_commits_what_is_held_at_once_and_drops_partitions_no_longer_assigned() -> None:
     consumer, clock = FakeConsumer({P0, P1, P2}), Clock()
     group = offsets(60.0, clock)
-    await group.written(consumer, batch(p0=4, p2=7))
+    group.written(consumer, batch(p0=4, p2=7))
     consumer.assigned = {P0, P1}  # P2 moved to another member, which re-delivers it
     await group.flush(consumer)
     assert consumer.commits == [{P0: 5}]
@@ -106,11 +116,11 @@ async def test_a_failed_commit_keeps_its_offsets_for_the_next_one() -> None:
     group = offsets(0.5, clock, stats)
     consumer.failures = [KafkaConnectionError()] * 3  # every attempt of one commit
     await group.flush(consumer)
-    await group.written(consumer, batch(p0=4, p1=1))
+    group.written(consumer, batch(p0=4, p1=1))
     await group.flush(consumer)
     assert consumer.commits == []
     assert stats.commit_failures == 1
-    await group.written(consumer, batch(p0=8))  # a newer offset replaces the held one
+    group.written(consumer, batch(p0=8))  # a newer offset replaces the held one
     await group.flush(consumer)
     assert consumer.commits == [{P0: 9, P1: 2}]
 
@@ -119,8 +129,20 @@ async def test_a_commit_refused_after_a_rebalance_is_not_tried_again() -> None:
     consumer, clock, stats = FakeConsumer({P0}), Clock(), ProjectorStats()
     group = offsets(0.5, clock, stats)
     consumer.failures = [CommitFailedError()]
-    await group.written(consumer, batch(p0=4))
+    group.written(consumer, batch(p0=4))
     await group.flush(consumer)
     assert stats.commit_failures == 1
     await group.flush(consumer)
     assert consumer.commits == []
+
+
+async def test_a_commit_the_broker_does_not_answer_gives_up_and_is_held_for_the_next() -> None:
+    consumer, clock, stats = FakeConsumer({P0}), Clock(), ProjectorStats()
+    group = offsets(0.5, clock, stats)
+    consumer.unreachable = True
+    group.written(consumer, batch(p0=4))
+    await group.flush(consumer)  # returns after the commit's timeout
+    assert stats.commit_failures == 1
+    consumer.unreachable = False
+    await group.flush(consumer)
+    assert consumer.commits == [{P0: 5}]
