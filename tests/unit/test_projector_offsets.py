@@ -4,7 +4,6 @@ one fails."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -28,15 +27,11 @@ class FakeConsumer:
         self.assigned = assigned
         self.commits: list[dict[TopicPartition, int]] = []
         self.failures: list[Exception] = []
-        # A broker that does not answer: aiokafka's commit waits for it.
-        self.unreachable = False
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        if self.unreachable:
-            await asyncio.Event().wait()
         if self.failures:
             raise self.failures.pop(0)
         self.commits.append(dict(offsets))
@@ -57,7 +52,7 @@ def batch(**last_offsets: int) -> dict[TopicPartition, Sequence[Any]]:
 
 def offsets(interval: float, clock: Clock, stats: ProjectorStats | None = None) -> Any:
     """A GroupOffsets, typed loosely so that it takes the fake consumer."""
-    return GroupOffsets(stats or ProjectorStats(), (0.001, 0.001), interval, clock, timeout=0.05)
+    return GroupOffsets(stats or ProjectorStats(), (0.001, 0.001), interval, clock)
 
 
 async def test_without_an_interval_every_written_batch_is_committed() -> None:
@@ -134,15 +129,3 @@ async def test_a_commit_refused_after_a_rebalance_is_not_tried_again() -> None:
     assert stats.commit_failures == 1
     await group.flush(consumer)
     assert consumer.commits == []
-
-
-async def test_a_commit_the_broker_does_not_answer_gives_up_and_is_held_for_the_next() -> None:
-    consumer, clock, stats = FakeConsumer({P0}), Clock(), ProjectorStats()
-    group = offsets(0.5, clock, stats)
-    consumer.unreachable = True
-    group.written(consumer, batch(p0=4))
-    await group.flush(consumer)  # returns after the commit's timeout
-    assert stats.commit_failures == 1
-    consumer.unreachable = False
-    await group.flush(consumer)
-    assert consumer.commits == [{P0: 5}]

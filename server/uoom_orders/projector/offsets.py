@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Container, Mapping, Sequence
@@ -19,9 +18,6 @@ from uoom_orders.runtime.retry import retried
 _log = logging.getLogger(__name__)
 
 COMMIT_ATTEMPTS = 3
-# A commit (its attempts included) that takes longer counts as failed: its offsets are held
-# for the next one.
-COMMIT_TIMEOUT_SECONDS = 5.0
 
 Batch = Mapping[TopicPartition, Sequence[Any]]
 """What `getmany()` returns: each partition's records, in offset order."""
@@ -60,12 +56,10 @@ class GroupOffsets:
         backoff: tuple[float, float],
         interval: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
-        timeout: float = COMMIT_TIMEOUT_SECONDS,
     ) -> None:
         self._stats = stats
         self._backoff = backoff
         self._interval = interval
-        self._timeout = timeout
         self._clock = clock
         # Written, not yet committed: the next offset to consume in each partition.
         self._pending: dict[TopicPartition, int] = {}
@@ -101,20 +95,19 @@ class GroupOffsets:
             )
 
         try:
-            # aiokafka retries a commit for as long as the broker is unreachable: bounded, so
-            # that the loop goes on (and a stop is not held) while the broker is down.
-            async with asyncio.timeout(self._timeout):
-                await retried(
-                    lambda: consumer.commit(offsets),
-                    *self._backoff,
-                    retry_if=_retryable,
-                    attempts=COMMIT_ATTEMPTS,
-                    before_sleep=log_retry,
-                )
+            # aiokafka waits for an unreachable broker inside commit(). Not bounded here: a
+            # commit cut short leaves aiokafka's own task behind, whose error is then never
+            # retrieved (asyncio logs it with a traceback); while the broker is down the loop
+            # has nothing to fetch anyway, and after a pause the group refuses the commit.
+            await retried(
+                lambda: consumer.commit(offsets),
+                *self._backoff,
+                retry_if=_retryable,
+                attempts=COMMIT_ATTEMPTS,
+                before_sleep=log_retry,
+            )
             self._next.update(offsets)
             return
-        except TimeoutError:
-            _log.warning("commit not done within %.1fs; tried again later", self._timeout)
         except (CommitFailedError, IllegalStateError) as error:
             _log.warning("commit refused after a rebalance (%r); records re-delivered", error)
             self._stats.commit_failures += 1

@@ -47,8 +47,6 @@ _log = logging.getLogger(__name__)
 
 # How often a consumer waiting for its group's assignment checks whether the join is stuck.
 _JOIN_CHECK_SECONDS = 1.0
-# How long a stopping projector waits to commit what it wrote since its last commit.
-_STOP_COMMIT_SECONDS = 2.0
 
 
 class _Stopped(Exception):
@@ -198,14 +196,8 @@ class OrderProjector(LongRunning):
                     await self._offsets.commit_if_due(self._consumer)
                     self._offsets.update_lag(self._consumer)
             if self._consumer is not None:
-                # What was written before the stop is committed before the consumer leaves,
-                # unless the broker cannot take it soon: re-applying it is harmless, and a
-                # stop must not wait on a broker that is down.
-                try:
-                    async with asyncio.timeout(_STOP_COMMIT_SECONDS):
-                        await self._offsets.flush(self._consumer)
-                except TimeoutError:
-                    _log.warning("stopped without committing what it wrote since its last commit")
+                # What was written before the stop is committed before the consumer leaves.
+                await self._offsets.flush(self._consumer)
         finally:
             await self._close()
 
