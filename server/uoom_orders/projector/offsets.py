@@ -54,7 +54,7 @@ class GroupOffsets:
         self,
         stats: ProjectorStats,
         backoff: tuple[float, float],
-        interval: float = 0.0,
+        interval: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._stats = stats
