@@ -114,7 +114,13 @@ def app() -> WsgiApp:
     DynamoDB with the replacements installed."""
     from moto.moto_server.werkzeug_app import create_backend_app
 
-    from uoom_orders_devstack import moto_conditions, moto_parsing, moto_replies, moto_writes
+    from uoom_orders_devstack import (
+        moto_conditions,
+        moto_parsing,
+        moto_replies,
+        moto_transactions,
+        moto_writes,
+    )
     from uoom_orders_devstack.moto_direct import cache_method_names, direct_app
     from uoom_orders_devstack.moto_heap import freeze_survivors
 
@@ -122,6 +128,7 @@ def app() -> WsgiApp:
     moto_conditions.install()
     moto_writes.install()
     moto_parsing.install()
+    moto_transactions.install()
     cache_method_names()  # last: the others add methods to moto's handler
     flask_app = create_backend_app("dynamodb")
     flask_app.debug = False
