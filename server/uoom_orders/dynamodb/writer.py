@@ -7,9 +7,12 @@ the same condition and none can put an older version over a newer one.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import aioboto3
@@ -32,6 +35,8 @@ from uoom_orders.runtime.retry import retried
 REJECTED_CODES = frozenset(
     {"ValidationException", "SerializationException", "ItemCollectionSizeLimitExceededException"}
 )
+# What DynamoDB answers when it cancelled a transaction; its CancellationReasons say why.
+TRANSACTION_CANCELLED = "TransactionCanceledException"
 # Every other failure (throttling, 5xx, connection errors, timeouts, a missing table, bad
 # credentials) is about the read model, not the order: retried, then ReadModelUnavailable.
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
@@ -45,6 +50,26 @@ _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 def error_code(error: ClientError) -> str:
     """The DynamoDB error code of a ClientError, e.g. "ConditionalCheckFailedException"."""
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+TRANSACTION_ACTIONS = 100
+"""DynamoDB's limit of actions in one TransactWriteItems."""
+TRANSACTION_BYTES = 4_000_000
+"""What the items of one transaction may add up to (DynamoDB's limit: 4 MB), measured as their
+JSON, which is larger than DynamoDB's own count of an item's size."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """One item to put over exactly the item reconciliation read (`expected`; None: none)."""
+
+    table: str
+    item: items.Item
+    expected: items.ItemIdentity | None
+
+
+ReplaceOutcome = bool | ReadModelWriteRejected
+"""True: written; False: the item changed since it was read (raced); or the item refused."""
 
 
 class ReadModelWriter:
@@ -179,6 +204,87 @@ class ReadModelWriter:
             **({"ExpressionAttributeValues": values} if values else {}),
         )
 
+    async def replace_items(self, replacements: Sequence[Replacement]) -> list[ReplaceOutcome]:
+        """`replace_item` for each, in transactions of up to 100 items (TransactWriteItems):
+        what one request per item costs (signing, a round trip, the endpoint's handling of a
+        call) is paid once per transaction, and each item keeps its own condition. The
+        outcomes are in the order given; raises ReadModelUnavailable as `replace_item` does.
+
+        A transaction is all or nothing: when DynamoDB cancels it, its reasons say which items'
+        conditions failed (those raced: False), and the others are sent again without them.
+        An item cancelled for another reason (a conflict with another write, throttling, a
+        refused item), and every item of a transaction that failed as a whole, is written
+        alone, as `replace_item` writes it. A transactional write consumes twice the write
+        units of a PutItem: reconciliation repairs are rare, and a rebuild writes each order
+        once.
+        """
+        outcomes: list[ReplaceOutcome | None] = [None] * len(replacements)
+        for chunk in transaction_runs(replacements):
+            alone = await self._transact(replacements, chunk, outcomes)
+            if alone:
+                # Every write ends before a failure is raised: none is left running.
+                written = await asyncio.gather(
+                    *(
+                        self.replace_item(r.table, r.item, r.expected)
+                        for r in (replacements[i] for i in alone)
+                    ),
+                    return_exceptions=True,
+                )
+                for index, outcome in zip(alone, written, strict=True):
+                    if isinstance(outcome, BaseException) and not isinstance(
+                        outcome, ReadModelWriteRejected
+                    ):
+                        raise outcome
+                    outcomes[index] = outcome
+        done = [outcome for outcome in outcomes if outcome is not None]
+        if len(done) != len(replacements):  # pragma: no cover - every index ends with one
+            raise RuntimeError("a replacement was left without an outcome")
+        return done
+
+    async def _transact(
+        self,
+        replacements: Sequence[Replacement],
+        chunk: list[int],
+        outcomes: list[ReplaceOutcome | None],
+    ) -> list[int]:
+        """Writes `chunk` (indexes into `replacements`) in transactions until each item is
+        written or raced (its outcome set); returns those left to write alone."""
+        pending: list[int] = chunk
+        alone: list[int] = []
+        while len(pending) > 1:
+            actions = [_put_action(replacements[i]) for i in pending]
+            try:
+                reply = await self._client.transact_write_items(
+                    TransactItems=actions,
+                    ClientRequestToken=str(uuid.uuid4()),
+                    **capacity.RETURN_TOTAL,
+                )
+            except ClientError as error:
+                reasons = error.response.get("CancellationReasons")
+                if error_code(error) != TRANSACTION_CANCELLED or len(reasons or ()) != len(pending):
+                    return alone + pending
+                again = []
+                for index, reason in zip(pending, reasons, strict=True):
+                    code = reason.get("Code") if isinstance(reason, dict) else None
+                    if code == "None":
+                        again.append(index)  # fine, but cancelled with the others
+                    elif code == "ConditionalCheckFailed":
+                        capacity.count_condition_failed(
+                            "TransactWriteItems", replacements[index].table
+                        )
+                        outcomes[index] = False
+                    else:
+                        alone.append(index)
+                pending = again
+                continue
+            except _TRANSPORT_ERRORS:
+                return alone + pending  # written or not, each alone finds out
+            capacity.count_consumed("TransactWriteItems", reply)
+            for index in pending:
+                outcomes[index] = True
+            return alone
+        return alone + pending
+
     async def delete_item(self, table: str, order_id: str, expected: items.ItemIdentity) -> bool:
         """Deletes exactly the item reconciliation read; False when it changed meanwhile."""
         condition, names, values = _exactly(expected)
@@ -266,3 +372,33 @@ def _exactly(
             ":expected_updated_at": {"S": expected.updated_at},
         },
     )
+
+
+def _put_action(replacement: Replacement) -> dict[str, Any]:
+    condition, names, values = _exactly(replacement.expected)
+    put: dict[str, Any] = {
+        "TableName": replacement.table,
+        "Item": replacement.item,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+    }
+    if values:
+        put["ExpressionAttributeValues"] = values
+    return {"Put": put}
+
+
+def transaction_runs(replacements: Sequence[Replacement]) -> list[list[int]]:
+    """The replacements' indexes in runs that fit one transaction each (count and size)."""
+    runs: list[list[int]] = []
+    run: list[int] = []
+    size = 0
+    for index, replacement in enumerate(replacements):
+        item_size = len(json.dumps(replacement.item, separators=(",", ":")))
+        if run and (len(run) == TRANSACTION_ACTIONS or size + item_size > TRANSACTION_BYTES):
+            runs.append(run)
+            run, size = [], 0
+        run.append(index)
+        size += item_size
+    if run:
+        runs.append(run)
+    return runs

@@ -16,7 +16,7 @@ from uoom.orders.v1 import order_pb2
 from uoom_orders import wire
 from uoom_orders.dynamodb import capacity, items
 from uoom_orders.dynamodb.tables import DETAILS_TABLE, STATUS_TABLE, TableNames
-from uoom_orders.dynamodb.writer import ReadModelWriter
+from uoom_orders.dynamodb.writer import ReadModelWriter, Replacement, ReplaceOutcome
 from uoom_orders.observability import metrics
 from uoom_orders.projector.reconcile.differences import ReconcileReport
 from uoom_orders.projector.reconcile.repair import Progress, RepairPass
@@ -244,15 +244,31 @@ class Reconciler:
                 return
             request["ExclusiveStartKey"] = last
 
-    async def write(
-        self, table: str, order: order_pb2.Order, expected: items.ItemIdentity | None
-    ) -> bool:
+    async def write_all(
+        self, repairs: Sequence[tuple[str, order_pb2.Order, items.ItemIdentity | None]]
+    ) -> list[ReplaceOutcome | ValueError]:
+        """Writes each (table, order, the item it replaces) as PostgreSQL has the order, in
+        transactions (`ReadModelWriter.replace_items`); the outcomes in the order given, a
+        ValueError for an order the items cannot represent."""
         ttl = items.ttl_after(self._ttl_hours, self._clock())
-        encode = items.status_item if table == STATUS_TABLE else items.details_item
-        async with self._writes:
-            return await self._writer.replace_item(
-                self.table_name(table), encode(order, ttl), expected
-            )
+        outcomes: list[ReplaceOutcome | ValueError | None] = [None] * len(repairs)
+        replacements: list[Replacement] = []
+        sent: list[int] = []
+        for index, (table, order, expected) in enumerate(repairs):
+            encode = items.status_item if table == STATUS_TABLE else items.details_item
+            try:
+                item = encode(order, ttl)
+            except ValueError as error:
+                outcomes[index] = error
+                continue
+            replacements.append(Replacement(self.table_name(table), item, expected))
+            sent.append(index)
+        if replacements:
+            async with self._writes:
+                written = await self._writer.replace_items(replacements)
+            for index, outcome in zip(sent, written, strict=True):
+                outcomes[index] = outcome
+        return [outcome for outcome in outcomes if outcome is not None]
 
     async def delete(self, table: str, order_id: str, expected: items.ItemIdentity) -> bool:
         async with self._writes:

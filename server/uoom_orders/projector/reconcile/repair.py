@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -33,6 +34,16 @@ _log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 """Called after each page with (orders checked, orders in total)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Repair:
+    """A difference to repair: `order` written over the item read (`expected`; None: none)."""
+
+    table: str
+    kind: DifferenceKind
+    order: order_pb2.Order
+    expected: items.ItemIdentity | None
 
 
 class RepairPass:
@@ -65,7 +76,7 @@ class RepairPass:
         )
         orders = await self._r.read_orders(order_ids)
         now = self._r.now()
-        work = []
+        repairs: list[_Repair] = []
         for order_id in ids:
             order = orders.get(order_id)
             if order is None:
@@ -74,8 +85,10 @@ class RepairPass:
                 item = found.get(order_id)
                 kind = classify(table, item, order, now)
                 if kind is not None:
-                    work.append(self._repair(table, kind, order, item))
-        await _all(work)
+                    repair = self._planned(table, kind, order, item)
+                    if repair is not None:
+                        repairs.append(repair)
+        await self._repair(repairs)
         self.report.checked += len(ids)
         metrics.RECONCILE_CHECKED.inc(len(ids))
         if self._progress is not None:
@@ -103,37 +116,48 @@ class RepairPass:
             if ahead:
                 await self.check_page(ahead)
 
-    async def _repair(
+    def _planned(
         self,
         table: str,
         kind: DifferenceKind,
         order: order_pb2.Order,
         item: items.Item | None,
-    ) -> None:
+    ) -> _Repair | None:
+        """Reports the difference; returns the write that repairs it (None: none is made)."""
         item_version = None if item is None else item_version_or_none(item)
         self._found(Difference(order.order_id, table, kind, item_version, order.version))
         if self._dry_run:
-            return
+            return None
         try:
             expected = None if item is None else items.ItemIdentity.of(item)
         except ValueError:
             # No version or update time to match: not written by this service; left to a human.
             _log.error("reconcile: malformed item of order %s in %s", order.order_id, table)
             self.report.rejected.append(order.order_id)
+            return None
+        return _Repair(table, kind, order, expected)
+
+    async def _repair(self, repairs: Sequence[_Repair]) -> None:
+        """Writes the page's repairs together (transactions: Reconciler.write_all), then
+        appends the corrections they call for."""
+        if not repairs:
             return
-        try:
-            written = await self._r.write(table, order, expected)
-        except (ReadModelWriteRejected, ValueError) as error:
-            _log.error("reconcile: order %s refused by %s: %s", order.order_id, table, error)
-            self.report.rejected.append(order.order_id)
-            return
-        if written:
-            self.report.repaired += 1
-            metrics.RECONCILE_REPAIRS.labels(table=table, kind=kind.value).inc()
-        else:
-            self.report.raced += 1
-        if kind in CORRECTED_KINDS:
-            await self._correct(order.order_id)
+        outcomes = await self._r.write_all([(r.table, r.order, r.expected) for r in repairs])
+        corrected: list[str] = []
+        for repair, outcome in zip(repairs, outcomes, strict=True):
+            order_id = repair.order.order_id
+            if isinstance(outcome, ReadModelWriteRejected | ValueError):
+                _log.error("reconcile: order %s refused by %s: %s", order_id, repair.table, outcome)
+                self.report.rejected.append(order_id)
+                continue
+            if outcome:
+                self.report.repaired += 1
+                metrics.RECONCILE_REPAIRS.labels(table=repair.table, kind=repair.kind.value).inc()
+            else:
+                self.report.raced += 1
+            if repair.kind in CORRECTED_KINDS:
+                corrected.append(order_id)
+        await _all([self._correct(order_id) for order_id in corrected])
 
     async def _remove(self, table: str, item: items.Item) -> None:
         order_id = str(item.get(items.ORDER_ID, {}).get("S", ""))
