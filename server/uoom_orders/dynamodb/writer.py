@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -204,7 +204,9 @@ class ReadModelWriter:
             **({"ExpressionAttributeValues": values} if values else {}),
         )
 
-    async def replace_items(self, replacements: Sequence[Replacement]) -> list[ReplaceOutcome]:
+    async def replace_items(
+        self, replacements: Sequence[Replacement], in_flight: asyncio.Semaphore | None = None
+    ) -> list[ReplaceOutcome]:
         """`replace_item` for each, in transactions of up to 100 items (TransactWriteItems):
         what one request per item costs (signing, a round trip, the endpoint's handling of a
         call) is paid once per transaction, and each item keeps its own condition. The
@@ -216,19 +218,24 @@ class ReadModelWriter:
         refused item), and every item of a transaction that failed as a whole, is written
         alone, as `replace_item` writes it. A transactional write consumes twice the write
         units of a PutItem: reconciliation repairs are rare, and a rebuild writes each order
-        once.
+        once. `in_flight`, when given, is held by each request (a transaction or a write
+        alone) while it is made.
         """
+        slot = in_flight or nullcontext()
+
+        async def alone_write(replacement: Replacement) -> bool:
+            async with slot:
+                return await self.replace_item(
+                    replacement.table, replacement.item, replacement.expected
+                )
+
         outcomes: list[ReplaceOutcome | None] = [None] * len(replacements)
         for chunk in transaction_runs(replacements):
-            alone = await self._transact(replacements, chunk, outcomes)
+            alone = await self._transact(replacements, chunk, outcomes, slot)
             if alone:
                 # Every write ends before a failure is raised: none is left running.
                 written = await asyncio.gather(
-                    *(
-                        self.replace_item(r.table, r.item, r.expected)
-                        for r in (replacements[i] for i in alone)
-                    ),
-                    return_exceptions=True,
+                    *(alone_write(replacements[i]) for i in alone), return_exceptions=True
                 )
                 for index, outcome in zip(alone, written, strict=True):
                     if isinstance(outcome, BaseException) and not isinstance(
@@ -246,6 +253,7 @@ class ReadModelWriter:
         replacements: Sequence[Replacement],
         chunk: list[int],
         outcomes: list[ReplaceOutcome | None],
+        slot: AbstractAsyncContextManager[Any],
     ) -> list[int]:
         """Writes `chunk` (indexes into `replacements`) in transactions until each item is
         written or raced (its outcome set); returns those left to write alone."""
@@ -254,11 +262,12 @@ class ReadModelWriter:
         while len(pending) > 1:
             actions = [_put_action(replacements[i]) for i in pending]
             try:
-                reply = await self._client.transact_write_items(
-                    TransactItems=actions,
-                    ClientRequestToken=str(uuid.uuid4()),
-                    **capacity.RETURN_TOTAL,
-                )
+                async with slot:
+                    reply = await self._client.transact_write_items(
+                        TransactItems=actions,
+                        ClientRequestToken=str(uuid.uuid4()),
+                        **capacity.RETURN_TOTAL,
+                    )
             except ClientError as error:
                 reasons = error.response.get("CancellationReasons")
                 if error_code(error) != TRANSACTION_CANCELLED or len(reasons or ()) != len(pending):

@@ -26,12 +26,13 @@ from uoom_orders.runtime.tasks import cancel_and_wait
 from uoom_orders.write.outbox import PostgresOutbox
 
 BATCH_GET_LIMIT = 100  # DynamoDB's maximum keys per BatchGetItem
-# How much of a pass is in the air at once. A walk after the read model was lost writes one
-# conditional PutItem per item; each waits for a round trip, so the walk's rate is what is in
-# flight over that wait. Measured in the fault-injection run (`dynamodb-lost`: ~500 orders
-# repaired under 30 writes/s and 240 reads/s, 2 cores), 48 writes and 8 pages in flight against
-# 16 and 8, runs interleaved: walks of 3.1 and 2.4 s against 4.2 and 4.0 s. The client's pool
-# holds 64 connections, leaving room for the projector's own writes.
+# How much of a pass is in the air at once: pages being checked, and write requests (a page's
+# repairs go in transactions of up to 100 items; an item a transaction cannot settle, and an
+# orphan's delete, is a request of its own). When each repair was a PutItem of its own, 48
+# writes and 8 pages in flight against 16 and 8, runs interleaved in the fault-injection run
+# (`dynamodb-lost`: ~500 orders repaired under 30 writes/s and 240 reads/s, 2 cores), walked in
+# 3.1 and 2.4 s against 4.2 and 4.0 s. The client's pool holds 64 connections, leaving room for
+# the projector's own writes.
 PAGES_IN_FLIGHT = 8
 WRITES_IN_FLIGHT = 48
 
@@ -264,8 +265,7 @@ class Reconciler:
             replacements.append(Replacement(self.table_name(table), item, expected))
             sent.append(index)
         if replacements:
-            async with self._writes:
-                written = await self._writer.replace_items(replacements)
+            written = await self._writer.replace_items(replacements, self._writes)
             for index, outcome in zip(sent, written, strict=True):
                 outcomes[index] = outcome
         return [outcome for outcome in outcomes if outcome is not None]
