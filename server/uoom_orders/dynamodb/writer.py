@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from dataclasses import dataclass
@@ -263,10 +262,10 @@ class ReadModelWriter:
             actions = [_put_action(replacements[i]) for i in pending]
             try:
                 async with slot:
+                    # botocore gives each a ClientRequestToken: a retry of one that committed
+                    # succeeds without writing again.
                     reply = await self._client.transact_write_items(
-                        TransactItems=actions,
-                        ClientRequestToken=str(uuid.uuid4()),
-                        **capacity.RETURN_TOTAL,
+                        TransactItems=actions, **capacity.RETURN_TOTAL
                     )
             except ClientError as error:
                 reasons = error.response.get("CancellationReasons")
