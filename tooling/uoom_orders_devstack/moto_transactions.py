@@ -10,8 +10,9 @@ put one by one, so nothing could use transactions against the local stack.
 the same errors, each operation applied as it is checked, and on a failure everything undone.
 Only the undoing differs: each operation notes the item it is about to replace (a copy, for an
 update, which moto makes in place) and how many stream records its table held, and a rollback
-puts those items back and drops the records written since. A transaction writes 100 items for
-about the CPU of 25 single puts (client and endpoint together, measured).
+puts those items back and drops the records written since. Measured with one aioboto3 client
+into a table of 3,000 items, client and endpoint together: 0.44-0.53 ms of CPU per item in
+transactions of 100 conditional puts, against 2.4-2.7 ms per item put alone.
 
 moto does not serialise writes: the endpoint's two request threads may interleave a single
 PutItem with a transaction's operations, which DynamoDB never allows (a transaction is
