@@ -6,11 +6,9 @@ records, whether a transaction commits, is cancelled after some of its writes, o
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
@@ -19,22 +17,12 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models import table as moto_table
 
 from tests.support.dynamodb_values import attribute_values, names, order_item
-from tests.support.moto_in_process import dynamodb_with_table
+from tests.support.moto_in_process import Outcome, dynamodb_with_table, outcome, stream_records
 from uoom_orders_devstack import moto_transactions
 
 TABLE = "transactions-contract-order-status"
 _RECORDED_AT = datetime(2026, 11, 30, 12, 0, 0, 123456)
 _NEWER = "attribute_not_exists(orderId) OR version < :v"
-
-Outcome = tuple[str, Any]
-
-
-def _outcome(call: Callable[[], Any]) -> Outcome:
-    try:
-        reply = call()
-    except ClientError as error:
-        return "error", {k: v for k, v in error.response.items() if k != "ResponseMetadata"}
-    return "ok", {k: v for k, v in reply.items() if k != "ResponseMetadata"}
 
 
 def _put(item: dict[str, Any], condition: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -49,12 +37,24 @@ def _key(order_id: str) -> dict[str, Any]:
     return {"orderId": {"S": order_id}}
 
 
+def _set_status(order_id: str, status: str) -> dict[str, Any]:
+    return {
+        "Update": {
+            "TableName": TABLE,
+            "Key": _key(order_id),
+            "UpdateExpression": "SET #s = :s",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":s": {"S": status}},
+        }
+    }
+
+
 def _calls(client: Any, extra: dict[str, Any]) -> list[Outcome]:
     """Transactions that commit, that are cancelled part-way (their earlier writes undone) and
     that are refused, then single writes after them."""
 
     def transact(*actions: dict[str, Any]) -> Outcome:
-        return _outcome(lambda: client.transact_write_items(TransactItems=list(actions)))
+        return outcome(lambda: client.transact_write_items(TransactItems=list(actions)))
 
     status_is = {
         "ConditionExpression": "#s = :s",
@@ -72,39 +72,15 @@ def _calls(client: Any, extra: dict[str, Any]) -> list[Outcome]:
         ),
         # An update, a delete and a check that hold, then a put whose condition fails.
         transact(
-            {
-                "Update": {
-                    "TableName": TABLE,
-                    "Key": _key("o-3"),
-                    "UpdateExpression": "SET #s = :s",
-                    "ExpressionAttributeNames": {"#s": "status"},
-                    "ExpressionAttributeValues": {":s": {"S": "READY"}},
-                }
-            },
+            _set_status("o-3", "READY"),
             {"Delete": {"TableName": TABLE, "Key": _key("o-4")}},
             {"ConditionCheck": {"TableName": TABLE, "Key": _key("o-2"), **status_is}},
-            {
-                "Update": {
-                    "TableName": TABLE,
-                    "Key": _key("o-new"),
-                    "UpdateExpression": "SET #s = :s",
-                    "ExpressionAttributeNames": {"#s": "status"},
-                    "ExpressionAttributeValues": {":s": {"S": "NEW"}},
-                }
-            },
+            _set_status("o-new", "NEW"),
             _put(order_item("o-0", 1, extra), _NEWER),
         ),
         # The same, all holding: committed.
         transact(
-            {
-                "Update": {
-                    "TableName": TABLE,
-                    "Key": _key("o-3"),
-                    "UpdateExpression": "SET #s = :s",
-                    "ExpressionAttributeNames": {"#s": "status"},
-                    "ExpressionAttributeValues": {":s": {"S": "READY"}},
-                }
-            },
+            _set_status("o-3", "READY"),
             {"Delete": {"TableName": TABLE, "Key": _key("o-4")}},
             {"ConditionCheck": {"TableName": TABLE, "Key": _key("o-2"), **status_is}},
             _put(order_item("o-0", 3, extra), _NEWER),
@@ -117,22 +93,10 @@ def _calls(client: Any, extra: dict[str, Any]) -> list[Outcome]:
             {"Put": {"TableName": TABLE, "Item": {"status": {"S": "NO-KEY"}}}},
         ),
         transact(*(_put(order_item(f"o-many-{n}", 1)) for n in range(101))),
-        _outcome(lambda: client.put_item(TableName=TABLE, Item=order_item("o-7", 1, extra))),
-        _outcome(lambda: client.delete_item(TableName=TABLE, Key=_key("o-1"))),
-        _outcome(lambda: client.scan(TableName=TABLE, ConsistentRead=True)),
+        outcome(lambda: client.put_item(TableName=TABLE, Item=order_item("o-7", 1, extra))),
+        outcome(lambda: client.delete_item(TableName=TABLE, Key=_key("o-1"))),
+        outcome(lambda: client.scan(TableName=TABLE, ConsistentRead=True)),
     ]
-
-
-def _stream_records(client: Any, streams: Any) -> list[dict[str, Any]]:
-    arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(
-        StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
-    records = streams.get_records(ShardIterator=iterator)["Records"]
-    for record in records:
-        record.pop("eventID")  # random
-    return records  # type: ignore[no-any-return]
 
 
 def _run(
@@ -144,9 +108,8 @@ def _run(
             for owner, name, replacement in moto_transactions.replacements():
                 patch.setattr(owner, name, replacement)
         with dynamodb_with_table(monkeypatch, TABLE) as client:
-            streams = boto3.client("dynamodbstreams", region_name="us-east-1")
             outcomes = _calls(client, extra)
-            return outcomes, _stream_records(client, streams)
+            return outcomes, stream_records(client, TABLE)
 
 
 @settings(
@@ -193,9 +156,8 @@ def test_a_cancelled_transaction_leaves_no_stream_record(
         for owner, name, replacement in moto_transactions.replacements():
             patch.setattr(owner, name, replacement)
         with dynamodb_with_table(monkeypatch, TABLE) as client:
-            streams = boto3.client("dynamodbstreams", region_name="us-east-1")
             client.put_item(TableName=TABLE, Item=order_item("o-1", 2))
-            before = _stream_records(client, streams)
+            before = stream_records(client, TABLE)
             with pytest.raises(ClientError, match="TransactionCanceled"):
                 client.transact_write_items(
                     TransactItems=[
@@ -203,7 +165,7 @@ def test_a_cancelled_transaction_leaves_no_stream_record(
                         _put(order_item("o-1", 1), _NEWER),
                     ]
                 )
-            assert _stream_records(client, streams) == before
+            assert stream_records(client, TABLE) == before
             assert "Item" not in client.get_item(TableName=TABLE, Key=_key("o-2"))
 
 

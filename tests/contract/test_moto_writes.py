@@ -9,9 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import boto3
 import pytest
-from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto.dynamodb.models import dynamo_type as moto_types
@@ -19,7 +17,7 @@ from moto.dynamodb.models import table as moto_table
 from moto.dynamodb.responses import DynamoHandler
 
 from tests.support.dynamodb_values import attribute_values, names, order_item
-from tests.support.moto_in_process import dynamodb_with_table
+from tests.support.moto_in_process import Outcome, dynamodb_with_table, outcome, stream_records
 from uoom_orders_devstack import moto_writes
 
 TABLE = "writes-contract-order-status"
@@ -27,22 +25,12 @@ _CONDITION = "attribute_not_exists(orderId) OR version < :v"
 # A record's creation time, the same in every run: its digits count in the record's SizeBytes.
 _RECORDED_AT = datetime(2026, 11, 30, 12, 0, 0, 123456)
 
-Outcome = tuple[str, Any]
-
-
-def _outcome(call: Callable[[], Any]) -> Outcome:
-    try:
-        reply = call()
-    except ClientError as error:
-        return "error", {k: v for k, v in error.response.items() if k != "ResponseMetadata"}
-    return "ok", {k: v for k, v in reply.items() if k != "ResponseMetadata"}
-
 
 def _calls(client: Any, extra: dict[str, Any]) -> list[Outcome]:
     """Every kind of PutItem the service and its tools make, and some they never should."""
 
     def put(item: dict[str, Any], **kwargs: Any) -> Outcome:
-        return _outcome(lambda: client.put_item(TableName=TABLE, Item=item, **kwargs))
+        return outcome(lambda: client.put_item(TableName=TABLE, Item=item, **kwargs))
 
     conditional = {
         "ConditionExpression": _CONDITION,
@@ -68,7 +56,7 @@ def _calls(client: Any, extra: dict[str, Any]) -> list[Outcome]:
         put(order_item("o-4", 1, {**extra, "xe": {"M": {"a": {"SS": []}}}})),
         put(order_item("o-4", 1, {**extra, "xf": {"NS": []}})),
         put({**order_item("o-4", 1, extra), "customerId": {"SS": []}}),
-        _outcome(
+        outcome(
             lambda: client.update_item(
                 TableName=TABLE,
                 Key={"orderId": {"S": "o-3"}},
@@ -77,8 +65,8 @@ def _calls(client: Any, extra: dict[str, Any]) -> list[Outcome]:
                 ExpressionAttributeValues={":s": {"S": "READY"}},
             )
         ),
-        _outcome(lambda: client.delete_item(TableName=TABLE, Key={"orderId": {"S": "o-2"}})),
-        _outcome(lambda: client.scan(TableName=TABLE, ConsistentRead=True)),
+        outcome(lambda: client.delete_item(TableName=TABLE, Key={"orderId": {"S": "o-2"}})),
+        outcome(lambda: client.scan(TableName=TABLE, ConsistentRead=True)),
     ]
 
 
@@ -87,7 +75,7 @@ def _near_the_size_limit(client: Any, extra: dict[str, Any]) -> list[Outcome]:
     many (each refused, if at all, at the attribute that crosses it)."""
 
     def put(item: dict[str, Any]) -> Outcome:
-        return _outcome(lambda: client.put_item(TableName=TABLE, Item=item))
+        return outcome(lambda: client.put_item(TableName=TABLE, Item=item))
 
     base = order_item("o-big", 1, extra)
     base_size = sum(len(k.encode()) + _size(v) for k, v in base.items())
@@ -105,18 +93,6 @@ def _size(value: dict[str, Any]) -> int:
     return moto_types.DynamoType(value).size()
 
 
-def _stream_records(client: Any, streams: Any) -> list[dict[str, Any]]:
-    arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(
-        StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
-    records = streams.get_records(ShardIterator=iterator)["Records"]
-    for record in records:
-        record.pop("eventID")  # random
-    return records  # type: ignore[no-any-return]
-
-
 Calls = Callable[[Any, dict[str, Any]], list[Outcome]]
 
 
@@ -130,9 +106,8 @@ def _run(
             for owner, name, replacement in moto_writes.REPLACEMENTS:
                 patch.setattr(owner, name, replacement)
         with dynamodb_with_table(monkeypatch, TABLE) as client:
-            streams = boto3.client("dynamodbstreams", region_name="us-east-1")
             outcomes = calls(client, extra)
-            return outcomes, _stream_records(client, streams)
+            return outcomes, stream_records(client, TABLE)
 
 
 @settings(
