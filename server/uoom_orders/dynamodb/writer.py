@@ -192,16 +192,7 @@ class ReadModelWriter:
     ) -> bool:
         """Puts `item` over exactly the item reconciliation read (`expected`; None: there was
         none), whatever the versions; False when it changed meanwhile (a projection raced)."""
-        condition, names, values = _exactly(expected)
-        return await self._call(
-            "PutItem",
-            table,
-            TableName=table,
-            Item=item,
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            **({"ExpressionAttributeValues": values} if values else {}),
-        )
+        return await self._call("PutItem", table, **_replacing(Replacement(table, item, expected)))
 
     async def replace_items(
         self, replacements: Sequence[Replacement], in_flight: asyncio.Semaphore | None = None
@@ -228,7 +219,7 @@ class ReadModelWriter:
                     replacement.table, replacement.item, replacement.expected
                 )
 
-        outcomes: list[ReplaceOutcome | None] = [None] * len(replacements)
+        outcomes: dict[int, ReplaceOutcome] = {}
         for chunk in transaction_runs(replacements):
             alone = await self._transact(replacements, chunk, outcomes, slot)
             if alone:
@@ -242,16 +233,13 @@ class ReadModelWriter:
                     ):
                         raise outcome
                     outcomes[index] = outcome
-        done = [outcome for outcome in outcomes if outcome is not None]
-        if len(done) != len(replacements):  # pragma: no cover - every index ends with one
-            raise RuntimeError("a replacement was left without an outcome")
-        return done
+        return [outcomes[index] for index in range(len(replacements))]
 
     async def _transact(
         self,
         replacements: Sequence[Replacement],
         chunk: list[int],
-        outcomes: list[ReplaceOutcome | None],
+        outcomes: dict[int, ReplaceOutcome],
         slot: AbstractAsyncContextManager[Any],
     ) -> list[int]:
         """Writes `chunk` (indexes into `replacements`) in transactions until each item is
@@ -259,7 +247,7 @@ class ReadModelWriter:
         pending: list[int] = chunk
         alone: list[int] = []
         while len(pending) > 1:
-            actions = [_put_action(replacements[i]) for i in pending]
+            actions = [{"Put": _replacing(replacements[i])} for i in pending]
             try:
                 async with slot:
                     # botocore gives each a ClientRequestToken: a retry of one that committed
@@ -382,7 +370,8 @@ def _exactly(
     )
 
 
-def _put_action(replacement: Replacement) -> dict[str, Any]:
+def _replacing(replacement: Replacement) -> dict[str, Any]:
+    """The put of a repair, as a PutItem's parameters or a transaction's Put action."""
     condition, names, values = _exactly(replacement.expected)
     put: dict[str, Any] = {
         "TableName": replacement.table,
@@ -392,7 +381,7 @@ def _put_action(replacement: Replacement) -> dict[str, Any]:
     }
     if values:
         put["ExpressionAttributeValues"] = values
-    return {"Put": put}
+    return put
 
 
 def transaction_runs(replacements: Sequence[Replacement]) -> list[list[int]]:

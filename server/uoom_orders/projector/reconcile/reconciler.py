@@ -252,7 +252,7 @@ class Reconciler:
         transactions (`ReadModelWriter.replace_items`); the outcomes in the order given, a
         ValueError for an order the items cannot represent."""
         ttl = items.ttl_after(self._ttl_hours, self._clock())
-        outcomes: list[ReplaceOutcome | ValueError | None] = [None] * len(repairs)
+        outcomes: dict[int, ReplaceOutcome | ValueError] = {}
         replacements: list[Replacement] = []
         sent: list[int] = []
         for index, (table, order, expected) in enumerate(repairs):
@@ -268,7 +268,7 @@ class Reconciler:
             written = await self._writer.replace_items(replacements, self._writes)
             for index, outcome in zip(sent, written, strict=True):
                 outcomes[index] = outcome
-        return [outcome for outcome in outcomes if outcome is not None]
+        return [outcomes[index] for index in range(len(repairs))]
 
     async def delete(self, table: str, order_id: str, expected: items.ItemIdentity) -> bool:
         async with self._writes:
