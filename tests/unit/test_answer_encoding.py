@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from uoom.orders.v1 import order_pb2
 from uoom.orders.v1 import order_service_pb2 as pb
@@ -40,6 +40,9 @@ def _key(summary: order_pb2.OrderSummary) -> int:
     return uuid.UUID(summary.order_id).int
 
 
+# No deadline: a run of this suite once failed here with every example passing on a rerun; what
+# is checked is the bytes, and a busy machine can make one example slow.
+@settings(deadline=None)
 @given(st.lists(summaries(), max_size=12))
 def test_a_batch_answer_is_the_response_message_encoded(
     records: list[order_pb2.OrderSummary],
@@ -51,6 +54,7 @@ def test_a_batch_answer_is_the_response_message_encoded(
     assert encoded == expected.SerializeToString()
 
 
+@settings(deadline=None)
 @given(summaries())
 def test_a_single_answer_is_the_response_message_encoded(record: order_pb2.OrderSummary) -> None:
     expected = pb.GetOrderStatusResponse(order=record)

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from uoom_orders.observability.loop_metrics import LoopCounter, LoopHistogram
+
 # The reference's buckets: 1, 2, 5, 10, 20, 50 ms.
 READ_LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 RPC_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 # --- gRPC ---------------------------------------------------------------------------------
-RPC_HANDLED = Counter(
+# Counted by every call, in the event loop: loop metrics (loop_metrics.py), as are the read
+# path's hits, misses, latency and answers below.
+RPC_HANDLED = LoopCounter(
     "grpc_server_handled_total", "RPCs completed, by method and status code", ["method", "code"]
 )
-RPC_LATENCY = Histogram(
+RPC_LATENCY = LoopHistogram(
     "grpc_server_handling_seconds",
     "Time to answer an RPC, by method",
     ["method"],
@@ -26,17 +30,17 @@ RPC_LATENCY = Histogram(
 )
 
 # --- read path ----------------------------------------------------------------------------
-CACHE_HITS = Counter(
+CACHE_HITS = LoopCounter(
     "dynamodb_cache_hits_total",
     "Reads answered by a cache tier (near cache, DAX, DynamoDB) rather than PostgreSQL",
     ["tier"],
 )
-CACHE_MISSES = Counter(
+CACHE_MISSES = LoopCounter(
     "dynamodb_cache_misses_total",
     "Reads a tier could not answer (absent, expired or older than min_version)",
     ["tier"],
 )
-READ_LATENCY = Histogram(
+READ_LATENCY = LoopHistogram(
     "dynamodb_read_latency_seconds",
     "Latency of a read from one tier",
     ["tier"],
@@ -50,7 +54,7 @@ TIER_BREAKER_STATE = Gauge(
     "Circuit breaker of a tier: 0 closed, 1 half-open, 2 open",
     ["tier"],
 )
-READS_SERVED = Counter(
+READS_SERVED = LoopCounter(
     "order_reads_served_total", "Reads answered, by the tier that answered", ["tier"]
 )
 NEAR_CACHE_FEED_LAG = Histogram(

@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import ParamSpec, TypeVar
 from uuid import UUID
 
-from prometheus_client import Counter
 from uoom.orders.v1 import order_pb2
 
 from uoom_orders.domain.errors import StoreUnavailable
 from uoom_orders.observability import metrics
+from uoom_orders.observability.loop_metrics import Count
 from uoom_orders.read.circuit_breaker import CircuitBreaker
 from uoom_orders.read.ports import ListQuery, NotServing, OrderReadStore, VersionMemory, WriteBack
 from uoom_orders.wire import summary_from_order
@@ -95,11 +95,11 @@ class Tier:
     # Bound on first use: PostgreSQL, the source, never hits or misses, and an exported
     # `dynamodb_cache_hits_total{tier="postgres"} 0` would mislead whoever reads it.
     @functools.cached_property
-    def _hits(self) -> Counter:
+    def _hits(self) -> Count:
         return metrics.CACHE_HITS.labels(tier=self.name)
 
     @functools.cached_property
-    def _misses(self) -> Counter:
+    def _misses(self) -> Count:
         return metrics.CACHE_MISSES.labels(tier=self.name)
 
     def hit(self, count: int = 1) -> None:
