@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
+
+import asyncpg
+import pytest
 
 from uoom_orders.relay.config import RelayConfig
 from uoom_orders.relay.outbox_relay import OutboxRelay
@@ -99,3 +103,59 @@ async def test_an_empty_outbox_waits_for_the_poll() -> None:
     )
     assert not await _published_within(empty, 0.5)
     assert empty.cycles == 1
+
+
+class FailingStore(ScriptedStore):
+    """Every claim fails with `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(claims=[0], stats=[OutboxStats(0, 0, 0.0)])
+        self._error = error
+
+    @contextlib.asynccontextmanager
+    async def claim(self, conn: Any, limit: int) -> AsyncIterator[Any]:
+        raise self._error
+        yield  # an async generator, as the real claim is
+
+
+@pytest.mark.parametrize(
+    ("error", "traced"),
+    [
+        # PostgreSQL going away (a fast shutdown, pg_terminate_backend) or being read-only
+        # (a failover) is an outage of the moment: a line each time, no traceback.
+        (asyncpg.exceptions.AdminShutdownError("terminating connection"), False),
+        (asyncpg.exceptions.CrashShutdownError("crash of another server process"), False),
+        (asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"), False),
+        (asyncpg.exceptions.ReadOnlySQLTransactionError("read-only transaction"), False),
+        (ConnectionRefusedError(111, "Connection refused"), False),
+        # Anything else may be a bug: its traceback is what finds it.
+        (RuntimeError("unexpected"), True),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
+)
+async def test_a_failed_cycle_is_traced_only_when_unexpected(
+    error: Exception, traced: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="uoom_orders.relay.outbox_relay")
+    config = RelayConfig(
+        database_url="postgresql://unused@127.0.0.1:1/unused",
+        batch_size=100,
+        poll_interval=POLL_SECONDS,
+        retention=timedelta(hours=1),
+        listen=False,
+    )
+    relay = OutboxRelay(config, Publisher())  # type: ignore[arg-type]
+    relay._store = FailingStore(error)  # type: ignore[assignment]
+    loop = asyncio.create_task(relay._publish_loop(Pool()))
+    try:
+        for _ in range(200):
+            if any("publishing failed" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        relay.request_stop()
+        await loop
+    failures = [r for r in caplog.records if "publishing failed" in r.getMessage()]
+    assert failures, "the failed cycle was not logged"
+    assert all(bool(r.exc_info) is traced for r in failures)
+    assert str(error) in failures[0].getMessage()

@@ -3,6 +3,7 @@ that fits a default gRPC client whatever the request was."""
 
 from __future__ import annotations
 
+import asyncpg
 import grpc
 import pytest
 from google.protobuf import any_pb2
@@ -173,3 +174,37 @@ def test_unexpected_errors_are_internal_without_their_text() -> None:
     rich, _ = decoded(status)
     assert "secret" not in str(rich)
     assert isinstance(rich.details[0], any_pb2.Any)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        # The session was ended by the server: a fast shutdown or pg_terminate_backend (57P01),
+        # another backend's crash (57P02), a statement timeout (57014), recovery (57P03).
+        asyncpg.exceptions.AdminShutdownError("terminating connection"),
+        asyncpg.exceptions.CrashShutdownError("crash of another server process"),
+        asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"),
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+        # Out of resources (53): connections, disk.
+        asyncpg.exceptions.TooManyConnectionsError("too many clients"),
+        asyncpg.exceptions.DiskFullError("could not extend file"),
+        # Rolled back to resolve a conflict (40): nothing was written.
+        asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
+        asyncpg.exceptions.SerializationError("could not serialize access"),
+        # A read-only server: after a failover, until the address moves to the new primary.
+        asyncpg.exceptions.ReadOnlySQLTransactionError("read-only transaction"),
+        # The connection is gone or refused.
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
+        asyncpg.exceptions.InterfaceError("connection is closed"),
+        ConnectionRefusedError(111, "Connection refused"),
+        TimeoutError(),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_postgresql_outages_are_unavailable_and_retryable(error: Exception) -> None:
+    status = status_mapping.status_for(error, "CreateOrder")
+    assert status.code is grpc.StatusCode.UNAVAILABLE
+    _, details = decoded(status)
+    info = details["ErrorInfo"]
+    assert isinstance(info, error_details_pb2.ErrorInfo)
+    assert info.reason == "STORE_UNAVAILABLE"

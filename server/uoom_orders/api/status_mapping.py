@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from uoom_orders.domain import errors
+from uoom_orders.postgres_outages import POSTGRES_UNAVAILABLE
 
 ERROR_DOMAIN = "orders.uoom"
 
@@ -45,14 +45,7 @@ _DOMAIN_CODES: dict[type[errors.OrderServiceError], grpc.StatusCode] = {
 }
 
 # Failures of the infrastructure, not of the request: the caller may retry.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-)
+_UNAVAILABLE = POSTGRES_UNAVAILABLE
 
 
 def _pack(message: object) -> any_pb2.Any:

@@ -40,6 +40,7 @@ from uoom_orders.observability.metrics import (
     OUTBOX_PUBLISHED,
 )
 from uoom_orders.observability.stage_lag import observe_since_committed
+from uoom_orders.postgres_outages import POSTGRES_UNAVAILABLE
 from uoom_orders.postgres_pools import postgres_pool
 from uoom_orders.relay.config import RelayConfig
 from uoom_orders.relay.listener import NotifyListener
@@ -51,6 +52,9 @@ from uoom_orders.runtime.retry import Backoff
 from uoom_orders.runtime.tasks import BackgroundTasks, cancel_and_wait
 
 _log = logging.getLogger(__name__)
+
+# A failed cycle whose cause is one of these is logged as a line, without a traceback.
+_EXPECTED_FAILURES: tuple[type[BaseException], ...] = (PublishError, *POSTGRES_UNAVAILABLE)
 
 # A held-back row is checked again this soon at first: the older transaction blocking it may
 # roll back, and a rollback sends no NOTIFY. The wait grows while rows stay held back, but no
@@ -206,8 +210,9 @@ class OutboxRelay(LongRunning):
                     failures.failures,
                     delay,
                     error,
-                    # Kafka failures are expected and say enough; anything else gets a trace.
-                    exc_info=not isinstance(error, PublishError),
+                    # Kafka's failures and PostgreSQL's outages are expected and say enough;
+                    # anything else gets a trace.
+                    exc_info=not isinstance(error, _EXPECTED_FAILURES),
                 )
                 # A NOTIFY does not cut a backoff short; only stop() does.
                 await self._sleep(delay)
