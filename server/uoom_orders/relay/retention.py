@@ -9,6 +9,7 @@ import logging
 import asyncpg
 
 from uoom_orders.observability.metrics import OUTBOX_PURGED
+from uoom_orders.postgres_outages import POSTGRES_UNAVAILABLE
 from uoom_orders.relay.config import RelayConfig
 from uoom_orders.relay.outbox_store import PostgresOutboxStore
 
@@ -26,7 +27,9 @@ async def purge_published(
             if purged:
                 _log.info("outbox relay: purged %d published rows", purged)
         except Exception as error:
-            _log.warning("outbox relay: purge failed: %s", error, exc_info=True)
+            # An outage says enough in a line; anything else gets a trace.
+            unexpected = not isinstance(error, POSTGRES_UNAVAILABLE)
+            _log.warning("outbox relay: purge failed: %s", error, exc_info=unexpected)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), config.purge_interval)
 
