@@ -64,7 +64,9 @@ class Publisher:
             self.published.set()
 
 
-async def _published_within(store: ScriptedStore, seconds: float) -> bool:
+@contextlib.asynccontextmanager
+async def _publish_loop(store: ScriptedStore, publisher: Publisher) -> AsyncIterator[None]:
+    """The relay's publish loop over `store`, running until the block ends."""
     config = RelayConfig(
         database_url="postgresql://unused@127.0.0.1:1/unused",
         batch_size=100,
@@ -72,17 +74,22 @@ async def _published_within(store: ScriptedStore, seconds: float) -> bool:
         retention=timedelta(hours=1),
         listen=False,
     )
-    publisher = Publisher()
     relay = OutboxRelay(config, publisher)  # type: ignore[arg-type]
     relay._store = store  # type: ignore[assignment]
     loop = asyncio.create_task(relay._publish_loop(Pool()))
     try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(publisher.published.wait(), seconds)
-        return publisher.published.is_set()
+        yield
     finally:
         relay.request_stop()
         await loop
+
+
+async def _published_within(store: ScriptedStore, seconds: float) -> bool:
+    publisher = Publisher()
+    async with _publish_loop(store, publisher):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(publisher.published.wait(), seconds)
+        return publisher.published.is_set()
 
 
 async def test_a_row_freed_between_the_claim_and_the_count_is_published_soon() -> None:
@@ -137,24 +144,11 @@ async def test_a_failed_cycle_is_traced_only_when_unexpected(
     error: Exception, traced: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="uoom_orders.relay.outbox_relay")
-    config = RelayConfig(
-        database_url="postgresql://unused@127.0.0.1:1/unused",
-        batch_size=100,
-        poll_interval=POLL_SECONDS,
-        retention=timedelta(hours=1),
-        listen=False,
-    )
-    relay = OutboxRelay(config, Publisher())  # type: ignore[arg-type]
-    relay._store = FailingStore(error)  # type: ignore[assignment]
-    loop = asyncio.create_task(relay._publish_loop(Pool()))
-    try:
+    async with _publish_loop(FailingStore(error), Publisher()):
         for _ in range(200):
             if any("publishing failed" in r.getMessage() for r in caplog.records):
                 break
             await asyncio.sleep(0.01)
-    finally:
-        relay.request_stop()
-        await loop
     failures = [r for r in caplog.records if "publishing failed" in r.getMessage()]
     assert failures, "the failed cycle was not logged"
     assert all(bool(r.exc_info) is traced for r in failures)

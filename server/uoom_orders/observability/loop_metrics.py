@@ -9,8 +9,9 @@ no-ops). These make one call each and take no lock.
 
 That is safe because only the event loop's thread writes them (the handlers and the read path
 are asyncio code), and a scrape, from the exporter's thread, only reads numbers Python stores
-whole: at worst a scrape sees a histogram's count one observation ahead of its sum. A metric
-written from other threads (a logging filter, a DAX worker) stays a prometheus_client one.
+whole: at worst a scrape sees a histogram's buckets and its sum an observation or two apart.
+A metric written from other threads (a logging filter, a DAX worker) stays a prometheus_client
+one.
 
 The series are exactly those prometheus_client would export for the same definition (`_total`
 and `_created` for a counter; `_bucket`, `_count`, `_sum` and `_created` for a histogram).
