@@ -6,8 +6,8 @@ way), or the statement runs into the `statement_timeout` an operator set. Either
 gets UNAVAILABLE (STORE_UNAVAILABLE), nothing of the write is left behind, and a retry with the
 same request_id creates the order once.
 
-The write is held inside PostgreSQL by another session's lock on the outbox, whose row the
-create's one statement writes last.
+The write is held inside PostgreSQL by another session's lock on the outbox
+(tests/support/held_writes.py).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from uoom.orders.v1 import order_service_pb2, order_service_pb2_grpc
 
 from tests.builders import create_request
 from tests.integration.projector_support import eventually
+from tests.support.held_writes import outbox_locked
 from tests.support.rich_errors import RichError, rich_error
 from uoom_orders.bootstrap import running_service
 from uoom_orders.config import Settings
@@ -49,18 +50,6 @@ async def _rows(db: asyncpg.Connection) -> dict[str, int]:
     for table in NOTHING:
         counts[table] = await db.fetchval(f"SELECT count(*) FROM {table}")
     return counts
-
-
-@contextlib.asynccontextmanager
-async def outbox_locked(db: asyncpg.Connection) -> AsyncIterator[None]:
-    """Another session's lock that makes a create wait inside PostgreSQL until it ends."""
-    holding = db.transaction()
-    await holding.start()
-    try:
-        await db.execute("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE")
-        yield
-    finally:
-        await holding.rollback()
 
 
 async def _cut_off_then_retried(
