@@ -21,17 +21,46 @@ PostgreSQL, acquire + BEGIN + one query + COMMIT + release, one at a time: p50 0
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import asyncpg
+
+from uoom_orders.postgres_outages import POSTGRES_UNAVAILABLE
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """What a returned connection needs beyond asyncpg's own rollback: nothing (see above)."""
 
 
+class PoolOutageLines(logging.Filter):
+    """asyncpg's pool logs every failed attempt to restore its floor of connections as a warning
+    with a traceback: while PostgreSQL is down (a restart, a failover) that is a traceback about
+    every second from each pool of each process. A failure that is an outage
+    (postgres_outages.py) keeps its warning, with the error at the end of the line and no
+    traceback; anything else keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, POSTGRES_UNAVAILABLE):
+            record.msg = f"{record.getMessage()}: {error!r}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_POOL_LOGGER = "asyncpg.pool"
+_OUTAGE_LINES = PoolOutageLines()
+
+
 async def postgres_pool(dsn: str, *, min_size: int, max_size: int, **options: Any) -> asyncpg.Pool:
-    """A started pool; `options` go to asyncpg.create_pool (command_timeout, server_settings)."""
+    """A started pool; `options` go to asyncpg.create_pool (command_timeout, server_settings).
+
+    The first one made also quiets asyncpg's pool logger for outages (PoolOutageLines)."""
+    pool_logger = logging.getLogger(_POOL_LOGGER)
+    if _OUTAGE_LINES not in pool_logger.filters:
+        pool_logger.addFilter(_OUTAGE_LINES)
     pool: asyncpg.Pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, reset=_keep_session, **options
     )
