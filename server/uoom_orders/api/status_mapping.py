@@ -44,9 +44,6 @@ _DOMAIN_CODES: dict[type[errors.OrderServiceError], grpc.StatusCode] = {
     errors.WatchesOff: grpc.StatusCode.UNIMPLEMENTED,
 }
 
-# Failures of the infrastructure, not of the request: the caller may retry.
-_UNAVAILABLE = POSTGRES_UNAVAILABLE
-
 
 def _pack(message: object) -> any_pb2.Any:
     packed = any_pb2.Any()
@@ -118,7 +115,8 @@ def status_for(error: BaseException, method: str) -> grpc.Status:
     """The status to answer `error` with; unexpected errors are logged, never shown."""
     if isinstance(error, errors.OrderServiceError):
         return domain_status(error)
-    if isinstance(error, _UNAVAILABLE):
+    # Failures of the infrastructure, not of the request: the caller may retry.
+    if isinstance(error, POSTGRES_UNAVAILABLE):
         _log.warning("%s: store unavailable: %r", method, error)
         return domain_status(
             errors.StoreUnavailable("a store the service needs is unavailable; retry later")
