@@ -73,6 +73,7 @@ class _Labelled(Collector, Generic[Child]):
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
+        self._label_set = frozenset(self.labelnames)
         self._children: dict[tuple[str, ...], Child] = {}
         registry.register(self)
 
@@ -81,7 +82,8 @@ class _Labelled(Collector, Generic[Child]):
 
     def labels(self, **labels: str) -> Child:
         """The child of these label values (every label name, and only those)."""
-        if labels.keys() != set(self.labelnames):
+        # A caller's error answers look their child up on every call: the names' set is made once.
+        if labels.keys() != self._label_set:
             raise ValueError(f"{self.name}: labels are {', '.join(self.labelnames)}")
         key = tuple(str(labels[name]) for name in self.labelnames)
         child = self._children.get(key)
