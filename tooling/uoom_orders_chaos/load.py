@@ -225,6 +225,25 @@ class LoadDriver:
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
         await asyncio.gather(*(c.close() for c in self._channels), return_exceptions=True)
 
+    async def raw_channels_ready(self, timeout_s: float) -> list[str]:
+        """Waits until every raw reader's channel is connected to its replica; returns the
+        replicas whose channel is not after `timeout_s`.
+
+        A channel to a replica that was down retries on its own schedule (up to
+        CHANNEL_OPTIONS' 1 s) after the replica is back: the calls meanwhile fail fast with
+        UNAVAILABLE, and without this wait they would count against the next fault.
+        """
+
+        async def ready(channel: grpc.aio.Channel) -> bool:
+            try:
+                await asyncio.wait_for(channel.channel_ready(), timeout_s)
+            except TimeoutError:
+                return False
+            return True
+
+        connected = await asyncio.gather(*(ready(c) for c in self._channels))
+        return [r.name for r, ok in zip(self._replicas, connected, strict=True) if not ok]
+
     def pause_writes(self) -> None:
         """No new writes from now on (those in flight finish)."""
         self._writes_enabled = False

@@ -26,6 +26,8 @@ from uoom_orders_chaos.report import FaultReport
 
 RECOVERY_TIMEOUT_S = 120.0
 """How long a restart or repair may take before the run gives up on it."""
+CHANNELS_READY_TIMEOUT_S = 10.0
+"""How long a fault waits for the raw readers' channels to connect before it starts anyway."""
 
 
 @dataclass
@@ -105,6 +107,9 @@ async def _one_fault(
     run_started: float,
     say: Callable[[str], None],
 ) -> FaultReport:
+    # Every raw reader's channel connected first: a replica the last fault restarted is
+    # serving, but a channel to it may still be waiting out its reconnect backoff.
+    not_connected = await load.raw_channels_ready(CHANNELS_READY_TIMEOUT_S)
     tally = Tally()
     load.tally = tally
     load.resume_writes()
@@ -113,6 +118,8 @@ async def _one_fault(
     await asyncio.sleep(options.steady_seconds)
     cpu_steady = cpu_census.cores_between(steady, cluster.cpu_census())
     ctx = FaultContext(cluster, options.fault_seconds, rng)
+    if not_connected:
+        ctx.log(f"raw readers' channel not connected at the start: {', '.join(not_connected)}")
     injected = time.monotonic()
     injected_at = _wall_clock()
     say(f"{name}: injecting for {options.fault_seconds:g} s")
