@@ -379,27 +379,25 @@ async def _start_service(
     if process.pid is not None:
         setup.pids[address] = process.pid
 
-    replica_address = replica_pid = None
     api_metrics = [service_metrics]
-    if {"lag", "watch"} & set(options.kinds):
-        # A second API replica with the same settings: "visible" means visible in the near
-        # cache of a replica that did not take the write, as every reader elsewhere sees it;
-        # the watches are opened there, so that its CPU is theirs and its feed's.
-        most_watches = max(options.load.watchers, default=0)
-        replica_env, replica_metrics = with_metrics_port(
-            replica_environment(env) | {"WATCH_MAX_STREAMS": str(max(10_000, 2 * most_watches))},
-            "replica",
-        )
-        api_metrics.append(replica_metrics)
-        replica, replica_address = service_process(
-            replica_env, log_dir, roles=("api",), name="replica"
-        )
-        resources.callback(replica.terminate, STOP_TIMEOUT_S)
-        replica.spawn()
-        await wait_serving(replica_address, replica)
-        replica_pid = replica.pid
-        facts["replica"] = {"address": replica_address, "roles": ["api"]}
-        _say(f"API replica at {replica_address} (log: {replica.log_path})")
+    # A second API replica with the same settings, whatever scenarios run: a deployment has
+    # more than one, and each applies every write's event, so a write scenario measures the
+    # same work whichever other scenarios run with it. The lag is measured in its near cache
+    # (a replica that did not take the write, as every reader elsewhere sees it), and the
+    # watches are opened there.
+    most_watches = max(options.load.watchers, default=0)
+    replica_env, replica_metrics = with_metrics_port(
+        replica_environment(env) | {"WATCH_MAX_STREAMS": str(max(10_000, 2 * most_watches))},
+        "replica",
+    )
+    api_metrics.append(replica_metrics)
+    replica, replica_address = service_process(replica_env, log_dir, roles=("api",), name="replica")
+    resources.callback(replica.terminate, STOP_TIMEOUT_S)
+    replica.spawn()
+    await wait_serving(replica_address, replica)
+    replica_pid = replica.pid
+    facts["replica"] = {"address": replica_address, "roles": ["api"]}
+    _say(f"API replica at {replica_address} (log: {replica.log_path})")
     setup.pipeline = PipelineTargets(
         near_cache_address=replica_address,
         replica_pid=replica_pid,
