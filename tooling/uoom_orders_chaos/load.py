@@ -231,7 +231,7 @@ class LoadDriver:
 
         A channel to a replica that was down retries on its own schedule (up to
         CHANNEL_OPTIONS' 1 s) after the replica is back: the calls meanwhile fail fast with
-        UNAVAILABLE, and without this wait they would count against the next fault.
+        UNAVAILABLE, and without this wait some would count against the next fault.
         """
 
         async def ready(channel: grpc.aio.Channel) -> bool:

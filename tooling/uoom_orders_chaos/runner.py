@@ -27,7 +27,7 @@ from uoom_orders_chaos.report import FaultReport
 RECOVERY_TIMEOUT_S = 120.0
 """How long a restart or repair may take before the run gives up on it."""
 CHANNELS_READY_TIMEOUT_S = 10.0
-"""How long a fault waits for the raw readers' channels to connect before it starts anyway."""
+"""How long a fault's recovery waits for the raw readers' channels to connect again."""
 
 
 @dataclass
@@ -107,9 +107,6 @@ async def _one_fault(
     run_started: float,
     say: Callable[[str], None],
 ) -> FaultReport:
-    # Every raw reader's channel connected first: a replica the last fault restarted is
-    # serving, but a channel to it may still be waiting out its reconnect backoff.
-    not_connected = await load.raw_channels_ready(CHANNELS_READY_TIMEOUT_S)
     tally = Tally()
     load.tally = tally
     load.resume_writes()
@@ -118,8 +115,6 @@ async def _one_fault(
     await asyncio.sleep(options.steady_seconds)
     cpu_steady = cpu_census.cores_between(steady, cluster.cpu_census())
     ctx = FaultContext(cluster, options.fault_seconds, rng)
-    if not_connected:
-        ctx.log(f"raw readers' channel not connected at the start: {', '.join(not_connected)}")
     injected = time.monotonic()
     injected_at = _wall_clock()
     say(f"{name}: injecting for {options.fault_seconds:g} s")
@@ -139,6 +134,12 @@ async def _one_fault(
     )
     cpu_healing = cpu_census.cores_between(healing, cluster.cpu_census())
     await _finish_recovery(ctx, lifted)
+    # Recovered only once every raw reader's channel is connected again: a replica this fault
+    # restarted is serving, but a channel to it may still be waiting out its reconnect backoff,
+    # and the reads it fails meanwhile are this fault's, not the next one's.
+    not_connected = await load.raw_channels_ready(CHANNELS_READY_TIMEOUT_S)
+    if not_connected:
+        ctx.log(f"raw readers' channel not connected after recovery: {', '.join(not_connected)}")
     with contextlib.suppress(Exception):
         await quiesce
     # Once any restart or repair is over, everything is read again: the final differences.
