@@ -13,8 +13,9 @@ partitions over. One relay publishes about 20,000 events/s on the local stack, f
 API's write rate, so a single publisher costs no needed throughput; and the lock is released
 between batches, so a relay whose broker connection is broken does not hold the others up.
 
-Skipping: rows are found by `published_at IS NULL`, not by a high-water-mark id, so a row whose
-transaction commits after a higher id was published is still found. On top of that the xid
+Skipping: rows are found by `published_at IS NULL`, so a row whose transaction commits after a
+higher id was published is still found (a claim starts past the highest id published, and from
+the xid horizon for rows below it: outbox_store.ClaimPosition). On top of that the xid
 horizon (on by default) holds a committed row back until every transaction that started
 before it has ended, so rows are published in id order overall, not only per order. Its cost is
 latency behind long-open writers; a rolled-back writer sends no NOTIFY, so held-back rows are
