@@ -232,3 +232,31 @@ def test_quick_create_scenario_shows_the_servers_own_timing_beside_the_callers(
         assert figures["server_cpu_ms_per_call"] > 0
     assert "in the server's handler p99 ms (its histogram)" in result.stdout
     assert "CreateOrder p99, back to back, the relay paused" in result.stdout
+
+
+def test_the_outbox_claims_command_times_both_ways_at_each_count() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uoom_orders_bench.outbox_claims",
+            "--published",
+            "0,3000",
+            "--rounds",
+            "1",
+            "--cycles",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[0] for row in rows] == ["0", "3,000"]
+    for row in rows:
+        every, positioned = float(row[1]), float(row[2])
+        assert every > 0
+        assert positioned > 0
+        assert float(row[3].removesuffix("x")) > 0
