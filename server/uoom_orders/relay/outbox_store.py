@@ -193,11 +193,14 @@ class PostgresOutboxStore:
             if respect_xid_horizon
             else "0"
         )
+        measures = f"""
+            count(*) AS pending,
+            {held_back} AS held_back,
+            coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8
+                AS oldest_age
+        """
         self._stats = f"""
-            SELECT count(*) AS pending,
-                   {held_back} AS held_back,
-                   coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8
-                       AS oldest_age
+            SELECT {measures}
             FROM (
                 SELECT xid, created_at FROM outbox
                 WHERE published_at IS NULL
@@ -208,10 +211,7 @@ class PostgresOutboxStore:
         # The same rows from a ClaimPosition ($1 its last_id, $2 its horizon), as the claim
         # finds them; held-back rows have an xid at or above the horizon.
         self._stats_from_position = f"""
-            SELECT count(*) AS pending,
-                   {held_back} AS held_back,
-                   coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8
-                       AS oldest_age
+            SELECT {measures}
             FROM (
                 SELECT xid, created_at FROM (
                     (SELECT id, xid, created_at FROM outbox
