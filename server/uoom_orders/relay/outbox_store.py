@@ -27,8 +27,8 @@ STATS_ROW_CAP = 100_000
 FULL_CLAIM_EVERY_SECONDS = 60.0
 """How often a claim looks at every unpublished row rather than from its ClaimPosition: what
 the position's reasoning did not foresee (a database restored to an earlier point, whose ids and
-xids went back) would delay a row this long at most, never lose it; one walk a minute costs
-nothing."""
+xids went back) would delay a row this long at most, never lose it. Such a claim that finds
+nothing leaves no position, so the next one walks too: two walks a minute cost nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +46,10 @@ class ClaimPosition:
 
     So the next claim needs only the rows above `last_id` (a range of `outbox_unpublished`,
     starting past every row already published) and the rows with an xid from `horizon` on (a
-    range of `outbox_unpublished_xid`): neither crosses the dead entries that marking rows published
-    leaves in the partial indexes until VACUUM, which a walk from the oldest entry crosses
-    every time (about 1.2 ms a claim with 500,000 of them, against 0.4 ms after a VACUUM).
+    range of `outbox_unpublished_xid`): neither crosses the dead entries that marking rows
+    published leaves in the partial indexes until VACUUM, which a walk from the oldest entry
+    crosses every time (`python -m uoom_orders_bench.outbox_claims`: the relay's cycle took
+    0.5 ms either way with none, 2.0 ms against 0.5 ms with 500,000).
     """
 
     last_id: int
