@@ -104,32 +104,28 @@ async def measure(
             await conn.execute("ALTER TABLE outbox SET (autovacuum_enabled = false)")
             from_position = PostgresOutboxStore(clock=_never_due)
             every_row = PostgresOutboxStore()
-            done = 0
+            inserted = 0
             for count in sorted(published):
-                if count > done:
-                    await conn.execute(
-                        """
-                        INSERT INTO outbox (event_id, order_id, event_type, version, payload)
-                        SELECT gen_random_uuid(), gen_random_uuid(), 'ORDER_STATUS_CHANGED', 2,
-                               decode(repeat('ab', $2), 'hex')
-                        FROM generate_series(1, $1)
-                        """,
-                        count - done,
-                        _PAYLOAD_BYTES,
-                    )
-                    await conn.execute("UPDATE outbox SET published_at = now()")
-                    done = count
-                await conn.execute("ANALYZE outbox")
-                # One row published through the position store: the relay's state after it
-                # published the rows before (its position is past them).
+                # The rows up to `count`, published at once, and one more the position store
+                # publishes: the relay's state after it published those (its position is past
+                # them).
                 await conn.execute(
                     """
                     INSERT INTO outbox (event_id, order_id, event_type, version, payload)
-                    VALUES (gen_random_uuid(), gen_random_uuid(), 'ORDER_CREATED', 1, '\\x00')
-                    """
+                    SELECT gen_random_uuid(), gen_random_uuid(), 'ORDER_STATUS_CHANGED', 2,
+                           decode(repeat('ab', $2), 'hex')
+                    FROM generate_series(1, $1)
+                    """,
+                    max(0, count - inserted) + 1,
+                    _PAYLOAD_BYTES,
                 )
+                await conn.execute(
+                    "UPDATE outbox SET published_at = now() "
+                    "WHERE published_at IS NULL AND id < (SELECT max(id) FROM outbox)"
+                )
+                inserted = max(inserted, count) + 1
+                await conn.execute("ANALYZE outbox")
                 await _cycle(from_position, conn)
-                done += 1
                 assert from_position.position is not None
                 every: list[float] = []
                 positioned: list[float] = []
