@@ -260,3 +260,34 @@ def test_the_outbox_claims_command_times_both_ways_at_each_count() -> None:
         assert every > 0
         assert positioned > 0
         assert float(row[3].removesuffix("x")) > 0
+
+
+def test_the_side_by_side_command_compares_a_checkout_with_the_bare_server() -> None:
+    checkout = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uoom_orders_bench.side_by_side",
+            str(checkout),
+            "bare",
+            "--windows",
+            "2",
+            "--orders",
+            "20",
+            "--callers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "GetOrderStatus, 2 windows of 1 s"
+    assert lines[1].startswith("CPU per call, B / A: median ")
+    for side, line in zip("AB", lines[2:4], strict=True):
+        per_call, rate = line.removeprefix(f"{side}: ").split(" ms per call, ")
+        assert float(per_call) > 0
+        assert int(rate.removesuffix(" calls/s").replace(",", "")) > 0

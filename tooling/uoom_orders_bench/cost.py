@@ -58,7 +58,7 @@ from uoom.orders.v1 import order_pb2, order_service_pb2
 from uoom_orders_bench.item_size import item_size, read_units, write_units
 from uoom_orders_bench.pipeline import ReadModelTable, watching
 from uoom_orders_bench.process_metrics import Samples, parse, with_metrics_port
-from uoom_orders_bench.runner import _prepare_stores, _read_model_table
+from uoom_orders_bench.runner import _read_model_table, prepare_stores
 from uoom_orders_bench.targets import (
     STOP_TIMEOUT_S,
     order_stub,
@@ -288,7 +288,7 @@ async def measure(
         env = service_environment(
             endpoints.env(), {"READ_TIER_TIMEOUT_MS": "1000", "RECONCILE_INTERVAL_SECONDS": "0"}
         )
-        await _prepare_stores(env)
+        await prepare_stores(env)
         pipeline_env, pipeline_metrics = with_metrics_port(replica_environment(env), "pipeline")
         background = pipeline_process(pipeline_env, log_dir)
         resources.callback(background.terminate, STOP_TIMEOUT_S)

@@ -42,7 +42,7 @@ from uoom_orders.config import Settings
 from uoom_orders.dynamodb.tables import TableNames
 from uoom_orders_bench import load
 from uoom_orders_bench.dax_hop import DaxHop
-from uoom_orders_bench.runner import _prepare_stores
+from uoom_orders_bench.runner import prepare_stores
 from uoom_orders_bench.targets import (
     STOP_TIMEOUT_S,
     order_stub,
@@ -189,7 +189,7 @@ async def run(rounds: int, orders: int, calls: int, mixed_seconds: float) -> Non
         env = service_environment(endpoints.env(), {"READ_TIER_TIMEOUT_MS": "1000"})
         # amazon-dax-client (here for the hop) signs with the (dummy) credentials it finds here.
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
-        await _prepare_stores(env)
+        await prepare_stores(env)
         background = pipeline_process(replica_environment(env), log_dir)
         resources.callback(background.terminate, STOP_TIMEOUT_S)
         background.spawn()

@@ -346,7 +346,7 @@ async def _start_service(
         _say("reconciliation's schedule off in this run (RECONCILE_INTERVAL_SECONDS=0)")
     setup.env = dict(env)
     setup.dynamodb_pid = None if stack.dynamodb is None else stack.dynamodb.pid
-    await _prepare_stores(env)
+    await prepare_stores(env)
     roles = ALL_ROLES if options.single_process else ("api",)
     # Every process serves its own metrics, for the lag by stage.
     env, service_metrics = with_metrics_port(env, "service")
@@ -482,7 +482,7 @@ async def _start_zipf(
     return ZipfTarget(address, settings, seeded.summaries, metrics)
 
 
-async def _prepare_stores(env: Mapping[str, str]) -> None:
+async def prepare_stores(env: Mapping[str, str]) -> None:
     """What `serve` expects to exist, as the service's settings name it: the PostgreSQL schema
     (migrations) and, when a DynamoDB endpoint is set, both read-model tables. Idempotent."""
     import aioboto3
