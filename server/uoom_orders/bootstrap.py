@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 
-from uoom_orders.api.answer_encoding import ReadAnswers
 from uoom_orders.api.grpc_server import ORDER_SERVICE, GrpcServer, server_credentials
 from uoom_orders.api.servicer import OrderServicer
 from uoom_orders.application.queries import OrderQueries
@@ -220,9 +219,7 @@ async def running_service(
                 queries,
                 trace_context=inject_current,
                 watches=watches,
-                answers=ReadAnswers(
-                    None if read.near_cache is None else read.near_cache.encoded_summary
-                ),
+                near_cache=read.near_cache_reads,
             )
             server = await stack.enter_async_context(_grpc_server(settings, servicer, watches))
         monitor = service_health(

@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from uoom.orders.v1 import order_events_pb2, order_pb2
+from uoom.orders.v1 import order_events_pb2, order_pb2, order_service_pb2
 
 from uoom_orders.domain.events import OrderEvent, OrderEventType
 from uoom_orders.domain.order import DeliveryLocation, Order, OrderItem, OrderStatus
@@ -225,3 +225,36 @@ def event_from_proto(message: order_events_pb2.OrderEvent) -> OrderEvent:
         order=order_from_proto(message.order),
         previous_status=status_from_proto(message.previous_status),
     )
+
+
+def varint(value: int) -> bytes:
+    """`value` (not negative) as a protobuf base-128 varint."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_LENGTH_DELIMITED = 2
+# GetOrderStatusResponse's `order` and BatchGetOrderStatusResponse's `orders`: the same field
+# number (1), which the contract keeps (a test holds it).
+_STATUS_ANSWER_KEY = varint(
+    order_service_pb2.GetOrderStatusResponse.DESCRIPTOR.fields_by_name["order"].number << 3
+    | _LENGTH_DELIMITED
+)
+
+
+def status_answer(summary: order_pb2.OrderSummary) -> bytes:
+    """The status record as the status reads answer it: its encoding behind its field's key and
+    length. That is a whole GetOrderStatusResponse, and one of a BatchGetOrderStatusResponse's
+    orders, so a batch's answer (no id missing) is its records' joined.
+
+    The near cache keeps this from when it stores a record (read/near_cache.py), and gRPC sends
+    a `bytes` answer as it is (api/grpc_server.py): a status read it answers encodes nothing.
+    Built as messages, a batch of ten took about 16 µs of the event loop (copying every record
+    into the response, then encoding it) in a tight loop, and more between gRPC's work.
+    """
+    record = summary.SerializeToString()
+    return b"".join((_STATUS_ANSWER_KEY, varint(len(record)), record))

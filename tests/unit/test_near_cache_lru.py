@@ -24,7 +24,7 @@ OPERATIONS = st.lists(
 
 
 def entry(size: int) -> CachedOrder:
-    return CachedOrder(order_pb2.OrderSummary(), None, 0.0, size)
+    return CachedOrder(order_pb2.OrderSummary(), None, 0.0, size, 0, b"")
 
 
 class Model:

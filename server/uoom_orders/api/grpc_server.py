@@ -94,7 +94,7 @@ def add_order_service(servicer: OrderServicer, server: grpc.aio.Server) -> None:
 
 
 def _serializer(response_class: type[Message]) -> Callable[[Message | bytes], bytes]:
-    """The response's encoder; an answer the servicer encoded already (answer_encoding.py)
+    """The response's encoder; an answer the servicer encoded already (wire.status_answer)
     goes out as it is."""
     encode = response_class.SerializeToString
 

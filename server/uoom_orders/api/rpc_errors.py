@@ -34,7 +34,7 @@ S = TypeVar("S", bound=AnswersCalls)
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 # What a unary method answers: its response message, or that message already encoded
-# (answer_encoding.py).
+# (wire.status_answer).
 Answer = TypeVar("Answer")
 Unary = Callable[[S, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Answer]]
 # A server-streaming method writes its messages with `context.write` and returns nothing.

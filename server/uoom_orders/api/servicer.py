@@ -12,7 +12,6 @@ from uoom.orders.v1 import order_pb2, order_service_pb2_grpc
 from uoom.orders.v1 import order_service_pb2 as pb
 
 from uoom_orders.api import request_parsing
-from uoom_orders.api.answer_encoding import ReadAnswers
 from uoom_orders.api.rpc_errors import answer_errors, answer_stream_errors
 from uoom_orders.application import handlers
 from uoom_orders.application.ports import TraceContext, UnitOfWorkFactory
@@ -20,6 +19,7 @@ from uoom_orders.application.queries import OrderQueries
 from uoom_orders.domain import contract_rules as rules
 from uoom_orders.domain.errors import WatchesOff
 from uoom_orders.observability.rate_limited_log import RateLimitedLog
+from uoom_orders.read.near_cache_reads import NearCacheReads
 from uoom_orders.read.ports import ListScope
 from uoom_orders.watch import Watches
 
@@ -38,11 +38,15 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         queries: OrderQueries,
         trace_context: TraceContext = dict,
         watches: Watches | None = None,
-        answers: ReadAnswers | None = None,
+        near_cache: NearCacheReads | None = None,
     ) -> None:
         self._new_uow = new_uow
         self._queries = queries
-        self._answers = ReadAnswers() if answers is None else answers
+        # None without a near cache: every read goes through the queries.
+        self._near_cache = near_cache
+        self._near_cache_served: tuple[tuple[str, str], ...] = ()
+        if near_cache is not None:
+            self._near_cache_served = ((SERVED_BY, near_cache.name),)
         self._trace_context = trace_context
         # None on a replica that does not follow the event topic: it cannot watch.
         self._watches = watches
@@ -83,20 +87,26 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         )
         return pb.UpdateOrderStatusResponse(order=order)
 
-    # The two status reads answer their responses already encoded (answer_encoding.py),
-    # which gRPC sends as they are: the generated stubs only know message answers.
+    # A status read the near cache can answer is answered in one step (near_cache_reads.py),
+    # with the response's bytes, which gRPC sends as they are (the generated stubs only know
+    # message answers). Any other goes through the queries and the read path.
     @answer_errors
     async def GetOrderStatus(  # type: ignore[override]
         self,
         request: pb.GetOrderStatusRequest,
         context: grpc.aio.ServicerContext[pb.GetOrderStatusRequest, pb.GetOrderStatusResponse],
-    ) -> bytes:
+    ) -> pb.GetOrderStatusResponse | bytes:
+        if self._near_cache is not None:
+            answer = self._near_cache.summary(request.order_id, request.min_version)
+            if answer is not None:
+                context.set_trailing_metadata(self._near_cache_served)
+                return answer
         order_id, min_version = request_parsing.order_id_and_min_version(
             request.order_id, request.min_version
         )
         summary, tier = await self._queries.get_status(order_id, min_version)
         self._served_by(context, tier)
-        return self._answers.order_status(order_id.int, summary)
+        return pb.GetOrderStatusResponse(order=summary)
 
     @answer_errors
     async def BatchGetOrderStatus(  # type: ignore[override]
@@ -106,11 +116,14 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             pb.BatchGetOrderStatusRequest, pb.BatchGetOrderStatusResponse
         ],
     ) -> pb.BatchGetOrderStatusResponse | bytes:
+        if self._near_cache is not None:
+            answers = self._near_cache.summaries(request.order_ids)
+            if answers is not None:
+                context.set_trailing_metadata(self._near_cache_served)
+                return answers
         ids = request_parsing.batch_ids(request.order_ids)
         result = await self._queries.batch_get_status(ids)
         self._served_by(context, result.served_by)
-        if not result.missing:
-            return self._answers.order_statuses(result.keys, result.orders)
         # Echo the caller's own strings (one spelling is accepted, so they are the canonical
         # ones too), in request order, each once.
         sent = dict(zip(ids, request.order_ids, strict=True))

@@ -24,8 +24,6 @@ class BatchResult:
     orders: list[order_pb2.OrderSummary]
     missing: list[UUID]
     served_by: str
-    # The integers of `orders`' ids, in the same order.
-    keys: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +82,6 @@ class OrderQueries:
             orders=[found[k] for k in keys],
             missing=missing,
             served_by=",".join(tiers),
-            keys=keys,
         )
 
     async def list_orders(self, query: ListQuery, page_token: str) -> Page:

@@ -24,6 +24,7 @@ from uoom_orders.read.cache_feed import NearCacheFeed
 from uoom_orders.read.circuit_breaker import CircuitBreaker
 from uoom_orders.read.item_store import ItemReadStore
 from uoom_orders.read.near_cache import NearCache, NearCacheStore
+from uoom_orders.read.near_cache_reads import NearCacheReads
 from uoom_orders.read.page_token import PageTokenCodec
 from uoom_orders.read.postgres_store import PostgresOrderReadStore
 from uoom_orders.read.tiers import ReadPath, Tier
@@ -68,6 +69,8 @@ class AssembledReadPath:
     tiers: list[str]  # names in the order asked, PostgreSQL last
     near_cache: NearCache | None
     near_cache_feed: NearCacheFeed | None
+    # The status reads the near cache answers in one step; None without a near cache.
+    near_cache_reads: NearCacheReads | None
     write_back: ReadModelWriteBack | None
 
 
@@ -106,6 +109,7 @@ async def read_path(
         tiers: list[Tier] = []
         cache: NearCache | None = None
         feed: NearCacheFeed | None = None
+        near_cache_reads: NearCacheReads | None = None
         write_back: ReadModelWriteBack | None = None
         floors = VersionFloors(config.read_floor_max_entries)
 
@@ -126,8 +130,9 @@ async def read_path(
                     fetch_max_wait_ms=config.kafka_fetch_max_wait_ms,
                 )
                 await stack.enter_async_context(feed)
-                store = NearCacheStore(cache, feed.is_live)
-                tiers.append(Tier(store, serves_lists=False, local=True))
+                tier = Tier(NearCacheStore(cache, feed.is_live), serves_lists=False, local=True)
+                tiers.append(tier)
+                near_cache_reads = NearCacheReads(cache, feed.is_live, tier)
 
         if "dax" in config.tiers and config.dax_endpoint is not None:
             from uoom_orders.read.dax_client import AsyncDaxClient, LazyDaxClient, connect_dax
@@ -186,7 +191,7 @@ async def read_path(
             memory=floors if cache is None else cache,
             memory_ttl_seconds=config.near_cache_fill_ttl_seconds,
         )
-        yield AssembledReadPath(reads, names, cache, feed, write_back)
+        yield AssembledReadPath(reads, names, cache, feed, near_cache_reads, write_back)
 
 
 def _near_cache_fill(

@@ -23,6 +23,7 @@ from uuid import UUID
 
 from uoom.orders.v1 import order_pb2
 
+from uoom_orders import wire
 from uoom_orders.read.ports import ListQuery, NotServing
 from uoom_orders.read.version_floors import VersionFloors
 
@@ -38,10 +39,10 @@ class CachedOrder:
     expires_at: float
     size: int
     # The cache's generation when stored: an entry of an older generation is a floor only.
-    generation: int = 0
-    # `summary`'s wire encoding, made once when stored: an answer from this entry sends these
-    # bytes rather than encoding the record again (api/answer_encoding.py).
-    encoded_summary: bytes | None = None
+    generation: int
+    # `summary` as a status read answers it (wire.status_answer), made once when stored: an
+    # answer from this entry sends these bytes (near_cache_reads.py).
+    status_answer: bytes
 
     @property
     def version(self) -> int:
@@ -154,6 +155,28 @@ class NearCache:
             return None
         return entry
 
+    def answering(self, order_id: UUID, min_version: int) -> CachedOrder | None:
+        """The entry when it may answer a read asking for `min_version` or later: as `get`
+        gives it, at `min_version` and at the order's floor or later; else None.
+
+        `get` and the read path's version test in one call, for the status reads answered in
+        one step (near_cache_reads.py)."""
+        key = order_id.int
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at <= self._clock():
+            self._entries.pop(key)
+            return None
+        version = entry.summary.version
+        if (
+            entry.generation != self._generation
+            or version < min_version
+            or version < self.version_floors.floor(order_id)
+        ):
+            return None
+        return entry
+
     def get_summaries(self, order_ids: Sequence[UUID]) -> dict[int, order_pb2.OrderSummary]:
         """The answering entries' status records among `order_ids`, keyed by the ids' integers
         (one loop, for batch reads)."""
@@ -167,17 +190,20 @@ class NearCache:
         }
 
     # builtins: `bytes` in this class is the property above.
-    def encoded_summary(self, key: int, summary: order_pb2.OrderSummary) -> builtins.bytes | None:
-        """The wire encoding of `summary` when it is the very record this cache holds for the
-        id whose integer is `key` (what a read just answered from it), else None.
-
-        The identity check is what makes the bytes safe to send: the cache replaces an entry,
-        never changes one, so its encoding is of exactly that object.
-        """
-        entry = self._entries.peek(key)
-        if entry is None or entry.summary is not summary:
+    def status_answers(self, keys: Sequence[int]) -> list[builtins.bytes] | None:
+        """The `status_answer` of the answering entry of each id whose integer is in `keys`,
+        in order, when every one has such an entry; else None."""
+        entries = self._entries.get_many(keys)
+        if len(entries) < len(keys):
             return None
-        return entry.encoded_summary
+        now = self._clock()
+        generation = self._generation
+        answers = []
+        for entry in entries.values():
+            if entry.expires_at <= now or entry.generation != generation:
+                return None
+            answers.append(entry.status_answer)
+        return answers
 
     def floor(self, order_id: UUID) -> int:
         """The newest version of the order this replica has seen, cached or not; 0 if none."""
@@ -263,11 +289,11 @@ class NearCache:
             self.version_floors.set(order_id, summary.version)
         else:
             self.version_floors.raise_to(order_id, summary.version)
-        encoded = summary.SerializeToString()
+        answer = wire.status_answer(summary)
         # The record, its encoding and the whole order are all held.
-        size = 2 * len(encoded) + (order.ByteSize() if order is not None else 0)
+        size = 2 * len(answer) + (order.ByteSize() if order is not None else 0)
         entry = CachedOrder(
-            summary, order, expires_at, size + _ENTRY_OVERHEAD_BYTES, self._generation, encoded
+            summary, order, expires_at, size + _ENTRY_OVERHEAD_BYTES, self._generation, answer
         )
         return self._entries.set(order_id.int, entry)
 

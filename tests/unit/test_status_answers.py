@@ -1,16 +1,14 @@
-"""Status answers encoded from the near cache's bytes are the responses' own encodings."""
+"""A status record as the status reads answer it (wire.status_answer) is a whole
+GetOrderStatusResponse, and a batch's are a BatchGetOrderStatusResponse, byte for byte."""
 
 from __future__ import annotations
-
-import uuid
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from uoom.orders.v1 import order_pb2
 from uoom.orders.v1 import order_service_pb2 as pb
 
-from uoom_orders.api.answer_encoding import ReadAnswers, varint
-from uoom_orders.read.near_cache import NearCache
+from uoom_orders.wire import status_answer, varint
 
 _INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
@@ -36,10 +34,6 @@ def summaries(draw: st.DrawFn) -> order_pb2.OrderSummary:
     return summary
 
 
-def _key(summary: order_pb2.OrderSummary) -> int:
-    return uuid.UUID(summary.order_id).int
-
-
 # No deadline: a run of this suite once failed here with every example passing on a rerun; what
 # is checked is the bytes, and a busy machine can make one example slow.
 @settings(deadline=None)
@@ -48,7 +42,7 @@ def test_a_batch_answer_is_the_response_message_encoded(
     records: list[order_pb2.OrderSummary],
 ) -> None:
     expected = pb.BatchGetOrderStatusResponse(orders=records)
-    encoded = ReadAnswers().order_statuses([_key(r) for r in records], records)
+    encoded = b"".join(status_answer(r) for r in records)
     assert pb.BatchGetOrderStatusResponse.FromString(encoded) == expected
     # One field, its entries in order: the message's own encoding, byte for byte.
     assert encoded == expected.SerializeToString()
@@ -58,7 +52,7 @@ def test_a_batch_answer_is_the_response_message_encoded(
 @given(summaries())
 def test_a_single_answer_is_the_response_message_encoded(record: order_pb2.OrderSummary) -> None:
     expected = pb.GetOrderStatusResponse(order=record)
-    encoded = ReadAnswers().order_status(_key(record), record)
+    encoded = status_answer(record)
     assert pb.GetOrderStatusResponse.FromString(encoded) == expected
     assert encoded == expected.SerializeToString()
 
@@ -76,46 +70,8 @@ def test_varint_of_zero_is_one_byte() -> None:
     assert varint(0) == b"\x00"
 
 
-def test_near_cache_records_are_sent_as_the_cache_encoded_them() -> None:
-    cache = NearCache()
-    order_id = uuid.uuid4()
-    record = order_pb2.OrderSummary(order_id=str(order_id), version=3, tracking_code="T1")
-    assert cache.put(record, None, 2**40)
-    answered = cache.get_summaries([order_id])[order_id.int]
-    held = cache.encoded_summary(order_id.int, answered)
-    assert held == record.SerializeToString()
-
-    seen: list[bytes | None] = []
-
-    def lookup(key: int, summary: order_pb2.OrderSummary) -> bytes | None:
-        found = cache.encoded_summary(key, summary)
-        seen.append(found)
-        return found
-
-    answers = ReadAnswers(lookup)
-    assert answers.order_status(order_id.int, answered) == (
-        pb.GetOrderStatusResponse(order=record).SerializeToString()
-    )
-    assert seen == [held]
-
-
-def test_only_the_very_record_held_gets_the_cache_bytes() -> None:
-    cache = NearCache()
-    order_id = uuid.uuid4()
-    old = order_pb2.OrderSummary(order_id=str(order_id), version=3, tracking_code="old")
-    cache.put(old, None, 2**40)
-    # An equal record that is another object (from another tier, say): encoded afresh.
-    twin = order_pb2.OrderSummary()
-    twin.CopyFrom(old)
-    assert cache.encoded_summary(order_id.int, twin) is None
-    # Once a newer version replaced it, the old record is not the cache's any more.
-    newer = order_pb2.OrderSummary(order_id=str(order_id), version=4, tracking_code="newer")
-    assert cache.put(newer, None, 2**40)
-    assert cache.encoded_summary(order_id.int, old) is None
-    assert cache.encoded_summary(order_id.int, newer) == newer.SerializeToString()
-    assert cache.encoded_summary(uuid.uuid4().int, newer) is None
-    answers = ReadAnswers(cache.encoded_summary)
-    for record in (old, twin, newer):
-        assert answers.order_status(order_id.int, record) == (
-            pb.GetOrderStatusResponse(order=record).SerializeToString()
-        )
+def test_both_status_responses_keep_their_records_in_field_1() -> None:
+    # What lets one encoding serve both answers; a contract change moving either fails here.
+    single = pb.GetOrderStatusResponse.DESCRIPTOR.fields_by_name["order"]
+    batch = pb.BatchGetOrderStatusResponse.DESCRIPTOR.fields_by_name["orders"]
+    assert (single.number, batch.number) == (1, 1)
