@@ -10,9 +10,10 @@ the processes' own counters. This machine's speed moves by a third from minute t
 servers feel the same moment, so the ratio of one window varies by about a tenth and the
 median of sixty has a standard error of about 1 %, where rounds run one after the other (the
 benchmark's) vary by 10-30 %. Runs of the same comparison still differ by about ±4 % (where
-the processes land on the cores), so a change is judged on several runs; ``A A`` shows it. The regime is not the benchmark's saturated one — two servers
-and their callers share the cores, and a call costs more CPU in both — so the ratio is B's
-cost against A's, not a figure to hold against a target.
+the processes land on the cores), so a change is judged on several runs; ``A A`` shows it.
+The regime is not the benchmark's saturated one — two servers and their callers share the
+cores, and a call costs more CPU in both — so the ratio is B's cost against A's, not a figure
+to hold against a target.
 
 Orders are created through A (the relay and projector run in a process of their own, from the
 code this command runs), so both replicas' near caches fill from the event topic as they would

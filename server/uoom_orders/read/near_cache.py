@@ -72,10 +72,6 @@ class _LruEntries:
             self._data.move_to_end(key)
         return entry
 
-    def peek(self, key: int) -> CachedOrder | None:
-        """The entry, its recency left as it is; None when absent."""
-        return self._data.get(key)
-
     def get_many(self, keys: Iterable[int]) -> dict[int, CachedOrder]:
         """`get` of each key, those present: one call for a batch read's lookups."""
         data = self._data
