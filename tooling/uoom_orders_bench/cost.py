@@ -60,14 +60,14 @@ from uoom_orders_bench.pipeline import ReadModelTable, watching
 from uoom_orders_bench.process_metrics import Samples, parse, with_metrics_port
 from uoom_orders_bench.runner import _read_model_table, prepare_stores
 from uoom_orders_bench.targets import (
-    STOP_TIMEOUT_S,
+    PIPELINE_STARTED,
     order_stub,
     pipeline_process,
     replica_environment,
     service_environment,
     service_process,
-    wait_logged,
-    wait_serving,
+    start_logged,
+    start_serving,
 )
 from uoom_orders_bench.workload import (
     CALL_TIMEOUT_S,
@@ -291,14 +291,10 @@ async def measure(
         await prepare_stores(env)
         pipeline_env, pipeline_metrics = with_metrics_port(replica_environment(env), "pipeline")
         background = pipeline_process(pipeline_env, log_dir)
-        resources.callback(background.terminate, STOP_TIMEOUT_S)
-        background.spawn()
-        await wait_logged(background, ("outbox relay started", "projector started"))
+        await start_logged(resources, background, PIPELINE_STARTED)
         api_env, api_metrics = with_metrics_port(env, "api")
         api, address = service_process(api_env, log_dir, roles=("api",), name="api")
-        resources.callback(api.terminate, STOP_TIMEOUT_S)
-        api.spawn()
-        await wait_serving(address, api)
+        await start_serving(resources, api, address)
         endpoints_ = (pipeline_metrics, api_metrics)
         before = [await e.scrape() for e in endpoints_]
         _say(f"{orders} order lifecycles, {reads} reads each, {concurrency} at a time")

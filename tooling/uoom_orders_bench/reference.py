@@ -44,14 +44,14 @@ from uoom_orders_bench import load
 from uoom_orders_bench.dax_hop import DaxHop
 from uoom_orders_bench.runner import prepare_stores
 from uoom_orders_bench.targets import (
-    STOP_TIMEOUT_S,
+    PIPELINE_STARTED,
     order_stub,
     pipeline_process,
     replica_environment,
     service_environment,
     service_process,
-    wait_logged,
-    wait_serving,
+    start_logged,
+    start_serving,
 )
 from uoom_orders_bench.workload import CALL_TIMEOUT_S, create_request, seed_orders
 from uoom_orders_devstack import LocalStack
@@ -191,16 +191,12 @@ async def run(rounds: int, orders: int, calls: int, mixed_seconds: float) -> Non
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
         await prepare_stores(env)
         background = pipeline_process(replica_environment(env), log_dir)
-        resources.callback(background.terminate, STOP_TIMEOUT_S)
-        background.spawn()
-        await wait_logged(background, ("outbox relay started", "projector started"))
+        await start_logged(resources, background, PIPELINE_STARTED)
         addresses: dict[str, str] = {}
         for name, tiers in TIERS.items():
             tier_env = replica_environment(env) | {"READ_TIERS": tiers}
             process, address = service_process(tier_env, log_dir, roles=("api",), name=name)
-            resources.callback(process.terminate, STOP_TIMEOUT_S)
-            process.spawn()
-            await wait_serving(address, process)
+            await start_serving(resources, process, address)
             addresses[name] = address
         _say(f"stack, pipeline and {len(addresses)} API processes up: {addresses}")
 

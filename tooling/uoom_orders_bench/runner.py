@@ -40,13 +40,13 @@ from uoom_orders_bench.scenarios import LoadSettings, Scenario, Side
 from uoom_orders_bench.stages import pipeline_stages
 from uoom_orders_bench.targets import (
     ALL_ROLES,
-    STOP_TIMEOUT_S,
     bare_server_process,
     order_stub,
     replica_environment,
     service_environment,
     service_process,
-    wait_logged,
+    start_logged,
+    start_serving,
     wait_quiet,
     wait_serving,
 )
@@ -152,9 +152,7 @@ async def run_benchmark(options: BenchOptions, command: str, argv: Sequence[str]
             order_service_pb2.BatchGetOrderStatusResponse(orders=summaries).SerializeToString()
         )
         bare, setup.baseline_address = bare_server_process(orders_file, log_dir)
-        resources.callback(bare.terminate, STOP_TIMEOUT_S)
-        bare.spawn()
-        await wait_serving(setup.baseline_address, bare)
+        await start_serving(resources, bare, setup.baseline_address)
         _say(f"baseline (bare grpc.aio) at {setup.baseline_address}")
 
         book = OrderBook(summaries)
@@ -365,9 +363,7 @@ async def _start_service(
     if setup.dynamodb_pid is not None:
         setup.background_pids.append(setup.dynamodb_pid)
     process, address = service_process(env, log_dir, roles=roles)
-    resources.callback(process.terminate, STOP_TIMEOUT_S)
-    process.spawn()
-    await wait_serving(address, process)
+    await start_serving(resources, process, address)
     facts["service"] = {
         "address": address,
         "roles": list(roles),
@@ -392,9 +388,7 @@ async def _start_service(
     )
     api_metrics.append(replica_metrics)
     replica, replica_address = service_process(replica_env, log_dir, roles=("api",), name="replica")
-    resources.callback(replica.terminate, STOP_TIMEOUT_S)
-    replica.spawn()
-    await wait_serving(replica_address, replica)
+    await start_serving(resources, replica, replica_address)
     replica_pid = replica.pid
     facts["replica"] = {"address": replica_address, "roles": ["api"]}
     _say(f"API replica at {replica_address} (log: {replica.log_path})")
@@ -434,9 +428,7 @@ async def _start_role(
     Its endpoint carries its pid, for its CPU per event."""
     role_env, metrics = with_metrics_port(replica_environment(env), role)
     process, _ = service_process(role_env, log_dir, roles=(role,), name=role)
-    resources.callback(process.terminate, STOP_TIMEOUT_S)
-    process.spawn()
-    await wait_logged(process, (started,))
+    await start_logged(resources, process, (started,))
     _say(f"{role} in a process of its own (log: {process.log_path})")
     return dataclasses.replace(metrics, pid=process.pid)
 
@@ -471,9 +463,7 @@ async def _start_zipf(
     replica_env.setdefault("READ_TIER_TIMEOUT_MS", "1000")
     replica_env, metrics = with_metrics_port(replica_env, "zipf")
     process, address = service_process(replica_env, log_dir, roles=("api",), name="zipf")
-    resources.callback(process.terminate, STOP_TIMEOUT_S)
-    process.spawn()
-    await wait_serving(address, process)
+    await start_serving(resources, process, address)
     facts["zipf"] = {"address": address, "near_cache_max_entries": settings.cache_entries}
     _say(
         f"zipf: API replica at {address}, NEAR_CACHE_MAX_ENTRIES={settings.cache_entries:,} "

@@ -41,19 +41,20 @@ from typing import TYPE_CHECKING
 from uoom.orders.v1 import order_service_pb2
 
 from uoom_orders_bench.cpu import cpu_seconds
+from uoom_orders_bench.pipeline import NEAR_CACHE
 from uoom_orders_bench.runner import prepare_stores
 from uoom_orders_bench.targets import (
-    STOP_TIMEOUT_S,
+    PIPELINE_STARTED,
     bare_server_process,
     order_stub,
     pipeline_process,
     replica_environment,
     service_environment,
     service_process,
-    wait_logged,
-    wait_serving,
+    start_logged,
+    start_serving,
 )
-from uoom_orders_bench.workload import batch_requests, get_requests, seed_orders
+from uoom_orders_bench.workload import SERVED_BY, batch_requests, get_requests, seed_orders
 from uoom_orders_devstack import LocalStack
 from uoom_orders_devstack.processes import ServerProcess
 
@@ -141,8 +142,8 @@ async def _wait_near_cache(
         while True:
             call = stub.BatchGetOrderStatus(request, timeout=10.0)
             await call
-            served_by = dict(await call.trailing_metadata() or ()).get("x-served-by")
-            if served_by == "near-cache":
+            served_by = dict(await call.trailing_metadata() or ()).get(SERVED_BY)
+            if served_by == NEAR_CACHE:
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"replica {side}: orders still served by {served_by!r}")
@@ -213,9 +214,7 @@ async def compare(
         await prepare_stores(env)
         log_dir = Path(resources.enter_context(tempfile.TemporaryDirectory(prefix="uoom-sbs-")))
         pipeline = pipeline_process(env, log_dir)
-        resources.callback(pipeline.terminate, STOP_TIMEOUT_S)
-        pipeline.spawn()
-        await wait_logged(pipeline, ("outbox relay started", "projector started"))
+        await start_logged(resources, pipeline, PIPELINE_STARTED)
 
         processes: dict[str, ServerProcess] = {}
         addresses: dict[str, str] = {}
@@ -226,9 +225,7 @@ async def compare(
             process, address = service_process(
                 replica_env, log_dir, roles=("api",), name=f"replica-{side}"
             )
-            resources.callback(process.terminate, STOP_TIMEOUT_S)
-            process.spawn()
-            await wait_serving(address, process)
+            await start_serving(resources, process, address)
             processes[side], addresses[side] = process, address
 
         # Both replicas before the orders: each near cache fills from the event topic.
@@ -243,9 +240,7 @@ async def compare(
                 order_service_pb2.BatchGetOrderStatusResponse(orders=summaries).SerializeToString()
             )
             bare, addresses["B"] = bare_server_process(orders_file, log_dir)
-            resources.callback(bare.terminate, STOP_TIMEOUT_S)
-            bare.spawn()
-            await wait_serving(addresses["B"], bare)
+            await start_serving(resources, bare, addresses["B"])
             processes["B"] = bare
         ids = [summary.order_id for summary in summaries]
         rng = random.Random(7)

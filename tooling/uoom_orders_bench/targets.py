@@ -8,7 +8,7 @@ import secrets
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,6 +77,27 @@ def pipeline_process(env: Mapping[str, str], log_dir: Path) -> ServerProcess:
     """`serve --roles relay,projector`: no gRPC port; ready when both roles say so in the log."""
     process, _ = service_process(env, log_dir, roles=("relay", "projector"), name="pipeline")
     return process
+
+
+PIPELINE_STARTED = ("outbox relay started", "projector started")
+"""What `pipeline_process` logs once both its roles run."""
+
+
+async def start_serving(resources: AsyncExitStack, process: ServerProcess, address: str) -> None:
+    """Starts `process`, stopped when `resources` unwinds, and waits until `address` serves."""
+    resources.callback(process.terminate, STOP_TIMEOUT_S)
+    process.spawn()
+    await wait_serving(address, process)
+
+
+async def start_logged(
+    resources: AsyncExitStack, process: ServerProcess, lines: tuple[str, ...]
+) -> None:
+    """Starts `process` (a role without a port), stopped when `resources` unwinds, and waits
+    until its log says each of `lines`."""
+    resources.callback(process.terminate, STOP_TIMEOUT_S)
+    process.spawn()
+    await wait_logged(process, lines)
 
 
 async def wait_logged(
